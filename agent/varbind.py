@@ -1,0 +1,23 @@
+"""SNMP values as plain data (no pysnmp types), shared by the client adapter and the pure mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OID = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpValue:
+    # integer octets oid ipaddress counter32 gauge32 timeticks opaque counter64 null
+    # no_such_object no_such_instance end_of_mib_view unknown
+    kind: str
+    value: int | bytes | str | None
+
+
+NUMERIC_KINDS = frozenset({"integer", "counter32", "gauge32", "timeticks", "counter64"})
+ABSENT_KINDS = frozenset({"no_such_object", "no_such_instance", "end_of_mib_view", "null", "unknown"})
+
+
+def oid_text(oid: OID) -> str:
+    return ".".join(map(str, oid))

@@ -1,0 +1,59 @@
+"""Collector configuration: strict models (unknown keys are errors) and ``load(path)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hatang import configfile
+from hatang.configfile import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttConfig(_Strict):
+    url: str = Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    client_id: str = "hatang-collector"
+    keepalive: int = Field(default=30, ge=5, le=3600)
+
+
+class LimitsConfig(_Strict):
+    max_payload_bytes: int = Field(default=1 << 20, ge=1024)
+    max_samples_per_message: int = Field(default=50_000, ge=1)
+    max_label_length: int = Field(default=1024, ge=16)
+
+
+class CollectorConfig(_Strict):
+    mqtt: MqttConfig
+    listen: str = Field(default="127.0.0.1:9108", pattern=r"^[^\s:]*:\d{1,5}$")
+    # A device's series disappear after this many of its poll intervals without data
+    # (its hatang_device_up stays, at 0).
+    stale_after_intervals: float = Field(default=3.0, ge=1.0)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host or "0.0.0.0", int(port)
+
+
+def load(path: Path) -> CollectorConfig:
+    config = configfile.load(CollectorConfig, path)
+    base = path.resolve().parent
+    for key in ("password_file", "ca_file"):
+        value = getattr(config.mqtt, key)
+        if value is not None and not value.is_absolute():
+            setattr(config.mqtt, key, base / value)
+    return config
+
+
+__all__ = ["CollectorConfig", "ConfigError", "load"]

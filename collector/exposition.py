@@ -1,0 +1,89 @@
+"""Prometheus text exposition (format 0.0.4) of the store. Pure: no I/O, only reads memory.
+
+Sample lines are rendered once, when a batch arrives; a scrape groups them under one HELP/TYPE per
+metric name and adds the liveness series computed at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from wire.messages import Family, Labels
+
+if TYPE_CHECKING:
+    from collector.store import DeviceState, Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def format_labels(labels: Iterable[tuple[str, str]]) -> str:
+    inner = ",".join(f'{name}="{escape(value)}"' for name, value in labels)
+    return "{" + inner + "}" if inner else ""
+
+
+def format_value(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def render_lines(family: Family, base: Labels) -> list[str]:
+    return [f"{family.name}{format_labels((*base, *s.labels))} {format_value(s.value)}"
+            for s in family.samples]
+
+
+def _header(name: str, mtype: str, help_text: str) -> str:
+    help_escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {help_escaped}\n# TYPE {name} {mtype}\n"
+
+
+def _liveness(store: Store, now: float) -> Iterator[str]:
+    agents = sorted(store.agents.values(), key=lambda a: a.agent)
+    yield _header("hatang_agent_up", "gauge", "1 if the agent is online (birth message seen, no will since).")
+    for a in agents:
+        yield f"hatang_agent_up{format_labels((('agent', a.agent), *a.site))} {1 if a.online else 0}\n"
+    yield _header("hatang_agent_last_seen_timestamp_seconds", "gauge",
+                  "Unix time the collector last received a message from the agent.")
+    for a in agents:
+        yield (f"hatang_agent_last_seen_timestamp_seconds{format_labels((('agent', a.agent), *a.site))} "
+               f"{format_value(a.last_seen)}\n")
+    devices = sorted(store.devices.values(), key=lambda d: (d.agent, d.device))
+    per_device: list[tuple[str, str, Callable[[DeviceState, bool], float]]] = [
+        ("hatang_device_up", "1 if the device answered its last poll and that poll is recent; else 0.",
+         lambda d, fresh: 1 if (d.up and fresh) else 0),
+        ("hatang_device_last_poll_timestamp_seconds", "Unix time the newest received poll started.",
+         lambda d, fresh: d.ts),
+        ("hatang_device_poll_duration_seconds", "Seconds the newest received poll took.",
+         lambda d, fresh: d.duration),
+        ("hatang_device_poll_errors", "Profiles that failed in the newest received poll.",
+         lambda d, fresh: d.errors),
+    ]
+    freshness = {(d.agent, d.device): store.is_fresh(d, now) for d in devices}
+    for name, help_text, getter in per_device:
+        yield _header(name, "gauge", help_text)
+        for d in devices:
+            labels = format_labels((("agent", d.agent), ("device", d.device), *d.site))
+            yield f"{name}{labels} {format_value(getter(d, freshness[(d.agent, d.device)]))}\n"
+
+
+def render(store: Store, now: float) -> str:
+    """The device and liveness part of /metrics."""
+    parts: list[str] = list(_liveness(store, now))
+    fresh = [d for d in store.devices.values() if store.is_fresh(d, now)]
+    names: dict[str, tuple[str, str]] = {}
+    for d in fresh:
+        names.update(d.meta)
+    for name in sorted(names):
+        mtype, help_text = names[name]
+        parts.append(_header(name, mtype, help_text))
+        for d in fresh:
+            lines = d.lines.get(name)
+            if lines:
+                parts.append("\n".join(lines))
+                parts.append("\n")
+    return "".join(parts)

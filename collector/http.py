@@ -1,0 +1,52 @@
+"""The collector's HTTP server (aiohttp): /metrics, /healthz, /readyz."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from collector import exposition
+from collector.store import Store
+
+
+def make_app(store: Store, is_ready: Callable[[], bool]) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        t0 = time.perf_counter()
+        body = exposition.render(store, store.clock())
+        store.metrics.rendered(time.perf_counter() - t0)
+        data = body.encode("utf-8") + store.metrics.render()
+        return web.Response(body=data, headers={"Content-Type": exposition.CONTENT_TYPE})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if is_ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not connected to the MQTT broker\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+class HttpServer:
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self._runner = web.AppRunner(app, access_log=None)
+        self._host, self._port = host, port
+        self.bound_port = port
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None)  # tells the real port when 0 was asked
+        if sockets:
+            self.bound_port = int(sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

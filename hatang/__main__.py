@@ -1,0 +1,5 @@
+import sys
+
+from hatang.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""The ``hatang`` command: agent, collector, check, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from hatang import __version__
+from hatang.configfile import ConfigError, load_yaml
+
+EXIT_CONFIG = 2
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main(stop)``; SIGINT/SIGTERM set ``stop`` so services shut down cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from agent import config as agent_config
+    from agent.service import AgentService
+
+    path = Path(args.config)
+    config = agent_config.load(path)
+    setup_logging(config.log_level)
+    service = AgentService(config, path)
+    asyncio.run(run_until_signal(service.run))
+    return 0
+
+
+def _cmd_collector(args: argparse.Namespace) -> int:
+    from collector import config as collector_config
+    from collector.service import CollectorService
+
+    path = Path(args.config)
+    config = collector_config.load(path)
+    setup_logging(config.log_level)
+    service = CollectorService(config, path)
+    asyncio.run(run_until_signal(service.run))
+    return 0
+
+
+def config_kind(data: object) -> str:
+    """'agent' or 'collector', guessed from the keys of a config file."""
+    if isinstance(data, dict) and ({"agent_id", "devices", "site", "buffer"} & data.keys()):
+        return "agent"
+    return "collector"
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    kind = args.kind or config_kind(load_yaml(path))
+    if kind == "agent":
+        from agent import config as agent_config
+
+        agent = agent_config.load(path)
+        print(f"{path}: OK: agent config for '{agent.agent_id}' with {len(agent.devices)} device(s)")
+    else:
+        from collector import config as collector_config
+
+        collector = collector_config.load(path)
+        print(f"{path}: OK: collector config, serving on {collector.listen}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hatang.demo import run_demo
+
+    setup_logging("warning" if not args.verbose else "info")
+    host, _, port = args.listen.rpartition(":")
+    asyncio.run(run_until_signal(lambda stop: run_demo(stop, host or "127.0.0.1", int(port), args.duration)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hatang", description="hatang: SNMP over MQTT into Prometheus")
+    parser.add_argument("--version", action="version", version=f"hatang {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("agent", help="run an agent (polls SNMP devices, publishes over MQTT)")
+    p.add_argument("-c", "--config", required=True, help="agent YAML config file")
+    p.set_defaults(func=_cmd_agent)
+
+    p = sub.add_parser("collector", help="run a collector (MQTT in, Prometheus /metrics out)")
+    p.add_argument("-c", "--config", required=True, help="collector YAML config file")
+    p.set_defaults(func=_cmd_collector)
+
+    p = sub.add_parser("check", help="validate an agent or collector config file")
+    p.add_argument("-c", "--config", required=True, help="config file to check")
+    p.add_argument("--kind", choices=("agent", "collector"), help="config kind (default: guessed from keys)")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("demo", help="the whole system on this machine: broker, simulated devices, agent, "
+                                    "collector")
+    p.add_argument("--listen", default="127.0.0.1:9108", help="collector HTTP address (default %(default)s)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the services do")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigError as exc:
+        print(f"hatang: config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

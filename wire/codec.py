@@ -1,0 +1,245 @@
+"""JSON codec for the wire messages, with strict validation on decode.
+
+Every payload is a JSON object with ``"v": WIRE_VERSION`` and ``"type"``. Decoding ignores unknown
+fields (so optional fields can be added without bumping the version) and raises :class:`DecodeError`
+with a short machine-readable ``reason`` for anything else; the collector counts rejects by reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from wire.messages import AgentStatus, Family, Labels, MetricType, PollBatch, ProfileError, Sample
+from wire.topics import WIRE_VERSION, is_agent_id, is_device_name
+
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+METRIC_TYPES: frozenset[str] = frozenset({"gauge", "counter"})
+# Labels the collector sets itself; a sample may not carry them.
+RESERVED_LABELS = frozenset({"agent", "device", "province", "district", "commune", "job", "instance"})
+
+
+class DecodeError(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason  # json | version | schema | too_large | too_many_samples | identity
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_payload_bytes: int = 1 << 20
+    max_samples: int = 50_000
+    max_label_length: int = 1024
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _labels_json(labels: Labels) -> dict[str, str]:
+    return dict(labels)
+
+
+def encode_batch(batch: PollBatch) -> bytes:
+    doc: dict[str, Any] = {
+        "v": WIRE_VERSION,
+        "type": "poll",
+        "agent": batch.agent,
+        "boot": batch.boot_id,
+        "seq": batch.seq,
+        "ts": batch.ts,
+        "device": batch.device,
+        "interval": batch.interval,
+        "up": batch.up,
+        "duration": batch.duration,
+        "site": _labels_json(batch.site),
+        "errors": [{"profile": e.profile, "error": e.error} for e in batch.errors],
+        "metrics": [
+            {
+                "name": f.name,
+                "type": f.type,
+                "help": f.help,
+                "samples": [{"labels": _labels_json(s.labels), "value": s.value} for s in f.samples],
+            }
+            for f in batch.families
+        ],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_status(status: AgentStatus) -> bytes:
+    doc = {
+        "v": WIRE_VERSION,
+        "type": "status",
+        "agent": status.agent,
+        "boot": status.boot_id,
+        "online": status.online,
+        "ts": status.ts,
+        "version": status.version,
+        "site": _labels_json(status.site),
+        "devices": list(status.devices),
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def _fail(reason: str, detail: str) -> NoReturn:
+    raise DecodeError(reason, detail)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    _fail("schema", f"non-finite number {name}")
+
+
+def _load(payload: bytes, limits: Limits, expected_type: str) -> dict[str, Any]:
+    if len(payload) > limits.max_payload_bytes:
+        _fail("too_large", f"{len(payload)} bytes > {limits.max_payload_bytes}")
+    try:
+        text = payload.decode("utf-8")
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except DecodeError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        _fail("json", str(exc)[:200])
+    if not isinstance(doc, dict):
+        _fail("schema", "payload is not a JSON object")
+    if doc.get("v") != WIRE_VERSION:
+        _fail("version", f"wire version {doc.get('v')!r}, this side speaks {WIRE_VERSION}")
+    if doc.get("type") != expected_type:
+        _fail("schema", f"type {doc.get('type')!r}, expected {expected_type!r}")
+    return doc
+
+
+def _str(doc: Mapping[str, Any], key: str, limits: Limits) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str):
+        _fail("schema", f"{key} must be a string")
+    if len(value) > limits.max_label_length:
+        _fail("schema", f"{key} longer than {limits.max_label_length}")
+    return value
+
+
+def _number(doc: Mapping[str, Any], key: str) -> float:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail("schema", f"{key} must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        _fail("schema", f"{key} must be finite")
+    return value
+
+
+def _bool(doc: Mapping[str, Any], key: str) -> bool:
+    value = doc.get(key)
+    if not isinstance(value, bool):
+        _fail("schema", f"{key} must be true or false")
+    return value
+
+
+def _list(doc: Mapping[str, Any], key: str) -> list[Any]:
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        _fail("schema", f"{key} must be a list")
+    return value
+
+
+def _labels(value: Any, where: str, limits: Limits, *, allow_reserved: bool) -> Labels:
+    if not isinstance(value, dict):
+        _fail("schema", f"{where} must be an object of strings")
+    items: list[tuple[str, str]] = []
+    for name, label_value in value.items():
+        if not isinstance(label_value, str) or LABEL_NAME.fullmatch(name) is None or name.startswith("__"):
+            _fail("schema", f"{where}: bad label {name!r}")
+        if not allow_reserved and name in RESERVED_LABELS:
+            _fail("schema", f"{where}: label {name!r} is set by the collector")
+        if len(label_value) > limits.max_label_length or len(name) > limits.max_label_length:
+            _fail("schema", f"{where}: label {name[:64]!r} too long")
+        items.append((name, label_value))
+    items.sort()
+    return tuple(items)
+
+
+def _family(raw: Any, index: int, limits: Limits) -> Family:
+    where = f"metrics[{index}]"
+    if not isinstance(raw, dict):
+        _fail("schema", f"{where} must be an object")
+    name = _str(raw, "name", limits)
+    if METRIC_NAME.fullmatch(name) is None:
+        _fail("schema", f"{where}: bad metric name {name[:64]!r}")
+    mtype = raw.get("type")
+    if mtype not in METRIC_TYPES:
+        _fail("schema", f"{where}: type must be one of {sorted(METRIC_TYPES)}")
+    help_text = raw.get("help", "")
+    if not isinstance(help_text, str):
+        _fail("schema", f"{where}: help must be a string")
+    samples = []
+    for j, raw_sample in enumerate(_list(raw, "samples")):
+        if not isinstance(raw_sample, dict):
+            _fail("schema", f"{where}.samples[{j}] must be an object")
+        labels = _labels(raw_sample.get("labels", {}), f"{where}.samples[{j}].labels", limits,
+                         allow_reserved=False)
+        samples.append(Sample(labels, _number(raw_sample, "value")))
+    metric_type: MetricType = "counter" if mtype == "counter" else "gauge"
+    return Family(name, metric_type, help_text[: limits.max_label_length], tuple(samples))
+
+
+def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
+    doc = _load(payload, limits, "poll")
+    agent = _str(doc, "agent", limits)
+    device = _str(doc, "device", limits)
+    if not is_agent_id(agent) or not is_device_name(device):
+        _fail("schema", "bad agent id or device name")
+    seq = doc.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        _fail("schema", "seq must be a positive integer")
+    raw_metrics = _list(doc, "metrics")
+    total = sum(len(m.get("samples", ())) if isinstance(m, dict) and isinstance(m.get("samples"), list)
+                else 0 for m in raw_metrics)
+    if total > limits.max_samples:
+        _fail("too_many_samples", f"{total} samples > {limits.max_samples}")
+    errors = []
+    for i, raw_error in enumerate(_list(doc, "errors")):
+        if not isinstance(raw_error, dict):
+            _fail("schema", f"errors[{i}] must be an object")
+        errors.append(ProfileError(_str(raw_error, "profile", limits), _str(raw_error, "error", limits)))
+    return PollBatch(
+        agent=agent,
+        boot_id=_str(doc, "boot", limits),
+        seq=seq,
+        ts=_number(doc, "ts"),
+        device=device,
+        interval=_number(doc, "interval"),
+        up=_bool(doc, "up"),
+        duration=_number(doc, "duration"),
+        site=_labels(doc.get("site", {}), "site", limits, allow_reserved=True),
+        errors=tuple(errors),
+        families=tuple(_family(raw, i, limits) for i, raw in enumerate(raw_metrics)),
+    )
+
+
+def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatus:
+    doc = _load(payload, limits, "status")
+    agent = _str(doc, "agent", limits)
+    if not is_agent_id(agent):
+        _fail("schema", "bad agent id")
+    devices = _list(doc, "devices")
+    if not all(isinstance(d, str) for d in devices):
+        _fail("schema", "devices must be a list of strings")
+    version = doc.get("version", "")
+    if not isinstance(version, str):
+        _fail("schema", "version must be a string")
+    return AgentStatus(
+        agent=agent,
+        boot_id=_str(doc, "boot", limits),
+        online=_bool(doc, "online"),
+        ts=_number(doc, "ts"),
+        version=version[:64],
+        site=_labels(doc.get("site", {}), "site", limits, allow_reserved=True),
+        devices=tuple(devices),
+    )

@@ -1,0 +1,65 @@
+"""Message models of the wire contract. Plain frozen dataclasses; the codec turns them into JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+MetricType = Literal["gauge", "counter"]
+Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: hashable and ordered
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    labels: Labels
+    value: float  # ints (Counter64 up to 2**64-1) travel exactly in JSON; Prometheus stores float64
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """All samples of one metric name from one device poll."""
+
+    name: str
+    type: MetricType
+    help: str
+    samples: tuple[Sample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileError:
+    profile: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollBatch:
+    """One poll of one device: the unit of publishing, queueing and de-duplication.
+
+    ``(agent, boot_id, seq)`` identifies a batch: ``boot_id`` is new at every agent start and ``seq``
+    counts batches within a boot from 1 with no gaps, so a receiver can drop duplicates and see gaps.
+    """
+
+    agent: str
+    boot_id: str
+    seq: int
+    ts: float  # unix seconds at which the poll started
+    device: str
+    interval: float  # the device's poll interval in seconds
+    up: bool  # the device answered
+    duration: float  # seconds the poll took
+    site: Labels = ()
+    errors: tuple[ProfileError, ...] = ()
+    families: tuple[Family, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """Retained birth message (online) or last will (offline) of one agent."""
+
+    agent: str
+    boot_id: str
+    online: bool
+    ts: float
+    version: str = ""
+    site: Labels = ()
+    devices: tuple[str, ...] = field(default=())
