@@ -91,6 +91,8 @@ class SnmpConfig(_Strict):
                 if protocol and not given:
                     raise ValueError(f"{kind}_protocol {protocol} needs {kind}_password or "
                                      f"{kind}_password_file")
+                if given and not protocol:  # never fall back silently to a weaker security level
+                    raise ValueError(f"{kind}_password given without {kind}_protocol; add {kind}_protocol")
         return self
 
 

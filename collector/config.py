@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hatang import configfile
 from hatang.configfile import ConfigError
@@ -33,17 +33,25 @@ class LimitsConfig(_Strict):
 
 class CollectorConfig(_Strict):
     mqtt: MqttConfig
-    listen: str = Field(default="127.0.0.1:9108", pattern=r"^[^\s:]*:\d{1,5}$")
+    listen: str = Field(default="127.0.0.1:9108", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]*):\d{1,5}$")
     # A device's series disappear after this many of its poll intervals without data
     # (its hatang_device_up stays, at 0).
     stale_after_intervals: float = Field(default=3.0, ge=1.0)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @field_validator("listen")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        port = int(value.rpartition(":")[2])
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range 0-65535")
+        return value
+
     @property
     def listen_host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
-        return host or "0.0.0.0", int(port)
+        return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def load(path: Path) -> CollectorConfig:

@@ -1,18 +1,49 @@
-"""Duplicate and gap detection over (agent, boot id, sequence). Pure, bounded memory."""
+"""Duplicate and gap detection over (agent, boot id, sequence). Pure, bounded memory.
+
+Per boot we keep the highest sequence seen and the *holes* below it as half-open ranges, so a replayed
+batch that fills a hole is accepted once and a second copy is a duplicate. After a collector restart
+everything below the first sequence seen is one hole (unknown, not counted as a gap), so an agent's
+replay of older batches is still accepted.
+"""
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-MAX_MISSING_TRACKED = 100_000  # holes remembered per boot (a hole beyond this is only counted)
+MAX_HOLES_TRACKED = 10_000  # ranges remembered per boot; beyond that the oldest hole is forgotten
 MAX_BOOTS_TRACKED = 4  # boots remembered per agent (replays of an earlier boot may still arrive)
 
 
 @dataclass
 class _Boot:
-    highest: int = 0
-    missing: set[int] = field(default_factory=set)
+    highest: int
+    starts: list[int] = field(default_factory=list)  # hole i is [starts[i], ends[i])
+    ends: list[int] = field(default_factory=list)
+
+    def add_hole(self, start: int, end: int) -> None:
+        if start >= end:
+            return
+        self.starts.append(start)
+        self.ends.append(end)
+        if len(self.starts) > MAX_HOLES_TRACKED:
+            del self.starts[0], self.ends[0]
+
+    def fill(self, seq: int) -> bool:
+        """Remove ``seq`` from the holes; False if it was not missing (a duplicate)."""
+        i = bisect.bisect_right(self.starts, seq) - 1
+        if i < 0 or seq >= self.ends[i]:
+            return False
+        start, end = self.starts[i], self.ends[i]
+        del self.starts[i], self.ends[i]
+        if seq + 1 < end:
+            self.starts.insert(i, seq + 1)
+            self.ends.insert(i, end)
+        if start < seq:
+            self.starts.insert(i, start)
+            self.ends.insert(i, seq)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +60,15 @@ class SequenceTracker:
         boots = self._agents.setdefault(agent, OrderedDict())
         boot = boots.get(boot_id)
         if boot is None:
-            boot = boots[boot_id] = _Boot()
+            boot = boots[boot_id] = _Boot(highest=seq)
+            boot.add_hole(1, seq)  # unknown past: accept it if it arrives, but do not call it a gap
             while len(boots) > MAX_BOOTS_TRACKED:
-                boots.popitem(last=False)
+                boots.popitem(last=False)  # least recently used
+            return Verdict(True, 0)
+        boots.move_to_end(boot_id)
         if seq > boot.highest:
             gap = seq - boot.highest - 1
-            room = MAX_MISSING_TRACKED - len(boot.missing)
-            if gap and room > 0:
-                boot.missing.update(range(max(boot.highest + 1, seq - room), seq))
+            boot.add_hole(boot.highest + 1, seq)
             boot.highest = seq
             return Verdict(True, gap)
-        if seq in boot.missing:
-            boot.missing.discard(seq)
-            return Verdict(True, 0)
-        return Verdict(False, 0)
+        return Verdict(boot.fill(seq), 0)

@@ -20,8 +20,17 @@ from wire.topics import WIRE_VERSION, is_agent_id, is_device_name
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 METRIC_TYPES: frozenset[str] = frozenset({"gauge", "counter"})
+# Site labels an agent may claim (the collector puts them on every series of the agent).
+SITE_LABELS = frozenset({"province", "district", "commune"})
 # Labels the collector sets itself; a sample may not carry them.
-RESERVED_LABELS = frozenset({"agent", "device", "province", "district", "commune", "job", "instance"})
+RESERVED_LABELS = frozenset({"agent", "device", "job", "instance"}) | SITE_LABELS
+# Series the collector computes itself; an agent's metric family may not use these names or prefixes.
+RESERVED_METRICS = frozenset({
+    "hatang_agent_up", "hatang_agent_last_seen_timestamp_seconds", "hatang_device_up",
+    "hatang_device_last_poll_timestamp_seconds", "hatang_device_poll_duration_seconds",
+    "hatang_device_poll_errors",
+})
+RESERVED_METRIC_PREFIXES = ("hatang_collector_", "process_", "python_")
 
 
 class DecodeError(ValueError):
@@ -110,7 +119,8 @@ def _load(payload: bytes, limits: Limits, expected_type: str) -> dict[str, Any]:
         _fail("json", str(exc)[:200])
     if not isinstance(doc, dict):
         _fail("schema", "payload is not a JSON object")
-    if doc.get("v") != WIRE_VERSION:
+    version = doc.get("v")
+    if isinstance(version, bool) or version != WIRE_VERSION:
         _fail("version", f"wire version {doc.get('v')!r}, this side speaks {WIRE_VERSION}")
     if doc.get("type") != expected_type:
         _fail("schema", f"type {doc.get('type')!r}, expected {expected_type!r}")
@@ -123,6 +133,16 @@ def _str(doc: Mapping[str, Any], key: str, limits: Limits) -> str:
         _fail("schema", f"{key} must be a string")
     if len(value) > limits.max_label_length:
         _fail("schema", f"{key} longer than {limits.max_label_length}")
+    return _encodable(value, key)
+
+
+def _encodable(value: str, where: str) -> str:
+    """Reject lone surrogates (JSON escapes like \\ud800): they cannot be written out as UTF-8 again."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            _fail("schema", f"{where}: string is not valid Unicode")
     return value
 
 
@@ -149,15 +169,19 @@ def _list(doc: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _labels(value: Any, where: str, limits: Limits, *, allow_reserved: bool) -> Labels:
+def _labels(value: Any, where: str, limits: Limits, *, allowed: frozenset[str] | None = None) -> Labels:
+    """Sample labels (``allowed`` None: any name but the reserved ones) or site labels (only ``allowed``)."""
     if not isinstance(value, dict):
         _fail("schema", f"{where} must be an object of strings")
     items: list[tuple[str, str]] = []
     for name, label_value in value.items():
         if not isinstance(label_value, str) or LABEL_NAME.fullmatch(name) is None or name.startswith("__"):
             _fail("schema", f"{where}: bad label {name!r}")
-        if not allow_reserved and name in RESERVED_LABELS:
+        if allowed is None and name in RESERVED_LABELS:
             _fail("schema", f"{where}: label {name!r} is set by the collector")
+        if allowed is not None and name not in allowed:
+            _fail("schema", f"{where}: label {name!r} is not one of {sorted(allowed)}")
+        _encodable(label_value, f"{where}.{name}")
         if len(label_value) > limits.max_label_length or len(name) > limits.max_label_length:
             _fail("schema", f"{where}: label {name[:64]!r} too long")
         items.append((name, label_value))
@@ -172,18 +196,20 @@ def _family(raw: Any, index: int, limits: Limits) -> Family:
     name = _str(raw, "name", limits)
     if METRIC_NAME.fullmatch(name) is None:
         _fail("schema", f"{where}: bad metric name {name[:64]!r}")
+    if name in RESERVED_METRICS or name.startswith(RESERVED_METRIC_PREFIXES):
+        _fail("schema", f"{where}: metric name {name!r} is reserved for the collector")
     mtype = raw.get("type")
     if mtype not in METRIC_TYPES:
         _fail("schema", f"{where}: type must be one of {sorted(METRIC_TYPES)}")
     help_text = raw.get("help", "")
     if not isinstance(help_text, str):
         _fail("schema", f"{where}: help must be a string")
+    _encodable(help_text, f"{where}.help")
     samples = []
     for j, raw_sample in enumerate(_list(raw, "samples")):
         if not isinstance(raw_sample, dict):
             _fail("schema", f"{where}.samples[{j}] must be an object")
-        labels = _labels(raw_sample.get("labels", {}), f"{where}.samples[{j}].labels", limits,
-                         allow_reserved=False)
+        labels = _labels(raw_sample.get("labels", {}), f"{where}.samples[{j}].labels", limits)
         samples.append(Sample(labels, _number(raw_sample, "value")))
     metric_type: MetricType = "counter" if mtype == "counter" else "gauge"
     return Family(name, metric_type, help_text[: limits.max_label_length], tuple(samples))
@@ -217,7 +243,7 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
         interval=_number(doc, "interval"),
         up=_bool(doc, "up"),
         duration=_number(doc, "duration"),
-        site=_labels(doc.get("site", {}), "site", limits, allow_reserved=True),
+        site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         errors=tuple(errors),
         families=tuple(_family(raw, i, limits) for i, raw in enumerate(raw_metrics)),
     )
@@ -231,15 +257,18 @@ def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatu
     devices = _list(doc, "devices")
     if not all(isinstance(d, str) for d in devices):
         _fail("schema", "devices must be a list of strings")
+    for d in devices:
+        _encodable(d, "devices")
     version = doc.get("version", "")
     if not isinstance(version, str):
         _fail("schema", "version must be a string")
+    _encodable(version, "version")
     return AgentStatus(
         agent=agent,
         boot_id=_str(doc, "boot", limits),
         online=_bool(doc, "online"),
         ts=_number(doc, "ts"),
         version=version[:64],
-        site=_labels(doc.get("site", {}), "site", limits, allow_reserved=True),
+        site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         devices=tuple(devices),
     )
