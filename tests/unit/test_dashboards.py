@@ -1,0 +1,412 @@
+"""Static checks of the Grafana dashboards in dashboards/*.json against the metric contract.
+
+The metric names and labels come from docs/metrics.md (its tables), so a dashboard cannot use a metric or a
+label the collector does not publish, and a renamed metric breaks this test instead of an operator's panel.
+Grafana itself is not needed; if ``promtool`` is on PATH the PromQL syntax is checked too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import unicodedata
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD_DIR = ROOT / "dashboards"
+METRICS_DOC = ROOT / "docs" / "metrics.md"
+DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.json"))
+
+GRID_WIDTH = 24
+METRIC_RE = re.compile(r"hatang_[a-z0-9_]+")
+SELECTOR_RE = re.compile(r"(hatang_[a-z0-9_]+)(\s*\{([^}]*)\})?")
+MATCHER_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
+VAR_REF_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)(?::[^}]*)?\}|([A-Za-z0-9_]+))")
+LEGEND_LABEL_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+BACKTICK_RE = re.compile(r"`([^`]+)`")
+LABEL_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+COUNTER_FUNCTIONS = {"rate", "irate", "increase"}
+
+
+# --- the metric contract (docs/metrics.md) ---------------------------------------------------------------
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _sections(text: str) -> Iterator[tuple[str, list[str]]]:
+    title, lines = "", []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            yield title, lines
+            title, lines = line[3:].strip(), []
+        else:
+            lines.append(line)
+    yield title, lines
+
+
+def _tables(lines: list[str]) -> Iterator[tuple[list[str], list[list[str]]]]:
+    """Markdown tables as (lower-cased header cells, rows of cells)."""
+    i = 0
+    while i < len(lines):
+        is_header = lines[i].lstrip().startswith("|") and i + 1 < len(lines)
+        if is_header and set(lines[i + 1].strip()) <= set("|-: "):
+            header = [c.lower() for c in _cells(lines[i])]
+            i += 2
+            rows = []
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                rows.append(_cells(lines[i]))
+                i += 1
+            yield header, rows
+        else:
+            i += 1
+
+
+def _label_tokens(text: str) -> set[str]:
+    return {t for t in BACKTICK_RE.findall(text) if LABEL_NAME_RE.match(t)}
+
+
+@cache
+def documented_metrics() -> dict[str, frozenset[str]]:
+    """Metric name -> label names, from the tables of docs/metrics.md."""
+    text = METRICS_DOC.read_text(encoding="utf-8")
+    device_labels: set[str] = set()
+    site_labels: set[str] = set()
+    for title, lines in _sections(text):
+        if title.lower() == "labels":
+            for header, rows in _tables(lines):
+                if header[:1] == ["label"]:
+                    for row in rows:
+                        names = _label_tokens(row[0])
+                        device_labels |= names
+                        if "site" in row[1].lower():
+                            site_labels |= names
+    assert device_labels and site_labels, "docs/metrics.md: the Labels table was not found"
+
+    metrics: dict[str, frozenset[str]] = {}
+    for _title, lines in _sections(text):
+        paragraph = " ".join(lines)
+        extra_section: set[str] = set()
+        match = re.search(r"Extra labels on every series:(.*?)(?:\.\s|$)", paragraph)
+        if match:
+            extra_section = _label_tokens(match.group(1))
+        for header, rows in _tables(lines):
+            if not header or header[0] != "metric":
+                continue
+            for row in rows:
+                names = [n for n in BACKTICK_RE.findall(row[0]) if METRIC_RE.fullmatch(n)]
+                if not names:
+                    continue
+                cell = dict(zip(header, row, strict=False))
+                if "labels" in cell:
+                    raw = re.sub(r"\([^)]*\)", "", cell["labels"]).replace("`", "")
+                    labels: set[str] = set()
+                    for token in (t.strip() for t in raw.split(",")):
+                        if token == "site":
+                            labels |= site_labels
+                        elif token:
+                            labels.add(token)
+                else:
+                    labels = device_labels | extra_section | _label_tokens(cell.get("extra labels", ""))
+                for name in names:
+                    metrics[name] = frozenset(labels)
+    return metrics
+
+
+def test_metrics_doc_parses() -> None:
+    """Guard against a silently empty contract if docs/metrics.md changes shape."""
+    metrics = documented_metrics()
+    assert len(metrics) >= 20, sorted(metrics)
+    assert metrics["hatang_agent_up"] == {"agent", "province", "district", "commune"}
+    assert {"agent", "device", "province", "district", "commune"} <= metrics["hatang_device_up"]
+    assert {"agent", "device", "if_index", "if_name", "if_alias", "if_descr"} <= metrics[
+        "hatang_interface_in_bytes_total"
+    ]
+    assert {"sys_name", "device"} <= metrics["hatang_device_info"]
+    assert metrics["hatang_collector_broker_connected"] == frozenset()
+    assert metrics["hatang_collector_messages_total"] == {"kind"}
+
+
+# --- dashboard helpers -----------------------------------------------------------------------------------
+
+
+@cache
+def _load(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name}: top level must be an object"
+    return data
+
+
+def _all_panels(dash: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dash.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def _targets(dash: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for panel in _all_panels(dash):
+        for target in panel.get("targets", []):
+            yield panel, target
+
+
+def _exprs(dash: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, expr) for every panel query."""
+    for panel, target in _targets(dash):
+        expr = target.get("expr")
+        if expr:
+            yield f"panel {panel.get('id')} {panel.get('title')!r} {target.get('refId')}", expr
+
+
+def _variables(dash: dict[str, Any]) -> list[dict[str, Any]]:
+    variables: list[dict[str, Any]] = dash.get("templating", {}).get("list", [])
+    return variables
+
+
+def _variable_queries(dash: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for var in _variables(dash):
+        if var.get("type") != "query":
+            continue
+        query = var.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else query or ""
+        for q in {text, var.get("definition", "")} - {""}:
+            yield f"variable {var.get('name')}", q
+
+
+def _filter_variables(dash: dict[str, Any]) -> list[str]:
+    """Query variables: each one filters the label of the same name."""
+    return [v["name"] for v in _variables(dash) if v.get("type") == "query"]
+
+
+def _function_stack_at(expr: str) -> Iterator[tuple[int, list[str]]]:
+    """For each position in expr (strings blanked), the names of the enclosing calls, innermost last."""
+    blanked = STRING_RE.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', expr)
+    stack: list[str] = []
+    for i, ch in enumerate(blanked):
+        if ch == "(":
+            name = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", blanked[:i])
+            stack.append(name.group(1) if name else "")
+        elif ch == ")" and stack:
+            stack.pop()
+        yield i, list(stack)
+
+
+needs_dashboards = pytest.mark.parametrize("path", DASHBOARDS, ids=[p.name for p in DASHBOARDS])
+
+
+def test_dashboards_exist() -> None:
+    assert DASHBOARDS, f"no dashboards in {DASHBOARD_DIR}"
+
+
+# --- structure -------------------------------------------------------------------------------------------
+
+
+@needs_dashboards
+def test_valid_dashboard_json(path: Path) -> None:
+    dash = _load(path)
+    assert isinstance(dash.get("uid"), str) and dash["uid"], "uid missing"
+    assert len(dash["uid"]) <= 40, "Grafana uids are at most 40 characters"
+    assert isinstance(dash.get("schemaVersion"), int) and dash["schemaVersion"] >= 39
+    assert isinstance(dash.get("panels"), list) and dash["panels"]
+
+
+def test_uids_unique_across_files() -> None:
+    seen: dict[str, str] = {}
+    for path in DASHBOARDS:
+        uid = _load(path)["uid"]
+        assert uid not in seen, f"uid {uid!r} in both {seen[uid]} and {path.name}"
+        seen[uid] = path.name
+
+
+@needs_dashboards
+def test_panel_ids_unique(path: Path) -> None:
+    ids = [p.get("id") for p in _all_panels(_load(path))]
+    assert all(isinstance(i, int) for i in ids), f"every panel needs an integer id: {ids}"
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert not duplicates, f"duplicate panel ids {duplicates}"
+
+
+def _check_layout(panels: list[dict[str, Any]]) -> None:
+    boxes = []
+    for panel in panels:
+        g = panel.get("gridPos") or {}
+        x, y, w, h = (g.get(k) for k in ("x", "y", "w", "h"))
+        assert all(isinstance(v, int) for v in (x, y, w, h)), f"panel {panel.get('id')}: bad gridPos {g}"
+        assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= GRID_WIDTH, f"panel {panel.get('id')}: {g}"
+        boxes.append((panel.get("id"), x, y, w, h))
+    for n, (id1, x1, y1, w1, h1) in enumerate(boxes):
+        for id2, x2, y2, w2, h2 in boxes[n + 1:]:
+            overlap = x1 < x2 + w2 and x2 < x1 + w1 and y1 < y2 + h2 and y2 < y1 + h1
+            assert not overlap, f"panels {id1} and {id2} overlap"
+
+
+@needs_dashboards
+def test_grid_positions_do_not_overlap(path: Path) -> None:
+    dash = _load(path)
+    _check_layout(dash["panels"])
+    for panel in dash["panels"]:
+        if panel.get("type") == "row" and panel.get("collapsed"):
+            _check_layout(panel.get("panels", []))
+
+
+@needs_dashboards
+def test_titles_present_and_vietnamese(path: Path) -> None:
+    dash = _load(path)
+    title = dash.get("title", "")
+    assert title.strip(), "dashboard title missing"
+    assert any(ord(c) > 127 for c in title), f"dashboard title {title!r} has no Vietnamese diacritics"
+    texts = [title]
+    for panel in _all_panels(dash):
+        assert str(panel.get("title", "")).strip(), f"panel {panel.get('id')} has no title"
+        texts += [panel["title"], panel.get("description", "")]
+    texts += [str(v.get("label", "")) for v in _variables(dash)]
+    for text in texts:
+        # Precomposed (NFC) diacritics: decomposed text sorts and searches differently in Grafana.
+        assert unicodedata.is_normalized("NFC", text), f"{text!r} is not NFC-normalized"
+
+
+@needs_dashboards
+def test_datasource_is_a_prometheus_variable(path: Path) -> None:
+    dash = _load(path)
+    ds_vars = [v for v in _variables(dash) if v.get("name") == "datasource"]
+    assert ds_vars, "template variable 'datasource' missing"
+    assert ds_vars[0].get("type") == "datasource" and ds_vars[0].get("query") == "prometheus"
+    expected = {"type": "prometheus", "uid": "${datasource}"}
+    for panel in _all_panels(dash):
+        if panel.get("type") == "row":
+            continue
+        where = f"panel {panel.get('id')}"
+        assert panel.get("datasource") == expected, f"{where}: datasource {panel.get('datasource')}"
+        for target in panel.get("targets", []):
+            assert target.get("datasource", expected) == expected, f"{where} {target.get('refId')}"
+    for var in _variables(dash):
+        if var.get("type") == "query":
+            assert var.get("datasource") == expected, f"variable {var.get('name')}: {var.get('datasource')}"
+
+
+@needs_dashboards
+def test_all_option_matches_missing_labels(path: Path) -> None:
+    """With allValue '.*', `district=~"$district"` also matches series without a district (abolished 2025)."""
+    for var in _variables(_load(path)):
+        if var.get("type") == "query" and var.get("includeAll"):
+            assert var.get("allValue") == ".*", f"variable {var['name']}: allValue must be '.*'"
+
+
+# --- queries ---------------------------------------------------------------------------------------------
+
+
+@needs_dashboards
+def test_every_panel_has_queries(path: Path) -> None:
+    for panel in _all_panels(_load(path)):
+        if panel.get("type") == "row":
+            continue
+        targets = panel.get("targets", [])
+        assert targets, f"panel {panel.get('id')} has no queries"
+        ref_ids = [t.get("refId") for t in targets]
+        assert all(ref_ids) and len(set(ref_ids)) == len(ref_ids), f"panel {panel.get('id')}: {ref_ids}"
+        assert all(t.get("expr", "").strip() for t in targets), f"panel {panel.get('id')}: empty expr"
+
+
+@needs_dashboards
+def test_metrics_are_documented(path: Path) -> None:
+    dash = _load(path)
+    documented = documented_metrics()
+    for where, expr in [*_exprs(dash), *_variable_queries(dash)]:
+        names = METRIC_RE.findall(expr)
+        assert names, f"{where}: no hatang_ metric in {expr!r}"
+        unknown = sorted(set(names) - set(documented))
+        assert not unknown, f"{where}: {unknown} not in docs/metrics.md"
+
+
+@needs_dashboards
+def test_counters_only_inside_rate(path: Path) -> None:
+    for where, expr in _exprs(_load(path)):
+        stacks = dict(_function_stack_at(expr))
+        for m in METRIC_RE.finditer(expr):
+            if m.group(0).endswith("_total"):
+                enclosing = stacks[m.start()]
+                assert enclosing and enclosing[-1] in COUNTER_FUNCTIONS, (
+                    f"{where}: counter {m.group(0)} must be inside rate/irate/increase, not {enclosing}"
+                )
+
+
+@needs_dashboards
+def test_selectors_filter_by_template_variables(path: Path) -> None:
+    dash = _load(path)
+    filters = _filter_variables(dash)
+    assert "agent" in filters, "template variable 'agent' missing"
+    documented = documented_metrics()
+    for where, expr in _exprs(dash):
+        for m in SELECTOR_RE.finditer(expr):
+            metric, body = m.group(1), m.group(3) or ""
+            labels = documented.get(metric, frozenset())
+            matchers = MATCHER_RE.findall(body)
+            for label, _op, _value in matchers:
+                assert label in labels, f"{where}: {metric} has no label {label!r} (docs/metrics.md)"
+            present = {(label, op, value) for label, op, value in matchers}
+            for var in filters:
+                if var in labels:
+                    ok = {(var, "=~", f"${var}"), (var, "=~", f"${{{var}}}")} & present
+                    assert ok, f'{where}: {metric} must be filtered with {var}=~"${var}"'
+        if METRIC_RE.search(expr) and re.search(r"hatang_(device|interface)_", expr):
+            assert 'agent=~"$agent"' in expr, f"{where}: device/interface query without the agent filter"
+
+
+@needs_dashboards
+def test_variable_references_are_declared(path: Path) -> None:
+    dash = _load(path)
+    declared = {v.get("name") for v in _variables(dash)}
+    for where, text in [*_exprs(dash), *_variable_queries(dash)]:
+        for m in VAR_REF_RE.finditer(text):
+            name = m.group(1) or m.group(2)
+            assert name.startswith("__") or name in declared, f"{where}: ${name} is not a template variable"
+
+
+@needs_dashboards
+def test_variable_queries_use_documented_labels(path: Path) -> None:
+    documented = documented_metrics()
+    for where, query in _variable_queries(_load(path)):
+        m = re.fullmatch(r"\s*label_values\(\s*(hatang_[a-z0-9_]+)\s*(\{[^}]*\})?\s*,\s*(\w+)\s*\)\s*", query)
+        assert m, f"{where}: expected label_values(hatang_metric{{...}}, label), got {query!r}"
+        labels = documented[m.group(1)]
+        assert m.group(3) in labels, f"{where}: {m.group(1)} has no label {m.group(3)!r}"
+        for label, _op, _value in MATCHER_RE.findall(m.group(2) or ""):
+            assert label in labels, f"{where}: {m.group(1)} has no label {label!r}"
+
+
+@needs_dashboards
+def test_legend_labels_exist(path: Path) -> None:
+    documented = documented_metrics()
+    for panel, target in _targets(_load(path)):
+        legend = target.get("legendFormat", "")
+        names = METRIC_RE.findall(target.get("expr", ""))
+        available = set().union(*(documented.get(n, frozenset()) for n in names))
+        for label in LEGEND_LABEL_RE.findall(legend):
+            assert label in available, f"panel {panel.get('id')} {target.get('refId')}: legend uses {label!r}"
+
+
+def _concrete(expr: str) -> str:
+    """Replace Grafana variables by values Prometheus accepts."""
+    expr = re.sub(r"\$\{?__(rate_)?interval\}?", "5m", expr)
+    expr = re.sub(r"\$\{?__range\}?", "1h", expr)
+    return VAR_REF_RE.sub(".*", expr)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+@needs_dashboards
+def test_promql_syntax_with_promtool(path: Path, tmp_path: Path) -> None:
+    rules = [{"record": f"hatang:check:{n}", "expr": _concrete(expr)}
+             for n, (_where, expr) in enumerate(_exprs(_load(path)))]
+    rule_file = tmp_path / "rules.yml"
+    rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}), encoding="utf-8")
+    result = subprocess.run(["promtool", "check", "rules", str(rule_file)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
