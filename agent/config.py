@@ -39,13 +39,24 @@ class MqttConfig(_Strict):
     password: str | None = None
     password_file: Path | None = None
     ca_file: Path | None = None
+    cert_file: Path | None = None  # client certificate for mutual TLS
+    key_file: Path | None = None
     keepalive: int = Field(default=30, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _tls_files_fit(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give cert_file and key_file together")
+        if self.url.startswith("mqtt://") and (self.ca_file or self.cert_file):
+            raise ValueError("ca_file/cert_file need an mqtts:// url")
+        return self
 
 
 class BufferConfig(_Strict):
     path: Path
-    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
     max_age: float = Field(default=7 * 86400, gt=0)  # seconds
+    replay_rate: float = Field(default=20.0, gt=0)  # backlog messages per second after an outage
 
 
 AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
@@ -113,6 +124,7 @@ class AgentConfig(_Strict):
     devices: list[DeviceConfig] = Field(default_factory=list)
     profiles_dir: Path | None = None
     max_concurrent_polls: int = Field(default=32, ge=1, le=1024)
+    self_metrics_interval: float = Field(default=60.0, ge=1, le=3600)  # seconds
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("devices")
@@ -138,6 +150,8 @@ def load(path: Path) -> AgentConfig:
     config.profiles_dir = _resolve(base, config.profiles_dir)
     config.mqtt.password_file = _resolve(base, config.mqtt.password_file)
     config.mqtt.ca_file = _resolve(base, config.mqtt.ca_file)
+    config.mqtt.cert_file = _resolve(base, config.mqtt.cert_file)
+    config.mqtt.key_file = _resolve(base, config.mqtt.key_file)
     for device in config.devices:
         for key in ("community_file", "auth_password_file", "priv_password_file"):
             setattr(device.snmp, key, _resolve(base, getattr(device.snmp, key)))

@@ -4,6 +4,9 @@ SQLite in WAL mode with ``synchronous=FULL``: a message appended is on disk (fsy
 ``append`` returns, so it survives ``kill -9`` and a power cut. A message leaves the queue only through
 ``ack`` after the broker acknowledged it. The queue is bounded by bytes and by age; when full it drops
 the oldest messages first and counts them.
+
+Each message has a ``live_until`` time (poll time + one interval): until then it is *live* and is sent
+first; after that it is *backlog*, drained oldest-first behind the live data (see agent/uplink.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL NOT NULL,
+    live_until REAL NOT NULL,
     device TEXT NOT NULL,
     payload BLOB NOT NULL
 );
@@ -29,7 +33,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 class QueuedMessage:
     id: int
     created: float
-    device: str
+    live_until: float
+    device: str  # a device name, or a channel name such as "self" (see agent/service.py)
     payload: bytes
 
 
@@ -59,17 +64,23 @@ class DiskQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if "live_until" not in columns:  # a queue written by hatang 0.1.0 before live-first draining
+            self._db.execute("ALTER TABLE messages ADD COLUMN live_until REAL NOT NULL DEFAULT 0")
+        self._db.execute("CREATE INDEX IF NOT EXISTS messages_live_until ON messages (live_until)")
         row = self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0), COUNT(*) FROM messages").fetchone()
         self._bytes, self._depth = int(row[0]), int(row[1])
         found = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
         self._dropped = int(found[0]) if found else 0
 
-    def append(self, device: str, payload: bytes) -> None:
+    def append(self, device: str, payload: bytes, *, live_for: float = 60.0) -> None:
+        """Store a message durably; it counts as live for ``live_for`` seconds."""
         now = self._clock()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT INTO messages (created, device, payload) VALUES (?, ?, ?)", (now, device, payload)
+                "INSERT INTO messages (created, live_until, device, payload) VALUES (?, ?, ?, ?)",
+                (now, now + live_for, device, payload),
             )
             self._bytes += len(payload)
             self._depth += 1
@@ -99,12 +110,23 @@ class DiskQueue:
                 (self._dropped,),
             )
 
+    def _select(self, where: str, args: tuple[float | int, ...]) -> list[QueuedMessage]:
+        rows = self._db.execute(
+            f"SELECT id, created, live_until, device, payload FROM messages {where}", args
+        ).fetchall()
+        return [QueuedMessage(int(r[0]), float(r[1]), float(r[2]), str(r[3]), bytes(r[4])) for r in rows]
+
     def peek(self, limit: int) -> list[QueuedMessage]:
         """The oldest ``limit`` messages, without removing them."""
-        rows = self._db.execute(
-            "SELECT id, created, device, payload FROM messages ORDER BY id LIMIT ?", (limit,)
-        ).fetchall()
-        return [QueuedMessage(int(r[0]), float(r[1]), str(r[2]), bytes(r[3])) for r in rows]
+        return self._select("ORDER BY id LIMIT ?", (limit,))
+
+    def peek_live(self, now: float, limit: int) -> list[QueuedMessage]:
+        """Messages still live at ``now``, oldest first."""
+        return self._select("WHERE live_until >= ? ORDER BY id LIMIT ?", (now, limit))
+
+    def peek_backlog(self, now: float, limit: int) -> list[QueuedMessage]:
+        """Messages no longer live at ``now`` (left behind by an outage), oldest first."""
+        return self._select("WHERE live_until < ? ORDER BY id LIMIT ?", (now, limit))
 
     def ack(self, message_ids: list[int]) -> None:
         """Remove messages the broker has acknowledged."""

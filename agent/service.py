@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import resource
 import time
 import uuid
 from pathlib import Path
@@ -14,11 +16,11 @@ from agent.profiles import load_profiles
 from agent.queue import DiskQueue
 from agent.scheduler import ScheduledDevice, Scheduler
 from agent.snmp import Credentials, SnmpEngine, SnmpError, SnmpTimeout
-from agent.uplink import BrokerSettings, Uplink
+from agent.uplink import SELF_CHANNEL, BrokerSettings, Uplink
 from hatang import __version__
 from hatang.configfile import read_secret
 from wire.codec import encode_batch, encode_status
-from wire.messages import AgentStatus, PollBatch
+from wire.messages import AgentStatus, Family, PollBatch, Sample
 
 log = logging.getLogger("hatang.agent")
 
@@ -50,50 +52,123 @@ def poll_deadline(device: DeviceConfig) -> float:
     return max(1.0, device.interval * 0.9)
 
 
+def _path(value: Path | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def config_version(path: Path) -> str:
+    """A short hash of the config file, so operators can see which config an agent runs."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return ""
+
+
 class AgentService:
     def __init__(self, config: AgentConfig, config_path: Path) -> None:
         self.config = config
         self.config_path = config_path
         self.boot_id = uuid.uuid4().hex
+        self.started = time.time()
         self._seq = 0
         self._site = config.site.labels()
+        self._config_version = config_version(config_path)
+        self.polls = 0
+        self.failed_polls = 0
         buffer = config.buffer
         self.queue = DiskQueue(buffer.path, max_bytes=buffer.max_bytes, max_age=buffer.max_age)
         mqtt = config.mqtt
-        intervals = {d.name: d.interval for d in config.devices}
         self.uplink = Uplink(
             BrokerSettings(
                 url=mqtt.url,
                 client_id=f"hatang-agent-{config.agent_id}",
                 username=mqtt.username or config.agent_id,
                 password=_secret(mqtt.password, mqtt.password_file, config_path, "mqtt.password_file"),
-                ca_file=str(mqtt.ca_file) if mqtt.ca_file else None,
+                ca_file=_path(mqtt.ca_file),
+                cert_file=_path(mqtt.cert_file),
+                key_file=_path(mqtt.key_file),
                 keepalive=mqtt.keepalive,
             ),
             config.agent_id,
             self.queue,
             birth=lambda: self._status(online=True),
             will=self._status(online=False),
-            live_window=lambda device: intervals.get(device, 60.0),
+            replay_rate=buffer.replay_rate,
         )
         self.scheduler: Scheduler | None = None
 
     def _status(self, *, online: bool) -> bytes:
+        stats = self.queue.stats()
+        buffer = {"depth": float(stats.depth), "bytes": float(stats.bytes), "dropped": float(stats.dropped)}
+        if stats.oldest is not None:
+            buffer["oldest_ts"] = stats.oldest
         return encode_status(AgentStatus(
             agent=self.config.agent_id, boot_id=self.boot_id, online=online, ts=time.time(),
             version=__version__, site=self._site, devices=tuple(d.name for d in self.config.devices),
+            config_version=self._config_version, buffer=tuple(sorted(buffer.items())),
         ))
 
-    def record(self, device: str, interval: float, outcome: PollOutcome) -> None:
-        """Turn a poll outcome into a numbered batch and put it in the disk queue."""
+    def _enqueue(self, channel: str, device: str, interval: float, outcome: PollOutcome) -> None:
         self._seq += 1
         batch = PollBatch(
             agent=self.config.agent_id, boot_id=self.boot_id, seq=self._seq, ts=outcome.ts, device=device,
             interval=interval, up=outcome.up, duration=round(outcome.duration, 6), site=self._site,
             errors=outcome.errors, families=outcome.families,
         )
-        self.queue.append(device, encode_batch(batch))
+        self.queue.append(channel, encode_batch(batch), live_for=interval)
         self.uplink.notify()
+
+    def record(self, device: str, interval: float, outcome: PollOutcome) -> None:
+        """Turn a poll outcome into a numbered batch and put it in the disk queue."""
+        self.polls += 1
+        self.failed_polls += not outcome.up
+        self._enqueue(device, device, interval, outcome)
+
+    def self_metrics(self) -> tuple[Family, ...]:
+        """The agent's own health, published on the ``self`` topic like a poll."""
+        now = time.time()
+        stats = self.queue.stats()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+
+        def one(name: str, mtype: str, help_text: str, value: float) -> Family:
+            return Family(name, "counter" if mtype == "counter" else "gauge", help_text, (Sample((), value),))
+
+        return (
+            one("hatang_agent_queue_messages", "gauge", "Messages waiting in the agent's disk queue.",
+                stats.depth),
+            one("hatang_agent_queue_bytes", "gauge", "Bytes of payload in the agent's disk queue.",
+                stats.bytes),
+            one("hatang_agent_queue_oldest_age_seconds", "gauge",
+                "Age of the oldest queued message (0 when the queue is empty).",
+                round(now - stats.oldest, 3) if stats.oldest is not None else 0),
+            one("hatang_agent_queue_dropped_total", "counter",
+                "Messages dropped by the queue's size or age bound (over the queue's life).", stats.dropped),
+            one("hatang_agent_published_total", "counter",
+                "Messages the broker acknowledged, since the agent started.", self.uplink.published),
+            one("hatang_agent_replayed_total", "counter",
+                "Backlog messages sent after an outage, since the agent started.", self.uplink.replayed),
+            one("hatang_agent_broker_connected", "gauge", "1 while the agent is connected to the broker.",
+                1 if self.uplink.connected else 0),
+            one("hatang_agent_polls_total", "counter", "Device polls done, since the agent started.",
+                self.polls),
+            one("hatang_agent_failed_polls_total", "counter",
+                "Device polls in which the device did not answer, since the agent started.",
+                self.failed_polls),
+            one("hatang_agent_start_time_seconds", "gauge", "Unix time the agent process started.",
+                round(self.started, 3)),
+            one("hatang_agent_cpu_seconds_total", "counter", "CPU time (user + system) of the agent process.",
+                round(usage.ru_utime + usage.ru_stime, 3)),
+            one("hatang_agent_max_resident_memory_bytes", "gauge",
+                "Peak resident memory of the agent process.", usage.ru_maxrss * 1024),
+        )
+
+    async def _publish_self_metrics(self) -> None:
+        interval = self.config.self_metrics_interval
+        while True:
+            started = time.time()
+            outcome = PollOutcome(started, True, 0.0, (), self.self_metrics())
+            self._enqueue(SELF_CHANNEL, "self", interval, outcome)
+            await asyncio.sleep(interval)
 
     async def _build_scheduler(self, engine: SnmpEngine) -> Scheduler:
         profiles = load_profiles(self.config.profiles_dir)
@@ -118,6 +193,7 @@ class AgentService:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.scheduler.run(), name="scheduler")
                 group.create_task(self.uplink.run(), name="uplink")
+                group.create_task(self._publish_self_metrics(), name="self-metrics")
                 await stop.wait()
                 await self.uplink.say_goodbye(self._status(online=False))
                 raise _Stop

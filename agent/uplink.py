@@ -1,10 +1,13 @@
 """The agent's MQTT uplink: the only agent module that imports aiomqtt.
 
-Connects with a retained birth message and a last will (both on the agent's status topic), drains the
-disk queue oldest-first with QoS 1 (a message is acked in the queue only after the broker's PUBACK),
-and reconnects with jittered exponential backoff, logging once per state change, not per retry.
-Retries are owned here only: a message that was not acknowledged stays in the queue and is sent again;
-the receiver drops duplicates by (agent, boot id, sequence).
+Connects with a retained birth message and a last will (both on the agent's status topic) and drains
+the disk queue with QoS 1: a message is deleted from the queue only after the broker's PUBACK. Live
+messages go first; the backlog an outage left behind follows oldest-first at a bounded rate, on the
+``replay`` topic. Reconnects use jittered exponential backoff and log once per state change.
+
+Retries are owned here only: a message that was not acknowledged stays in the queue and is sent again
+by this loop (each connection uses a fresh client, so paho never resends on its own); the receiver
+drops the rare duplicate by (agent, boot id, sequence).
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from agent.queue import DiskQueue, QueuedMessage
-from wire.topics import data_topic, status_topic
+from wire.topics import data_topic, self_topic, status_topic
 
 log = logging.getLogger("hatang.agent.uplink")
 
 DRAIN_BATCH = 100
+SELF_CHANNEL = "@self"  # queue channel of the agent's own metrics (device names cannot start with '@')
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,8 @@ class BrokerSettings:
     username: str | None = None
     password: str | None = None
     ca_file: str | None = None
+    cert_file: str | None = None  # client certificate (mutual TLS), optional
+    key_file: str | None = None
     keepalive: int = 30
 
     @property
@@ -43,6 +49,35 @@ class BrokerSettings:
         parts = urlsplit(self.url)
         tls = parts.scheme == "mqtts"
         return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+
+
+def tls_context(settings: BrokerSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    return context
+
+
+class ReplayPacer:
+    """Token bucket: at most ``rate`` backlog messages per second, in bursts of at most one second."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate = rate
+        self._clock = clock
+        self._tokens = rate
+        self._last = clock()
+
+    def available(self) -> int:
+        now = self._clock()
+        self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        return int(self._tokens)
+
+    def spend(self, count: int) -> None:
+        self._tokens -= count
+
+    def wait_time(self) -> float:
+        return max(0.0, (1 - self._tokens) / self._rate)
 
 
 class Uplink:
@@ -54,7 +89,7 @@ class Uplink:
         *,
         birth: Callable[[], bytes],
         will: bytes,
-        live_window: Callable[[str], float],
+        replay_rate: float = 20.0,
         max_backoff: float = 60.0,
     ) -> None:
         self._settings = settings
@@ -62,12 +97,14 @@ class Uplink:
         self._queue = queue
         self._birth = birth
         self._will = will
-        self._live_window = live_window  # device -> seconds within which a message counts as live
+        self._replay_rate = replay_rate
         self._max_backoff = max_backoff
         self._wakeup = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self.connected = False
         self.published = 0
+        self.replayed = 0
+        self.connects = 0
 
     def notify(self) -> None:
         """Something was appended to the queue."""
@@ -75,9 +112,6 @@ class Uplink:
 
     def _make_client(self) -> aiomqtt.Client:
         host, port, tls = self._settings.host_port_tls
-        tls_context = None
-        if tls:
-            tls_context = ssl.create_default_context(cafile=self._settings.ca_file)
         return aiomqtt.Client(
             host,
             port,
@@ -86,7 +120,7 @@ class Uplink:
             password=self._settings.password,
             will=aiomqtt.Will(status_topic(self._agent), self._will, qos=1, retain=True),
             keepalive=self._settings.keepalive,
-            tls_context=tls_context,
+            tls_context=tls_context(self._settings) if tls else None,
             timeout=10,
         )
 
@@ -99,14 +133,17 @@ class Uplink:
                     self._client = client
                     await client.publish(status_topic(self._agent), self._birth(), qos=1, retain=True)
                     self.connected = True
-                    log.info("connected to broker %s", self._settings.url)
+                    self.connects += 1
+                    log.info("connected to broker %s; %d message(s) queued", self._settings.url,
+                             self._queue.stats().depth)
                     last_error = ""
                     backoff = 1.0
                     await self._drain(client)
-            except aiomqtt.MqttError as exc:
-                error = str(exc)
+            except (aiomqtt.MqttError, ssl.SSLError, OSError) as exc:
+                error = str(exc) or type(exc).__name__
                 if self.connected or error != last_error:
-                    log.warning("broker %s unreachable: %s; retrying with backoff", self._settings.url, error)
+                    log.warning("broker %s unreachable: %s; buffering on disk and retrying",
+                                self._settings.url, error)
                 last_error = error
             finally:
                 self._client = None
@@ -115,20 +152,37 @@ class Uplink:
             backoff = min(backoff * 2, self._max_backoff)
 
     async def _drain(self, client: aiomqtt.Client) -> None:
+        pacer = ReplayPacer(self._replay_rate)
         while True:
             self._wakeup.clear()
-            batch = self._queue.peek(DRAIN_BATCH)
-            if not batch:
-                await self._wakeup.wait()
+            now = time.time()
+            live = self._queue.peek_live(now, DRAIN_BATCH)
+            if live:
+                for message in live:
+                    await self._send(client, message, replay=False)
                 continue
-            for message in batch:
-                await client.publish(self._topic(message), message.payload, qos=1)
-                self._queue.ack([message.id])
-                self.published += 1
+            allowed = pacer.available()
+            backlog = self._queue.peek_backlog(now, min(DRAIN_BATCH, allowed)) if allowed else []
+            if backlog:
+                for message in backlog:
+                    await self._send(client, message, replay=True)
+                pacer.spend(len(backlog))
+                continue
+            if allowed or not self._queue.peek_backlog(now, 1):
+                await self._wakeup.wait()  # nothing to send until the next poll
+            else:
+                with contextlib.suppress(TimeoutError):  # backlog waits for the pacer or new live data
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=pacer.wait_time())
 
-    def _topic(self, message: QueuedMessage) -> str:
-        late = time.time() - message.created > self._live_window(message.device)
-        return data_topic(self._agent, message.device, replay=late)
+    async def _send(self, client: aiomqtt.Client, message: QueuedMessage, *, replay: bool) -> None:
+        if message.device == SELF_CHANNEL:
+            topic = self_topic(self._agent)
+        else:
+            topic = data_topic(self._agent, message.device, replay=replay)
+        await client.publish(topic, message.payload, qos=1)
+        self._queue.ack([message.id])
+        self.published += 1
+        self.replayed += replay
 
     async def say_goodbye(self, payload: bytes) -> None:
         """Publish the offline status on a clean shutdown (the will covers unclean ones)."""

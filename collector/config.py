@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hatang import configfile
 from hatang.configfile import ConfigError
@@ -23,6 +23,17 @@ class MqttConfig(_Strict):
     ca_file: Path | None = None
     client_id: str = "hatang-collector"
     keepalive: int = Field(default=30, ge=5, le=3600)
+    # Persistent MQTT v5 session: the broker keeps the subscription and queues messages for this many
+    # seconds while the collector is down (mind Mosquitto's max_queued_messages). 0: clean session.
+    session_expiry: int = Field(default=86400, ge=0)
+    # MQTT protocol version; 3.1.1 for brokers without v5 (then a persistent session has no expiry).
+    protocol: Literal["5", "3.1.1"] = "5"
+
+
+class RemoteWriteConfig(_Strict):
+    url: str = Field(pattern=r"^https?://")
+    max_pending_samples: int = Field(default=1_000_000, ge=1000)
+    timeout: float = Field(default=10.0, gt=0)
 
 
 class LimitsConfig(_Strict):
@@ -37,8 +48,19 @@ class CollectorConfig(_Strict):
     # A device's series disappear after this many of its poll intervals without data
     # (its hatang_device_up stays, at 0).
     stale_after_intervals: float = Field(default=3.0, ge=1.0)
+    # A poll arriving later than its interval plus this grace (seconds) is late: remote write, not scrape.
+    live_grace: float = Field(default=5.0, ge=0)
+    # scrape: Prometheus scrapes live data, late data goes by remote write. push: all data by remote write.
+    mode: Literal["scrape", "push"] = "scrape"
+    remote_write: list[RemoteWriteConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _push_needs_a_store(self) -> CollectorConfig:
+        if self.mode == "push" and not self.remote_write:
+            raise ValueError("mode push needs at least one remote_write endpoint")
+        return self
 
     @field_validator("listen")
     @classmethod

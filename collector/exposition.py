@@ -52,7 +52,7 @@ def _liveness(store: Store, now: float) -> Iterator[str]:
     for a in agents:
         yield (f"hatang_agent_last_seen_timestamp_seconds{format_labels((('agent', a.agent), *a.site))} "
                f"{format_value(a.last_seen)}\n")
-    devices = sorted(store.devices.values(), key=lambda d: (d.agent, d.device))
+    devices = sorted((d for d in store.devices.values() if not d.is_self), key=lambda d: (d.agent, d.device))
     per_device: list[tuple[str, str, Callable[[DeviceState, bool], float]]] = [
         ("hatang_device_up", "1 if the device answered its last poll and that poll is recent; else 0.",
          lambda d, fresh: 1 if (d.up and fresh) else 0),

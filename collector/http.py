@@ -1,10 +1,12 @@
-"""The collector's HTTP server (aiohttp): /metrics, /healthz, /readyz."""
+"""The collector's HTTP side (aiohttp, imported only here): the /metrics, /healthz, /readyz server and
+a small client for remote write."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+import aiohttp
 from aiohttp import web
 
 from collector import exposition
@@ -50,3 +52,25 @@ class HttpServer:
 
     async def stop(self) -> None:
         await self._runner.cleanup()
+
+
+class HttpPoster:
+    """POST bytes with one shared connection pool (remote write)."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        try:
+            async with self._session.post(url, data=body, headers=headers,
+                                          timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                return response.status, await response.text()
+        except aiohttp.ClientError as exc:
+            raise OSError(str(exc) or type(exc).__name__) from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -6,8 +6,14 @@ collector knows about itself (messages by outcome, rejects by reason, broker con
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from collector.remote_write import RemoteWriter
 
 REJECT_REASONS = ("topic", "json", "version", "schema", "too_large", "too_many_samples", "identity")
 
@@ -40,6 +46,11 @@ class CollectorMetrics:
             "hatang_collector_broker_connected", "1 while the collector is connected to the MQTT broker.",
             registry=self.registry,
         )
+        self._late = Counter(
+            "hatang_collector_late_samples",
+            "Samples that arrived after their live window (replayed) and went to remote write.",
+            registry=self.registry,
+        )
         self._render = Histogram(
             "hatang_collector_render_seconds", "Time to render the device part of /metrics.",
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=self.registry,
@@ -57,6 +68,12 @@ class CollectorMetrics:
     def gap(self, missing: int) -> None:
         self._gaps.inc(missing)
 
+    def late(self, samples: int) -> None:
+        self._late.inc(samples)
+
+    def watch_remote_write(self, writer: RemoteWriter) -> None:
+        self.registry.register(_RemoteWriteCollector(writer))
+
     def broker_connected(self, connected: bool) -> None:
         self._broker.set(1 if connected else 0)
 
@@ -65,3 +82,27 @@ class CollectorMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RemoteWriteCollector(Collector):
+    """Remote-write queue state per endpoint, read at scrape time."""
+
+    def __init__(self, writer: RemoteWriter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        pending = GaugeMetricFamily("hatang_collector_remote_write_pending_samples",
+                                    "Samples queued for the endpoint.", labels=["url"])
+        samples = CounterMetricFamily("hatang_collector_remote_write_samples",
+                                      "Samples by outcome: sent, rejected (4xx), dropped (queue full).",
+                                      labels=["url", "result"])
+        failures = CounterMetricFamily("hatang_collector_remote_write_failures",
+                                       "Requests that failed and will be retried.", labels=["url"])
+        for q in self._writer.queues:
+            pending.add_metric([q.url], q.samples + q.inflight)
+            for result, value in (("sent", q.sent), ("rejected", q.rejected), ("dropped", q.dropped)):
+                samples.add_metric([q.url, result], value)
+            failures.add_metric([q.url], q.failures)
+        yield pending
+        yield samples
+        yield failures

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from collector.config import CollectorConfig
-from collector.http import HttpServer, make_app
+from collector.http import HttpPoster, HttpServer, make_app
+from collector.remote_write import RemoteWriter
 from collector.selfmetrics import CollectorMetrics
 from collector.store import Store
 from collector.subscriber import BrokerSettings, Subscriber
@@ -16,42 +17,72 @@ from wire.codec import Limits
 
 log = logging.getLogger("hatang.collector")
 
+FLUSH_TIMEOUT = 10.0  # seconds to finish remote writes on a clean stop
+
 
 class CollectorService:
     def __init__(self, config: CollectorConfig, config_path: Path) -> None:
         self.config = config
         self.metrics = CollectorMetrics()
+        self.poster = HttpPoster()
+        self.remote_writer: RemoteWriter | None = None
+        if config.remote_write:
+            first = config.remote_write[0]
+            self.remote_writer = RemoteWriter(
+                [rw.url for rw in config.remote_write], self.poster.post,
+                max_samples=first.max_pending_samples, timeout=first.timeout,
+            )
+            self.metrics.watch_remote_write(self.remote_writer)
         limits = config.limits
         self.store = Store(
             self.metrics,
             Limits(limits.max_payload_bytes, limits.max_samples_per_message, limits.max_label_length),
             stale_after_intervals=config.stale_after_intervals,
+            live_grace=config.live_grace,
+            late_sink=self.remote_writer.submit if self.remote_writer is not None else None,
+            push=config.mode == "push",
         )
         mqtt = config.mqtt
         password = mqtt.password
         if mqtt.password_file is not None:
             password = read_secret(mqtt.password_file, config_path, "mqtt.password_file")
         self.metrics.broker_connected(False)
+        self.store.broker_connected = False
         self.subscriber = Subscriber(
             BrokerSettings(mqtt.url, mqtt.client_id, mqtt.username, password,
-                           str(mqtt.ca_file) if mqtt.ca_file else None, mqtt.keepalive),
+                           str(mqtt.ca_file) if mqtt.ca_file else None, mqtt.keepalive, mqtt.session_expiry,
+                           mqtt.protocol),
             self.store.ingest,
-            self.metrics.broker_connected,
+            self._on_connection,
         )
         host, port = config.listen_host_port
         self.http = HttpServer(make_app(self.store, lambda: self.subscriber.connected), host, port)
 
+    def _on_connection(self, connected: bool) -> None:
+        self.store.broker_connected = connected
+        self.metrics.broker_connected(connected)
+
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         await self.http.start()
         host, _ = self.config.listen_host_port
-        log.info("collector serving http://%s:%d/metrics", host, self.http.bound_port)
+        log.info("collector serving http://%s:%d/metrics (%s mode)", host, self.http.bound_port,
+                 self.config.mode)
         if started is not None:
             started.set()
-        task = asyncio.create_task(self.subscriber.run(), name="subscriber")
         try:
-            await stop.wait()
+            async with asyncio.TaskGroup() as group:  # a crashed task stops the service, loudly
+                subscriber = group.create_task(self.subscriber.run(), name="subscriber")
+                writer = None
+                if self.remote_writer is not None:
+                    writer = group.create_task(self.remote_writer.run(), name="remote-write")
+                await stop.wait()
+                subscriber.cancel()  # stop taking messages first, then finish writing what we have
+                if self.remote_writer is not None and not await self.remote_writer.flush(FLUSH_TIMEOUT):
+                    log.warning("stopping with %d samples not yet remote-written",
+                                self.remote_writer.pending())
+                if writer is not None:
+                    writer.cancel()
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await self.poster.close()
             await self.http.stop()
             log.info("collector stopped")

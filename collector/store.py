@@ -2,6 +2,11 @@
 
 The store decides what a message means (accept, duplicate, reject) and keeps, per device, the
 pre-rendered exposition lines of its newest poll, so a scrape only joins strings.
+
+A poll is *live* when it arrives within its interval (plus ``live_grace``) of being taken: it becomes
+the device's state that scrapes see. A poll that arrives later (replayed from the agent's disk queue
+after an outage) is *late*: it goes to ``late_sink`` (remote write) with its own timestamp, never to
+/metrics, so scraped and backfilled samples never overlap. In push mode every poll goes to the sink.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from collector.exposition import render_lines
+from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
 from wire.codec import DecodeError, Limits, decode_batch, decode_status
 from wire.messages import AgentStatus, Labels, PollBatch
 from wire.topics import TopicError, TopicKind, parse_topic
+
+SELF = "@self"  # key of an agent's own metrics among its devices (device names cannot start with '@')
 
 log = logging.getLogger("hatang.collector.store")
 
@@ -45,6 +53,10 @@ class DeviceState:
     lines: dict[str, list[str]] = field(default_factory=dict)  # metric name -> exposition lines
     meta: dict[str, tuple[str, str]] = field(default_factory=dict)  # metric name -> (type, help)
 
+    @property
+    def is_self(self) -> bool:
+        return self.device == SELF
+
 
 class Store:
     def __init__(
@@ -53,12 +65,19 @@ class Store:
         limits: Limits,
         *,
         stale_after_intervals: float = 3.0,
+        live_grace: float = 5.0,
+        late_sink: Callable[[list[Series]], None] | None = None,
+        push: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.metrics = metrics
         self.limits = limits
         self.stale_after_intervals = stale_after_intervals
+        self.live_grace = live_grace
+        self.late_sink = late_sink
+        self.push = push
         self.clock = clock
+        self.broker_connected = True  # the subscriber clears this while it has no broker connection
         self.agents: dict[str, AgentState] = {}
         self.devices: dict[tuple[str, str], DeviceState] = {}
         self._sequences = SequenceTracker()
@@ -70,8 +89,8 @@ class Store:
             parsed = parse_topic(topic)
             if parsed.kind is TopicKind.STATUS:
                 return self._ingest_status(parsed.agent, payload)
-            if parsed.kind in (TopicKind.DATA, TopicKind.REPLAY):
-                return self._ingest_batch(parsed.agent, parsed.device or "", parsed.kind, payload)
+            if parsed.kind in (TopicKind.DATA, TopicKind.REPLAY, TopicKind.SELF):
+                return self._ingest_batch(parsed.agent, parsed.device, parsed.kind, payload)
             self.metrics.message(parsed.kind.value)
             return "accepted"  # events: issue #3
         except TopicError as exc:
@@ -109,9 +128,10 @@ class Store:
         state.last_seen = self.clock() if status.online else max(state.last_seen, status.ts)
         return "accepted"
 
-    def _ingest_batch(self, agent: str, device: str, kind: TopicKind, payload: bytes) -> str:
+    def _ingest_batch(self, agent: str, device: str | None, kind: TopicKind, payload: bytes) -> str:
         batch: PollBatch = decode_batch(payload, self.limits)
-        if batch.agent != agent or batch.device != device:
+        key = SELF if kind is TopicKind.SELF else device
+        if batch.agent != agent or (device is not None and batch.device != device):
             raise DecodeError("identity", f"payload claims {batch.agent}/{batch.device} on {agent}/{device}")
         self.metrics.message(kind.value)
         verdict = self._sequences.see(agent, batch.boot_id, batch.seq)
@@ -123,19 +143,45 @@ class Store:
         now = self.clock()
         agent_state = self._agent(agent)
         agent_state.last_seen = now
-        agent_state.online = True
         agent_state.site = batch.site or agent_state.site
-        current = self.devices.get((agent, device))
+        if kind is not TopicKind.REPLAY:
+            agent_state.online = True  # data straight from the agent: it is connected
+        base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *batch.site)
+        late = now - batch.ts > batch.interval + self.live_grace
+        if late or self.push:
+            if self.late_sink is not None:
+                self.late_sink(to_series(batch, base))
+            if late:
+                self.metrics.late(sum(len(f.samples) for f in batch.families))
+                return "late"
+        assert key is not None
+        current = self.devices.get((agent, key))
         if current is not None and batch.ts < current.ts:
-            return "stale"  # an older poll (replayed): the live state keeps the newer one
-        state = DeviceState(agent, device, batch.site, batch.interval, batch.ts, now, batch.up,
+            return "stale"  # overtaken by a newer live poll
+        state = DeviceState(agent, key, batch.site, batch.interval, batch.ts, now, batch.up,
                             batch.duration, len(batch.errors))
-        base = (("agent", agent), ("device", device), *batch.site)
         for family in batch.families:
             state.meta[family.name] = (family.type, family.help)
             state.lines.setdefault(family.name, []).extend(render_lines(family, base))
-        self.devices[(agent, device)] = state
+        self.devices[(agent, key)] = state
         return "accepted"
 
     def is_fresh(self, state: DeviceState, now: float) -> bool:
-        return now - state.received <= self.stale_after_intervals * state.interval
+        """Whether a device's data may be shown: recent, its agent online, the broker connected."""
+        agent = self.agents.get(state.agent)
+        return (
+            self.broker_connected
+            and agent is not None
+            and agent.online
+            and now - state.received <= self.stale_after_intervals * state.interval
+        )
+
+
+def to_series(batch: PollBatch, base: Labels) -> list[Series]:
+    """Every sample of a batch as a remote-write series stamped with the poll time."""
+    ts_ms = int(batch.ts * 1000)
+    return [
+        Series((("__name__", family.name), *base, *sample.labels), ((float(sample.value), ts_ms),))
+        for family in batch.families
+        for sample in family.samples
+    ]

@@ -12,9 +12,12 @@ import random
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from wire.topics import subscription
 
@@ -29,6 +32,8 @@ class BrokerSettings:
     password: str | None = None
     ca_file: str | None = None
     keepalive: int = 30
+    session_expiry: int = 86400  # seconds; 0 = clean session
+    protocol: str = "5"  # or "3.1.1"
 
 
 class Subscriber:
@@ -47,8 +52,19 @@ class Subscriber:
         self.connected = False
 
     def _client(self) -> aiomqtt.Client:
+        """MQTT v5; with ``session_expiry`` a persistent session (fixed client id, clean_start false),
+        so the broker queues what agents publish while the collector restarts."""
         parts = urlsplit(self._settings.url)
         tls = parts.scheme == "mqtts"
+        persistent = self._settings.session_expiry > 0
+        v5 = self._settings.protocol == "5"
+        properties = None
+        if v5 and persistent:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self._settings.session_expiry
+        session: dict[str, Any] = (
+            {"clean_start": not persistent} if v5 else {"clean_session": not persistent}
+        )
         return aiomqtt.Client(
             parts.hostname or "127.0.0.1",
             parts.port or (8883 if tls else 1883),
@@ -57,6 +73,10 @@ class Subscriber:
             password=self._settings.password,
             keepalive=self._settings.keepalive,
             tls_context=ssl.create_default_context(cafile=self._settings.ca_file) if tls else None,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            properties=properties,
+            **session,
+            max_queued_incoming_messages=0,  # unbounded: never drop silently (see FIELD-NOTES)
             timeout=10,
         )
 

@@ -80,7 +80,9 @@ async def run_demo(stop: asyncio.Event, host: str, port: int, duration: float | 
             "buffer": {"path": str(workdir / "buffer")}, "devices": device_configs,
         })
         collector_config = CollectorConfig.model_validate({
-            "mqtt": {"url": broker.url}, "listen": f"{host}:{port or free_tcp_port(host)}",
+            # amqtt speaks MQTT 3.1.1 only; the demo needs no persistent session
+            "mqtt": {"url": broker.url, "protocol": "3.1.1", "session_expiry": 0},
+            "listen": f"{host}:{port or free_tcp_port(host)}",
         })
         agent = AgentService(agent_config, workdir / "agent.yaml")
         collector = CollectorService(collector_config, workdir / "collector.yaml")

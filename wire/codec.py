@@ -92,6 +92,8 @@ def encode_status(status: AgentStatus) -> bytes:
         "version": status.version,
         "site": _labels_json(status.site),
         "devices": list(status.devices),
+        "config_version": status.config_version,
+        "buffer": dict(status.buffer),
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
@@ -260,9 +262,16 @@ def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatu
     for d in devices:
         _encodable(d, "devices")
     version = doc.get("version", "")
-    if not isinstance(version, str):
-        _fail("schema", "version must be a string")
+    config_version = doc.get("config_version", "")
+    if not isinstance(version, str) or not isinstance(config_version, str):
+        _fail("schema", "version and config_version must be strings")
     _encodable(version, "version")
+    _encodable(config_version, "config_version")
+    raw_buffer = doc.get("buffer", {})
+    if not isinstance(raw_buffer, dict):
+        _fail("schema", "buffer must be an object")
+    buffer = tuple(sorted((str(k)[:32], _number(raw_buffer, k)) for k in raw_buffer
+                          if raw_buffer[k] is not None))[:16]
     return AgentStatus(
         agent=agent,
         boot_id=_str(doc, "boot", limits),
@@ -271,4 +280,6 @@ def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatu
         version=version[:64],
         site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         devices=tuple(devices),
+        config_version=config_version[:64],
+        buffer=buffer,
     )

@@ -63,3 +63,5 @@ class AgentStatus:
     version: str = ""
     site: Labels = ()
     devices: tuple[str, ...] = field(default=())
+    config_version: str = ""  # short hash of the agent's config file
+    buffer: tuple[tuple[str, float], ...] = ()  # queue state: depth, bytes, oldest_ts, dropped

@@ -30,6 +30,7 @@ class TopicKind(StrEnum):
     DATA = "data"  # one poll of one device, published live
     REPLAY = "replay"  # the same, drained from the agent's disk queue after an outage
     EVENTS = "events"  # traps and other events of one agent
+    SELF = "self"  # the agent's own metrics (queue, polls, resources), same payload as a poll
 
 
 _PER_DEVICE = frozenset({TopicKind.DATA, TopicKind.REPLAY})
@@ -56,6 +57,10 @@ def is_device_name(value: str) -> bool:
 
 def status_topic(agent: str) -> str:
     return str(Topic(TopicKind.STATUS, agent))
+
+
+def self_topic(agent: str) -> str:
+    return str(Topic(TopicKind.SELF, agent))
 
 
 def events_topic(agent: str) -> str:

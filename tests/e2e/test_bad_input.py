@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 GOOD_BATCH = {
-    "v": 1, "type": "poll", "agent": "xa-tot", "boot": "b1", "seq": 1, "ts": 1.0, "device": "sw",
+    "v": 1, "type": "poll", "agent": "xa-tot", "boot": "b1", "seq": 1, "ts": time.time(), "device": "sw",
     "interval": 60, "up": True, "duration": 0.1, "site": {"province": "Vĩnh Phúc"},
     "metrics": [{"name": "hatang_device_uptime_seconds", "type": "gauge", "help": "h",
                  "samples": [{"labels": {}, "value": 42}]}],
@@ -59,7 +60,8 @@ def test_malformed_payloads_are_counted_by_reason_and_the_collector_keeps_servin
     ]
     for topic, payload, _ in bad:
         _publish(mosquitto, topic, payload)
-    _publish(mosquitto, "hatang/v1/agents/xa-tot/data/sw", json.dumps(GOOD_BATCH).encode())
+    good = {**GOOD_BATCH, "ts": time.time()}  # a live poll (a poll older than its interval goes to backfill)
+    _publish(mosquitto, "hatang/v1/agents/xa-tot/data/sw", json.dumps(good).encode())
 
     series = wait_for_series(collector.url, "hatang_device_uptime_seconds", timeout=15, agent="xa-tot")
     expected: dict[str, int] = {}

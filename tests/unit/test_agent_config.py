@@ -20,7 +20,7 @@ site:                            # labels on every series
   district: "Tam Đảo"
   commune: "Đại Đình"
 mqtt:
-  url: "mqtt://127.0.0.1:1883"
+  url: "mqtts://127.0.0.1:8883"
   username: xa-dai-dinh
   password_file: /etc/hatang/mqtt-password
   ca_file: /etc/hatang/ca.pem
@@ -104,7 +104,7 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert config.agent_id == "xa-dai-dinh"
     assert config.site.labels() == (
         ("commune", "Đại Đình"), ("district", "Tam Đảo"), ("province", "Vĩnh Phúc"))
-    assert config.mqtt.url == "mqtt://127.0.0.1:1883"
+    assert config.mqtt.url == "mqtts://127.0.0.1:8883"
     assert config.mqtt.password_file == Path("/etc/hatang/mqtt-password")
     assert config.buffer.path == Path("/var/lib/hatang/buffer")
     assert config.buffer.max_bytes == 268435456
@@ -146,7 +146,8 @@ def test_relative_paths_resolve_against_the_config_files_directory(tmp_path: Pat
     (conf_dir / "profiles").mkdir(parents=True)
     doc = minimal(profiles_dir="profiles")
     doc["buffer"] = {"path": "../../var/buffer"}
-    doc["mqtt"].update(password_file="secrets/mqtt", ca_file="ca.pem")
+    doc["mqtt"].update(url="mqtts://broker.example:8883", password_file="secrets/mqtt", ca_file="ca.pem",
+                       cert_file="agent.crt", key_file="agent.key")
     doc["devices"] = [
         {"name": "sw1", "address": "192.0.2.1", "snmp": {"community_file": "community"}},
         {"name": "r1", "address": "192.0.2.2",
@@ -162,6 +163,8 @@ def test_relative_paths_resolve_against_the_config_files_directory(tmp_path: Pat
     assert config.profiles_dir == base / "profiles"
     assert config.mqtt.password_file == base / "secrets/mqtt"
     assert config.mqtt.ca_file == base / "ca.pem"
+    assert config.mqtt.cert_file == base / "agent.crt"
+    assert config.mqtt.key_file == base / "agent.key"
     assert config.devices[0].snmp.community_file == base / "community"
     assert config.devices[1].snmp.auth_password_file == base / "auth"
     assert config.devices[1].snmp.priv_password_file == Path("/abs/priv")

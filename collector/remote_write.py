@@ -1,0 +1,203 @@
+"""Prometheus remote write (protocol 1.0): protobuf + snappy, with retry and a bounded queue.
+
+Used for samples that arrive too late to be scraped (replayed after an outage) and, in push mode, for
+every sample. The protobuf encoding of ``WriteRequest`` is small enough to write by hand (no protobuf
+dependency); snappy block compression comes from ``cramjam`` (this is the only module importing it).
+Each endpoint has its own queue and task, so one slow store never holds up another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import struct
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import cramjam
+
+log = logging.getLogger("hatang.collector.remote_write")
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One time series with its samples: labels include ``__name__``; timestamps in milliseconds."""
+
+    labels: Labels
+    samples: tuple[tuple[float, int], ...]  # (value, timestamp ms)
+
+
+# --- protobuf encoding (pure) ---------------------------------------------------------------------
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field_bytes(number: int, payload: bytes) -> bytes:
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _label(name: str, value: str) -> bytes:
+    return _field_bytes(1, name.encode()) + _field_bytes(2, value.encode())
+
+
+def _sample(value: float, timestamp_ms: int) -> bytes:
+    # field 1: double (wire type 1, fixed 64-bit little endian); field 2: int64 varint
+    return b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(timestamp_ms & 0xFFFFFFFFFFFFFFFF)
+
+
+def encode_write_request(series: Iterable[Series]) -> bytes:
+    """Serialize a ``prometheus.WriteRequest``. Labels are sorted by name, as the protocol requires."""
+    out = bytearray()
+    for s in series:
+        body = bytearray()
+        for name, value in sorted(s.labels):
+            body += _field_bytes(1, _label(name, value))
+        for sample_value, ts in s.samples:
+            body += _field_bytes(2, _sample(float(sample_value), ts))
+        out += _field_bytes(1, bytes(body))
+    return bytes(out)
+
+
+def compress(payload: bytes) -> bytes:
+    return bytes(cramjam.snappy.compress_raw(payload))
+
+
+HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+    "User-Agent": "hatang-collector",
+}
+
+# (url, body, headers, timeout) -> (HTTP status, response text); raises OSError/TimeoutError on failure
+PostFn = Callable[[str, bytes, dict[str, str], float], Awaitable[tuple[int, str]]]
+
+
+class EndpointQueue:
+    """Series waiting for one endpoint; bounded by samples, dropping the oldest when full."""
+
+    def __init__(self, url: str, *, max_samples: int, batch_samples: int) -> None:
+        self.url = url
+        self.max_samples = max_samples
+        self.batch_samples = batch_samples
+        self.items: deque[Series] = deque()
+        self.samples = 0
+        self.dropped = 0
+        self.sent = 0
+        self.rejected = 0
+        self.failures = 0
+        self.inflight = 0  # samples taken and being posted
+        self.wakeup = asyncio.Event()
+
+    def put(self, series: Sequence[Series]) -> None:
+        for s in series:
+            self.items.append(s)
+            self.samples += len(s.samples)
+        while self.samples > self.max_samples and self.items:
+            old = self.items.popleft()
+            self.samples -= len(old.samples)
+            self.dropped += len(old.samples)
+        self.wakeup.set()
+
+    def take(self) -> list[Series]:
+        batch: list[Series] = []
+        count = 0
+        while self.items and count < self.batch_samples:
+            s = self.items.popleft()
+            batch.append(s)
+            count += len(s.samples)
+        self.samples -= count
+        return batch
+
+    def put_back(self, batch: list[Series]) -> None:
+        self.items.extendleft(reversed(batch))
+        self.samples += sum(len(s.samples) for s in batch)
+
+
+class RemoteWriter:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        post: PostFn,
+        *,
+        max_samples: int = 1_000_000,
+        batch_samples: int = 2_000,
+        timeout: float = 10.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.queues = [EndpointQueue(u, max_samples=max_samples, batch_samples=batch_samples) for u in urls]
+        self._post = post
+        self._timeout = timeout
+        self._max_backoff = max_backoff
+
+    def submit(self, series: Sequence[Series]) -> None:
+        if series:
+            for queue in self.queues:
+                queue.put(series)
+
+    def pending(self) -> int:
+        return sum(q.samples for q in self.queues)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for queue in self.queues:
+                group.create_task(self._run_endpoint(queue), name=f"remote-write:{queue.url}")
+
+    async def _run_endpoint(self, queue: EndpointQueue) -> None:
+        backoff = 0.5
+        failing = False
+        while True:
+            if not queue.items:
+                queue.wakeup.clear()
+                await queue.wakeup.wait()
+                continue
+            batch = queue.take()
+            body = compress(encode_write_request(batch))
+            samples = sum(len(s.samples) for s in batch)
+            queue.inflight = samples
+            try:
+                status, text = await self._post(queue.url, body, HEADERS, self._timeout)
+            except (OSError, TimeoutError) as exc:
+                status, text = 0, str(exc) or type(exc).__name__
+            finally:
+                queue.inflight = 0
+            if 200 <= status < 300:
+                queue.sent += samples
+                if failing:
+                    log.info("remote write to %s works again", queue.url)
+                failing, backoff = False, 0.5
+                continue
+            if status in (0, 429) or status >= 500:  # the store is down or busy: keep the data, retry
+                queue.put_back(batch)
+                queue.failures += 1
+                if not failing:
+                    log.warning("remote write to %s failed (%s %s); retrying with backoff",
+                                queue.url, status or "connection", text[:200])
+                failing = True
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            queue.rejected += samples  # 4xx: the store refuses these samples (too old, malformed)
+            log.warning("remote write to %s rejected %d samples: %s %s", queue.url, samples, status,
+                        text[:200])
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until every queue is empty (on shutdown); False if ``timeout`` ran out first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(q.items or q.inflight for q in self.queues):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
