@@ -126,7 +126,7 @@ class Uplink:
 
     async def run(self) -> None:
         backoff = 1.0
-        last_error = ""
+        reported = False  # the current outage was logged already: one line per state change
         while True:
             try:
                 async with self._make_client() as client:
@@ -136,15 +136,17 @@ class Uplink:
                     self.connects += 1
                     log.info("connected to broker %s; %d message(s) queued", self._settings.url,
                              self._queue.stats().depth)
-                    last_error = ""
+                    reported = False
                     backoff = 1.0
                     await self._drain(client)
             except (aiomqtt.MqttError, ssl.SSLError, OSError) as exc:
                 error = str(exc) or type(exc).__name__
-                if self.connected or error != last_error:
+                if not reported:
                     log.warning("broker %s unreachable: %s; buffering on disk and retrying",
                                 self._settings.url, error)
-                last_error = error
+                    reported = True
+                else:
+                    log.debug("broker %s still unreachable: %s", self._settings.url, error)
             finally:
                 self._client = None
                 self.connected = False

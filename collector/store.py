@@ -179,7 +179,7 @@ class Store:
 
 def to_series(batch: PollBatch, base: Labels) -> list[Series]:
     """Every sample of a batch as a remote-write series stamped with the poll time."""
-    ts_ms = int(batch.ts * 1000)
+    ts_ms = round(batch.ts * 1000)
     return [
         Series((("__name__", family.name), *base, *sample.labels), ((float(sample.value), ts_ms),))
         for family in batch.families

@@ -43,7 +43,7 @@ class Subscriber:
         on_message: Callable[[str, bytes], object],
         on_connection: Callable[[bool], None],
         *,
-        max_backoff: float = 30.0,
+        max_backoff: float = 10.0,
     ) -> None:
         self._settings = settings
         self._on_message = on_message
@@ -87,24 +87,26 @@ class Subscriber:
 
     async def run(self) -> None:
         backoff = 1.0
-        last_error = ""
+        reported = False  # one log line per state change, not per retry
         while True:
             try:
                 async with self._client() as client:
                     await client.subscribe(subscription(), qos=1)
                     self._set_connected(True)
                     log.info("connected to broker %s", self._settings.url)
-                    backoff, last_error = 1.0, ""
+                    backoff, reported = 1.0, False
                     async for message in client.messages:
                         payload = message.payload
                         if not isinstance(payload, bytes | bytearray):
                             payload = str(payload or "").encode()
                         self._on_message(message.topic.value, bytes(payload))
             except aiomqtt.MqttError as exc:
-                error = str(exc)
-                if self.connected or error != last_error:
+                error = str(exc) or type(exc).__name__
+                if not reported:
                     log.warning("broker %s unreachable: %s; retrying with backoff", self._settings.url, error)
-                last_error = error
+                    reported = True
+                else:
+                    log.debug("broker %s still unreachable: %s", self._settings.url, error)
             self._set_connected(False)
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self._max_backoff)

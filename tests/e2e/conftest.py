@@ -45,7 +45,7 @@ def start_collector(
         path = write_yaml(tmp_path / "collector.yaml", config)
         proc = HatangProcess(["collector", "-c", str(path)], tmp_path / "collector.log").start()
         processes.append(proc)
-        url = f"http://127.0.0.1:{port}/metrics"
+        url = f"http://{config['listen']}/metrics"
         wait_for_series(url, "hatang_collector_broker_connected", timeout=20)
         return Collector(proc, url, path)
 

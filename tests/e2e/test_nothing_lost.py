@@ -1,0 +1,227 @@
+"""Nothing lost: outages of the broker, the agent and the collector leave no gap in Prometheus.
+
+Real Mosquitto, snmpd and Prometheus (remote-write receiver, out-of-order window) on loopback; hatang
+agent and collector as processes. What the agent had queued during an outage is read from its disk
+queue (SQLite, readable while the agent runs) and must appear in Prometheus at the poll timestamps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import signal
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Collector
+from tests.support.hatang import HatangProcess, one, parse, scrape, try_scrape, wait_for_series
+from tests.support.prometheus import Prometheus, start_prometheus
+from tests.support.services import Mosquitto, Snmpd, free_tcp_port, start_mosquitto
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+INTERVAL = 2.0
+GRACE = 0.5  # collector live_grace: a poll older than INTERVAL + GRACE on arrival is backfilled
+GAUGE = "hatang_device_uptime_seconds"
+COUNTER = "hatang_interface_in_bytes_total"
+
+
+class _LazyPrometheus:
+    """Started once the collector's port is known."""
+
+    def __init__(self, workdir: Path, holder: list[Prometheus]) -> None:
+        self.workdir, self.holder = workdir, holder
+
+    def start(self, target: str) -> Prometheus:
+        prometheus = start_prometheus(self.workdir, [target])
+        self.holder.append(prometheus)
+        return prometheus
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker that keeps sessions across its own restart (as deploy/mosquitto/hatang.conf does), so the
+    collector's persistent session queues what agents publish before the collector reconnects."""
+    store = tmp_path / "mosquitto-data"
+    store.mkdir()
+    broker = start_mosquitto(tmp_path / "mosquitto",
+                             extra_config=f"persistence true\npersistence_location {store}/\nautosave_interval 1")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[_LazyPrometheus]:
+    holder: list[Prometheus] = []
+    yield _LazyPrometheus(tmp_path / "prometheus", holder)
+    for p in holder:
+        p.stop()
+
+
+def _device(port: int) -> dict[str, Any]:
+    return {"name": "core-switch", "address": "127.0.0.1", "port": port, "interval": INTERVAL,
+            "snmp": {"timeout": 0.5, "retries": 0}, "profiles": ["system", "interfaces"]}
+
+
+def _queue_db(tmp_path: Path) -> Path:
+    return tmp_path / "buffer-xa-dai-dinh" / "queue.sqlite3"
+
+
+def _queued(tmp_path: Path) -> list[dict[str, Any]]:
+    """Poll batches waiting in the agent's disk queue (read-only; the agent keeps running)."""
+    db = sqlite3.connect(f"file:{_queue_db(tmp_path)}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT device, payload FROM messages ORDER BY id").fetchall()
+    finally:
+        db.close()
+    return [json.loads(payload) for device, payload in rows if device == "core-switch"]
+
+
+def _sample(batch: dict[str, Any], name: str, **labels: str) -> float | None:
+    for family in batch["metrics"]:
+        if family["name"] == name:
+            for s in family["samples"]:
+                if all(s["labels"].get(k) == v for k, v in labels.items()):
+                    return float(s["value"])
+    return None
+
+
+def _setup(tmp_path: Path, snmpd: Snmpd, start_collector: Callable[..., Collector],
+           start_agent: Callable[..., HatangProcess], prometheus: _LazyPrometheus,
+           **agent_overrides: Any) -> tuple[Collector, Prometheus, HatangProcess]:
+    # Prometheus needs the collector's address and the collector needs Prometheus' address: start
+    # Prometheus scraping a port chosen first, then the collector on that port.
+    collector_port = free_tcp_port()
+    prom = prometheus.start(f"127.0.0.1:{collector_port}")
+    collector = start_collector(listen=f"127.0.0.1:{collector_port}", live_grace=GRACE,
+                                remote_write=[{"url": prom.remote_write_url}])
+    agent = start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL, **agent_overrides)
+    wait_for_series(collector.url, COUNTER, timeout=30, device="core-switch", if_name="lo")
+    wait_until(lambda: prom.api("query", query=f'{COUNTER}{{if_name="lo"}}')["result"], timeout=20,
+               message="Prometheus to scrape the collector")
+    return collector, prom, agent
+
+
+def _wait_queued(tmp_path: Path, count: int, timeout: float) -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]] | None:
+        queued = _queued(tmp_path)
+        return queued if len(queued) >= count else None
+
+    return wait_until(enough, timeout=timeout, message=f"{count} poll batches in the agent's disk queue")
+
+
+def _wait_drained(tmp_path: Path, timeout: float = 30) -> None:
+    wait_until(lambda: not _queued(tmp_path), timeout=timeout, message="the agent's queue to drain")
+
+
+def _assert_backfilled(prom: Prometheus, batches: list[dict[str, Any]]) -> None:
+    """Every batch's gauge and counter value is in Prometheus at the batch's poll time, exactly once."""
+    assert batches
+    start, end = batches[0]["ts"] - 0.001, batches[-1]["ts"] + 0.001
+    for name, labels, selector in (
+        (GAUGE, {}, f'{GAUGE}{{device="core-switch"}}'),
+        (COUNTER, {"if_name": "lo"}, f'{COUNTER}{{device="core-switch",if_name="lo"}}'),
+    ):
+        expected = [(round(b["ts"], 3), _sample(b, name, **labels)) for b in batches]
+        assert all(v is not None for _, v in expected)
+
+        def stored(selector: str = selector, count: int = len(expected)) -> list[tuple[float, float]] | None:
+            series = prom.raw_samples(selector, start, end)
+            points = [(round(t, 3), v) for _, ts, vs in series for t, v in zip(ts, vs, strict=True)]
+            return points if len(points) >= count else None
+
+        points = wait_until(stored, timeout=30, message=f"backfilled {name} samples in Prometheus")
+        assert len(series_ := prom.raw_samples(selector, start, end)) == 1, series_  # one series: same labels
+        assert len(points) == len(expected), f"{name}: stored {points} != queued {expected}"
+        for (stored_ts, stored_value), (ts, value) in zip(points, expected, strict=True):
+            # remote write carries milliseconds; the value is exactly the polled one
+            assert abs(stored_ts - ts) <= 0.001 and stored_value == value, (name, points, expected)
+        window_ms = math.ceil((end - start) * 1000)
+        count = prom.api("query", query=f"count_over_time({selector}[{window_ms}ms])",
+                         time=f"{end:.3f}")["result"]
+        assert int(float(count[0]["value"][1])) == len(expected)
+
+
+def _late(batches: list[dict[str, Any]], back_at: float) -> list[dict[str, Any]]:
+    """Batches that arrive too late to be live when the uplink comes back at ``back_at``."""
+    return [b for b in batches if b["ts"] < back_at - (INTERVAL + GRACE + 1.0)]
+
+
+def test_broker_outage_leaves_no_gap_and_no_duplicate_in_prometheus(
+    tmp_path: Path, mosquitto: Mosquitto, snmpd: Snmpd, start_collector: Callable[..., Collector],
+    start_agent: Callable[..., HatangProcess], prometheus: _LazyPrometheus,
+) -> None:
+    collector, prom, agent = _setup(tmp_path, snmpd, start_collector, start_agent, prometheus)
+    mosquitto.stop()
+    wait_until(lambda: one(parse(scrape(collector.url)), "hatang_collector_broker_connected") == 0,
+               timeout=10, message="the collector to notice the broker is gone")
+    queued = _wait_queued(tmp_path, 6, timeout=30)
+    back_at = time.time()
+    mosquitto.start()
+    _wait_drained(tmp_path)
+    late = _late(queued, back_at)
+    assert len(late) >= 4
+    _assert_backfilled(prom, late)
+    assert agent.running()
+    series = parse(scrape(collector.url))
+    assert (one(series, "hatang_collector_duplicate_messages_total") or 0) == 0
+    assert (one(series, "hatang_collector_late_samples_total") or 0) > 0
+
+
+def test_agent_killed_during_an_outage_loses_nothing_it_had_queued(
+    tmp_path: Path, mosquitto: Mosquitto, snmpd: Snmpd, start_collector: Callable[..., Collector],
+    start_agent: Callable[..., HatangProcess], prometheus: _LazyPrometheus,
+) -> None:
+    collector, prom, agent = _setup(tmp_path, snmpd, start_collector, start_agent, prometheus)
+    mosquitto.stop()
+    before_kill = _wait_queued(tmp_path, 4, timeout=30)
+    agent.stop(sig=signal.SIGKILL)
+    after_kill = _queued(tmp_path)
+    assert after_kill[: len(before_kill)] == before_kill  # the queue survived kill -9
+    restarted = start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL)
+    wait_until(lambda: len(_queued(tmp_path)) >= len(after_kill) + 3, timeout=30,
+               message="the restarted agent to queue more polls")
+    queued = _queued(tmp_path)
+    boots = {b["boot"] for b in queued}
+    assert len(boots) == 2, "the restarted agent has a new boot id"
+    back_at = time.time()
+    mosquitto.start()
+    _wait_drained(tmp_path)
+    _assert_backfilled(prom, _late(queued, back_at))
+    assert restarted.running()
+    assert try_scrape(collector.url) is not None
+
+
+def test_collector_killed_and_restarted_loses_no_sample(
+    tmp_path: Path, mosquitto: Mosquitto, snmpd: Snmpd, start_collector: Callable[..., Collector],
+    start_agent: Callable[..., HatangProcess], prometheus: _LazyPrometheus,
+) -> None:
+    collector, prom, _ = _setup(tmp_path, snmpd, start_collector, start_agent, prometheus)
+    killed_at = time.time()
+    collector.process.stop(sig=signal.SIGKILL)
+    # The broker keeps the collector's persistent session and queues what the agent publishes.
+    wait_until(lambda: time.time() > killed_at + 5 * INTERVAL, timeout=6 * INTERVAL, interval=0.2,
+               message="five poll intervals with the collector down")
+    collector.process.start()
+    wait_for_series(collector.url, COUNTER, timeout=30, device="core-switch", if_name="lo")
+    selector = f'{COUNTER}{{device="core-switch",if_name="lo"}}'
+    window = (killed_at + 1.0, killed_at + 5 * INTERVAL - INTERVAL - GRACE - 1.0)
+
+    def backfilled() -> list[float] | None:
+        series = prom.raw_samples(selector, *window)
+        stamps = series[0][1] if series else []
+        return stamps if stamps and stamps[-1] >= window[1] - INTERVAL else None
+
+    stamps = wait_until(backfilled, timeout=30, message="the collector's downtime to be backfilled")
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(stamps)]
+    assert stamps[0] <= window[0] + INTERVAL, (window, stamps)
+    assert all(abs(g - INTERVAL) < 0.5 for g in gaps), f"gaps or duplicates between polls: {gaps}"
