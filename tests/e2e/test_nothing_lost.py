@@ -51,8 +51,8 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     collector's persistent session queues what agents publish before the collector reconnects."""
     store = tmp_path / "mosquitto-data"
     store.mkdir()
-    broker = start_mosquitto(tmp_path / "mosquitto",
-                             extra_config=f"persistence true\npersistence_location {store}/\nautosave_interval 1")
+    config = f"persistence true\npersistence_location {store}/\nautosave_interval 1"
+    broker = start_mosquitto(tmp_path / "mosquitto", extra_config=config)
     try:
         yield broker
     finally:
