@@ -88,11 +88,13 @@ class DiskQueue:
 
     def _enforce_bounds(self, now: float) -> None:
         dropped = 0
-        cur = self._db.execute("DELETE FROM messages WHERE created < ? RETURNING LENGTH(payload)",
-                               (now - self._max_age,))
-        for (size,) in cur.fetchall():
-            self._bytes -= int(size)
-            dropped += 1
+        oldest = self._db.execute("SELECT created FROM messages ORDER BY id LIMIT 1").fetchone()
+        if oldest is not None and oldest[0] < now - self._max_age:  # rare: only then scan for old rows
+            cur = self._db.execute("DELETE FROM messages WHERE created < ? RETURNING LENGTH(payload)",
+                                   (now - self._max_age,))
+            for (size,) in cur.fetchall():
+                self._bytes -= int(size)
+                dropped += 1
         while self._bytes > self._max_bytes and self._depth - dropped > 1:
             row = self._db.execute(
                 "DELETE FROM messages WHERE id = (SELECT MIN(id) FROM messages) RETURNING LENGTH(payload)"
