@@ -29,7 +29,8 @@ def run(mode: str, messages: int, size: int) -> float:
         queue.ack([m.id for m in batch])
         ack = time.perf_counter() - t1
         queue.close()
-    print(f"| {mode:4} | {messages} | {size} | {elapsed / messages * 1e6:8.1f} µs | {ack / messages * 1e6:6.1f} µs |")
+    append_us, ack_us = elapsed / messages * 1e6, ack / messages * 1e6
+    print(f"| {mode:4} | {messages} | {size} | {append_us:8.1f} µs | {ack_us:6.1f} µs |")
     return elapsed
 
 
