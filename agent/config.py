@@ -107,6 +107,52 @@ class SnmpConfig(_Strict):
         return self
 
 
+class TrapUserConfig(_Strict):
+    """An SNMPv3 user whose traps and informs are accepted."""
+
+    username: str = Field(min_length=1)
+    auth_protocol: AuthProtocol | None = None
+    auth_password: str | None = None
+    auth_password_file: Path | None = None
+    priv_protocol: PrivProtocol | None = None
+    priv_password: str | None = None
+    priv_password_file: Path | None = None
+    # the sending device's engine id: needed for traps (informs discover it)
+    engine_id: str | None = Field(default=None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
+
+
+class TrapsConfig(_Strict):
+    listen: str = Field(default="0.0.0.0:162", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$")
+    communities: list[str] = Field(default_factory=lambda: ["public"])
+    communities_file: Path | None = None  # one community per line, added to `communities`
+    users: list[TrapUserConfig] = Field(default_factory=list)
+    engine_id: str | None = Field(default=None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")  # this receiver's
+    repoll: bool = True  # poll the sending device at once, so a linkDown shows within seconds
+
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class ProbeConfig(_Strict):
+    """Reachability, round-trip time and loss of a link target (e.g. the provincial gateway)."""
+
+    name: str = Field(pattern=f"^{DEVICE_NAME_PATTERN}$")
+    address: str = Field(min_length=1)
+    method: Literal["auto", "icmp", "tcp"] = "auto"  # auto: ICMP if allowed, else TCP connect
+    tcp_port: int = Field(default=443, ge=1, le=65535)
+    count: int = Field(default=5, ge=1, le=100)  # echoes per run
+    spacing: float = Field(default=0.2, gt=0, le=10)  # seconds between echoes
+    timeout: float = Field(default=1.0, gt=0, le=30)  # seconds to wait for each reply
+    interval: float = Field(default=60.0, ge=5, le=86400)  # seconds between runs
+
+    @model_validator(mode="after")
+    def _fits_interval(self) -> Self:
+        if self.count * self.spacing + self.timeout >= self.interval:
+            raise ValueError("count x spacing + timeout must be shorter than interval")
+        return self
+
+
 class DeviceConfig(_Strict):
     name: str = Field(pattern=f"^{DEVICE_NAME_PATTERN}$")
     address: str = Field(min_length=1)
@@ -122,6 +168,8 @@ class AgentConfig(_Strict):
     mqtt: MqttConfig
     buffer: BufferConfig
     devices: list[DeviceConfig] = Field(default_factory=list)
+    traps: TrapsConfig | None = None  # receive SNMP traps and informs
+    probes: list[ProbeConfig] = Field(default_factory=list)
     profiles_dir: Path | None = None
     max_concurrent_polls: int = Field(default=32, ge=1, le=1024)
     self_metrics_interval: float = Field(default=60.0, ge=1, le=3600)  # seconds
@@ -136,6 +184,15 @@ class AgentConfig(_Strict):
                 raise ValueError(f"device name {device.name!r} is used twice; names must be unique")
             seen.add(device.name)
         return devices
+
+    @model_validator(mode="after")
+    def _probe_names_unique(self) -> Self:
+        names = {d.name for d in self.devices}
+        for probe in self.probes:
+            if probe.name in names:
+                raise ValueError(f"probe name {probe.name!r} is already used by a device or probe")
+            names.add(probe.name)
+        return self
 
 
 def _resolve(base: Path, path: Path | None) -> Path | None:
@@ -155,6 +212,11 @@ def load(path: Path) -> AgentConfig:
     for device in config.devices:
         for key in ("community_file", "auth_password_file", "priv_password_file"):
             setattr(device.snmp, key, _resolve(base, getattr(device.snmp, key)))
+    if config.traps is not None:
+        config.traps.communities_file = _resolve(base, config.traps.communities_file)
+        for user in config.traps.users:
+            user.auth_password_file = _resolve(base, user.auth_password_file)
+            user.priv_password_file = _resolve(base, user.priv_password_file)
     _check_profiles(config, path)
     return config
 

@@ -10,17 +10,20 @@ import time
 import uuid
 from pathlib import Path
 
-from agent.config import AgentConfig, DeviceConfig
+from agent.config import AgentConfig, DeviceConfig, ProbeConfig, TrapsConfig
+from agent.events import device_addresses, probe_families
 from agent.poller import DevicePoller, PollOutcome
+from agent.probes import ProbeError, run_probe
 from agent.profiles import load_profiles
 from agent.queue import DiskQueue
 from agent.scheduler import ScheduledDevice, Scheduler
 from agent.snmp import Credentials, SnmpEngine, SnmpError, SnmpTimeout
-from agent.uplink import SELF_CHANNEL, BrokerSettings, Uplink
+from agent.traps import TrapEvent, TrapReceiver, V3User
+from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, BrokerSettings, Uplink
 from hatang import __version__
-from hatang.configfile import read_secret
-from wire.codec import encode_batch, encode_status
-from wire.messages import AgentStatus, Family, PollBatch, Sample
+from hatang.configfile import ConfigError, read_secret
+from wire.codec import encode_batch, encode_status, encode_trap
+from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample, TrapMessage
 
 log = logging.getLogger("hatang.agent")
 
@@ -45,6 +48,29 @@ def credentials(device: DeviceConfig, index: int, config_path: Path) -> Credenti
                               f"{key}.priv_password_file") or "",
         context=snmp.context,
     )
+
+
+def trap_receiver_args(traps: TrapsConfig, config_path: Path) -> tuple[list[str], list[V3User]]:
+    """Communities and v3 users for the trap receiver, with secrets read from their files."""
+    communities = list(traps.communities)
+    if traps.communities_file is not None:
+        try:
+            text = traps.communities_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(config_path, [("traps.communities_file", f"cannot read: {exc}")]) from None
+        communities += [line.strip() for line in text.splitlines() if line.strip()]
+    users = [
+        V3User(
+            username=u.username, auth_protocol=u.auth_protocol, priv_protocol=u.priv_protocol,
+            auth_password=_secret(u.auth_password, u.auth_password_file, config_path,
+                                  f"traps.users[{i}].auth_password_file") or "",
+            priv_password=_secret(u.priv_password, u.priv_password_file, config_path,
+                                  f"traps.users[{i}].priv_password_file") or "",
+            engine_id=u.engine_id,
+        )
+        for i, u in enumerate(traps.users)
+    ]
+    return communities, users
 
 
 def poll_deadline(device: DeviceConfig) -> float:
@@ -96,6 +122,8 @@ class AgentService:
             replay_rate=buffer.replay_rate,
         )
         self.scheduler: Scheduler | None = None
+        self._addresses = device_addresses(config)
+        self.trap_receiver: TrapReceiver | None = None
 
     def _status(self, *, online: bool) -> bytes:
         stats = self.queue.stats()
@@ -108,15 +136,47 @@ class AgentService:
             config_version=self._config_version, buffer=tuple(sorted(buffer.items())),
         ))
 
-    def _enqueue(self, channel: str, device: str, interval: float, outcome: PollOutcome) -> None:
+    def _enqueue(self, channel: str, device: str, interval: float, outcome: PollOutcome,
+                 kind: str = "device") -> None:
         self._seq += 1
         batch = PollBatch(
             agent=self.config.agent_id, boot_id=self.boot_id, seq=self._seq, ts=outcome.ts, device=device,
             interval=interval, up=outcome.up, duration=round(outcome.duration, 6), site=self._site,
-            errors=outcome.errors, families=outcome.families,
+            errors=outcome.errors, families=outcome.families, kind=kind,
         )
         self.queue.append(channel, encode_batch(batch), live_for=interval)
         self.uplink.notify()
+
+    def on_trap(self, event: TrapEvent) -> None:
+        """A trap arrived: queue it as an event and poll the device that sent it at once."""
+        names = self._addresses.get(event.source, [])
+        for name in names:
+            if self.scheduler is not None and self.config.traps is not None and self.config.traps.repoll:
+                self.scheduler.poll_now(name)
+        self._seq += 1
+        message = TrapMessage(
+            agent=self.config.agent_id, boot_id=self.boot_id, seq=self._seq, ts=event.ts,
+            device=names[0] if names else "unknown", source=event.source, version=event.version,
+            trap_oid=event.trap_oid, trap_name=event.trap_name, if_index=event.if_index,
+            uptime=event.uptime, varbinds=event.varbinds, site=self._site,
+        )
+        self.queue.append(EVENTS_CHANNEL, encode_trap(message), live_for=60.0)
+        self.uplink.notify()
+
+    async def _run_probe(self, probe: ProbeConfig) -> None:
+        while True:
+            started = time.time()
+            try:
+                result = await run_probe(probe.address, count=probe.count, interval=probe.spacing,
+                                         timeout=probe.timeout, method=probe.method, tcp_port=probe.tcp_port)
+            except ProbeError as exc:
+                outcome = PollOutcome(started, False, time.time() - started,
+                                      (ProfileError("probe", str(exc)),), ())
+            else:
+                outcome = PollOutcome(started, result.up, time.time() - started, (),
+                                      probe_families(probe, result))
+            self._enqueue(probe.name, probe.name, probe.interval, outcome, kind="probe")
+            await asyncio.sleep(max(0.0, started + probe.interval - time.time()))
 
     def record(self, device: str, interval: float, outcome: PollOutcome) -> None:
         """Turn a poll outcome into a numbered batch and put it in the disk queue."""
@@ -184,22 +244,38 @@ class AgentService:
             devices.append(ScheduledDevice(poller, device.interval))
         return Scheduler(devices, max_concurrent=self.config.max_concurrent_polls, on_result=self.record)
 
+    async def _start_traps(self) -> None:
+        traps = self.config.traps
+        if traps is None:
+            return
+        communities, users = trap_receiver_args(traps, self.config_path)
+        self.trap_receiver = TrapReceiver(traps.host_port(), communities, users, self.on_trap,
+                                          engine_id=traps.engine_id)
+        await self.trap_receiver.start()  # TrapListenError: port taken or privileged
+        host, port = self.trap_receiver.bound
+        log.info("receiving SNMP traps on %s:%d", host, port)
+
     async def run(self, stop: asyncio.Event) -> None:
         engine = SnmpEngine()
         try:
             self.scheduler = await self._build_scheduler(engine)
-            log.info("agent %s starting: %d devices, boot %s", self.config.agent_id,
-                     len(self.config.devices), self.boot_id)
+            await self._start_traps()
+            log.info("agent %s starting: %d devices, %d probes, boot %s", self.config.agent_id,
+                     len(self.config.devices), len(self.config.probes), self.boot_id)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.scheduler.run(), name="scheduler")
                 group.create_task(self.uplink.run(), name="uplink")
                 group.create_task(self._publish_self_metrics(), name="self-metrics")
+                for probe in self.config.probes:
+                    group.create_task(self._run_probe(probe), name=f"probe:{probe.name}")
                 await stop.wait()
                 await self.uplink.say_goodbye(self._status(online=False))
                 raise _Stop
         except* _Stop:
             pass
         finally:
+            if self.trap_receiver is not None:
+                self.trap_receiver.close()
             engine.close()
             self.queue.close()
             log.info("agent %s stopped", self.config.agent_id)

@@ -25,12 +25,13 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from agent.queue import DiskQueue, QueuedMessage
-from wire.topics import data_topic, self_topic, status_topic
+from wire.topics import data_topic, events_topic, self_topic, status_topic
 
 log = logging.getLogger("hatang.agent.uplink")
 
 DRAIN_BATCH = 100
 SELF_CHANNEL = "@self"  # queue channel of the agent's own metrics (device names cannot start with '@')
+EVENTS_CHANNEL = "@events"  # queue channel of traps
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,8 @@ class Uplink:
     async def _send(self, client: aiomqtt.Client, message: QueuedMessage, *, replay: bool) -> None:
         if message.device == SELF_CHANNEL:
             topic = self_topic(self._agent)
+        elif message.device == EVENTS_CHANNEL:
+            topic = events_topic(self._agent)
         else:
             topic = data_topic(self._agent, message.device, replay=replay)
         await client.publish(topic, message.payload, qos=1)

@@ -52,7 +52,8 @@ def _liveness(store: Store, now: float) -> Iterator[str]:
     for a in agents:
         yield (f"hatang_agent_last_seen_timestamp_seconds{format_labels((('agent', a.agent), *a.site))} "
                f"{format_value(a.last_seen)}\n")
-    devices = sorted((d for d in store.devices.values() if not d.is_self), key=lambda d: (d.agent, d.device))
+    devices = sorted((d for d in store.devices.values() if not d.is_self and d.kind == "device"),
+                     key=lambda d: (d.agent, d.device))
     per_device: list[tuple[str, str, Callable[[DeviceState, bool], float]]] = [
         ("hatang_device_up", "1 if the device answered its last poll and that poll is recent; else 0.",
          lambda d, fresh: 1 if (d.up and fresh) else 0),
@@ -71,9 +72,25 @@ def _liveness(store: Store, now: float) -> Iterator[str]:
             yield f"{name}{labels} {format_value(getter(d, freshness[(d.agent, d.device)]))}\n"
 
 
+def _traps(store: Store) -> Iterator[str]:
+    if not store.traps:
+        return
+    items = sorted(store.traps.items())
+    for name, help_text, index in (
+        ("hatang_trap_received_total", "SNMP traps and informs received, by device and trap name.", 0),
+        ("hatang_trap_last_timestamp_seconds", "Unix time the last such trap was received.", 1),
+    ):
+        yield _header(name, "counter" if index == 0 else "gauge", help_text)
+        for (agent, device, trap), stats in items:
+            labels = format_labels((("agent", agent), ("device", device), ("trap", trap),
+                                    *store.trap_sites.get(agent, ())))
+            yield f"{name}{labels} {format_value(stats[index])}\n"
+
+
 def render(store: Store, now: float) -> str:
     """The device and liveness part of /metrics."""
     parts: list[str] = list(_liveness(store, now))
+    parts.extend(_traps(store))
     fresh = [d for d in store.devices.values() if store.is_fresh(d, now)]
     names: dict[str, tuple[str, str]] = {}
     for d in fresh:

@@ -20,7 +20,7 @@ from collector.exposition import render_lines
 from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
-from wire.codec import DecodeError, Limits, decode_batch, decode_status
+from wire.codec import DecodeError, Limits, decode_batch, decode_status, decode_trap
 from wire.messages import AgentStatus, Labels, PollBatch
 from wire.topics import TopicError, TopicKind, parse_topic
 
@@ -50,6 +50,7 @@ class DeviceState:
     up: bool
     duration: float
     errors: int
+    kind: str = "device"  # or "probe": no device liveness series
     lines: dict[str, list[str]] = field(default_factory=dict)  # metric name -> exposition lines
     meta: dict[str, tuple[str, str]] = field(default_factory=dict)  # metric name -> (type, help)
 
@@ -80,6 +81,9 @@ class Store:
         self.broker_connected = True  # the subscriber clears this while it has no broker connection
         self.agents: dict[str, AgentState] = {}
         self.devices: dict[tuple[str, str], DeviceState] = {}
+        # (agent, device, trap name) -> [count, unix time of the last one]
+        self.traps: dict[tuple[str, str, str], list[float]] = {}
+        self.trap_sites: dict[str, Labels] = {}
         self._sequences = SequenceTracker()
         self._logged_reasons: set[tuple[str, str]] = set()
 
@@ -91,8 +95,7 @@ class Store:
                 return self._ingest_status(parsed.agent, payload)
             if parsed.kind in (TopicKind.DATA, TopicKind.REPLAY, TopicKind.SELF):
                 return self._ingest_batch(parsed.agent, parsed.device, parsed.kind, payload)
-            self.metrics.message(parsed.kind.value)
-            return "accepted"  # events: issue #3
+            return self._ingest_trap(parsed.agent, payload)
         except TopicError as exc:
             return self._reject("topic", topic, str(exc))
         except DecodeError as exc:
@@ -128,6 +131,23 @@ class Store:
         state.last_seen = self.clock() if status.online else max(state.last_seen, status.ts)
         return "accepted"
 
+    def _ingest_trap(self, agent: str, payload: bytes) -> str:
+        trap = decode_trap(payload, self.limits)
+        if trap.agent != agent:
+            raise DecodeError("identity", f"payload claims agent {trap.agent!r} on {agent!r}'s topic")
+        self.metrics.message(TopicKind.EVENTS.value)
+        if not self._sequences.see(agent, trap.boot_id, trap.seq).new:
+            self.metrics.duplicate()
+            return "duplicate"
+        self._agent(agent).last_seen = self.clock()
+        key = (agent, trap.device, trap.trap_name[:128])
+        stats = self.traps.setdefault(key, [0, 0.0])
+        stats[0] += 1
+        stats[1] = max(stats[1], trap.ts)
+        self.trap_sites[agent] = trap.site
+        log.info("trap %s from %s (%s) via agent %s", trap.trap_name, trap.device, trap.source, agent)
+        return "accepted"
+
     def _ingest_batch(self, agent: str, device: str | None, kind: TopicKind, payload: bytes) -> str:
         batch: PollBatch = decode_batch(payload, self.limits)
         key = SELF if kind is TopicKind.SELF else device
@@ -159,7 +179,7 @@ class Store:
         if current is not None and batch.ts < current.ts:
             return "stale"  # overtaken by a newer live poll
         state = DeviceState(agent, key, batch.site, batch.interval, batch.ts, now, batch.up,
-                            batch.duration, len(batch.errors))
+                            batch.duration, len(batch.errors), batch.kind)
         for family in batch.families:
             state.meta[family.name] = (family.type, family.help)
             state.lines.setdefault(family.name, []).extend(render_lines(family, base))

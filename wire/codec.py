@@ -14,12 +14,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from wire.messages import AgentStatus, Family, Labels, MetricType, PollBatch, ProfileError, Sample
+from wire.messages import (
+    AgentStatus,
+    Family,
+    Labels,
+    MetricType,
+    PollBatch,
+    ProfileError,
+    Sample,
+    TrapMessage,
+)
 from wire.topics import WIRE_VERSION, is_agent_id, is_device_name
 
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 METRIC_TYPES: frozenset[str] = frozenset({"gauge", "counter"})
+BATCH_KINDS: frozenset[str] = frozenset({"device", "probe"})
+MAX_TRAP_VARBINDS = 64
 # Site labels an agent may claim (the collector puts them on every series of the agent).
 SITE_LABELS = frozenset({"province", "district", "commune"})
 # Labels the collector sets itself; a sample may not carry them.
@@ -67,6 +78,7 @@ def encode_batch(batch: PollBatch) -> bytes:
         "up": batch.up,
         "duration": batch.duration,
         "site": _labels_json(batch.site),
+        "kind": batch.kind,
         "errors": [{"profile": e.profile, "error": e.error} for e in batch.errors],
         "metrics": [
             {
@@ -77,6 +89,27 @@ def encode_batch(batch: PollBatch) -> bytes:
             }
             for f in batch.families
         ],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_trap(trap: TrapMessage) -> bytes:
+    doc = {
+        "v": WIRE_VERSION,
+        "type": "trap",
+        "agent": trap.agent,
+        "boot": trap.boot_id,
+        "seq": trap.seq,
+        "ts": trap.ts,
+        "device": trap.device,
+        "source": trap.source,
+        "version": trap.version,
+        "trap_oid": trap.trap_oid,
+        "trap_name": trap.trap_name,
+        "if_index": trap.if_index,
+        "uptime": trap.uptime,
+        "varbinds": [list(v) for v in trap.varbinds],
+        "site": _labels_json(trap.site),
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
@@ -223,9 +256,7 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
     device = _str(doc, "device", limits)
     if not is_agent_id(agent) or not is_device_name(device):
         _fail("schema", "bad agent id or device name")
-    seq = doc.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        _fail("schema", "seq must be a positive integer")
+    seq = _seq(doc)
     raw_metrics = _list(doc, "metrics")
     total = sum(len(m.get("samples", ())) if isinstance(m, dict) and isinstance(m.get("samples"), list)
                 else 0 for m in raw_metrics)
@@ -236,7 +267,11 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
         if not isinstance(raw_error, dict):
             _fail("schema", f"errors[{i}] must be an object")
         errors.append(ProfileError(_str(raw_error, "profile", limits), _str(raw_error, "error", limits)))
+    kind = doc.get("kind", "device")
+    if kind not in BATCH_KINDS:
+        _fail("schema", f"kind must be one of {sorted(BATCH_KINDS)}")
     return PollBatch(
+        kind=kind,
         agent=agent,
         boot_id=_str(doc, "boot", limits),
         seq=seq,
@@ -248,6 +283,50 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
         site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         errors=tuple(errors),
         families=tuple(_family(raw, i, limits) for i, raw in enumerate(raw_metrics)),
+    )
+
+
+def _seq(doc: dict[str, Any]) -> int:
+    seq = doc.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        _fail("schema", "seq must be a positive integer")
+    return seq
+
+
+def _optional_str(doc: dict[str, Any], key: str, limits: Limits) -> str | None:
+    return None if doc.get(key) is None else _str(doc, key, limits)
+
+
+def decode_trap(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> TrapMessage:
+    doc = _load(payload, limits, "trap")
+    agent = _str(doc, "agent", limits)
+    device = _str(doc, "device", limits)
+    if not is_agent_id(agent) or not (device == "unknown" or is_device_name(device)):
+        _fail("schema", "bad agent id or device name")
+    raw_varbinds = _list(doc, "varbinds")
+    if len(raw_varbinds) > MAX_TRAP_VARBINDS:
+        _fail("too_many_samples", f"{len(raw_varbinds)} varbinds > {MAX_TRAP_VARBINDS}")
+    varbinds = []
+    for i, raw in enumerate(raw_varbinds):
+        if not (isinstance(raw, list) and len(raw) == 3 and all(isinstance(x, str) for x in raw)):
+            _fail("schema", f"varbinds[{i}] must be [oid, kind, value] strings")
+        varbinds.append((_encodable(raw[0][:256], "varbinds"), _encodable(raw[1][:32], "varbinds"),
+                         _encodable(raw[2][: limits.max_label_length], "varbinds")))
+    uptime = None if doc.get("uptime") is None else _number(doc, "uptime")
+    return TrapMessage(
+        agent=agent,
+        boot_id=_str(doc, "boot", limits),
+        seq=_seq(doc),
+        ts=_number(doc, "ts"),
+        device=device,
+        source=_str(doc, "source", limits),
+        version=_str(doc, "version", limits),
+        trap_oid=_str(doc, "trap_oid", limits),
+        trap_name=_str(doc, "trap_name", limits),
+        if_index=_optional_str(doc, "if_index", limits),
+        uptime=uptime,
+        varbinds=tuple(varbinds),
+        site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
     )
 
 

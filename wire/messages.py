@@ -50,6 +50,7 @@ class PollBatch:
     site: Labels = ()
     errors: tuple[ProfileError, ...] = ()
     families: tuple[Family, ...] = ()
+    kind: str = "device"  # "device": an SNMP device poll; "probe": a link probe (no device liveness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +66,22 @@ class AgentStatus:
     devices: tuple[str, ...] = field(default=())
     config_version: str = ""  # short hash of the agent's config file
     buffer: tuple[tuple[str, float], ...] = ()  # queue state: depth, bytes, oldest_ts, dropped
+
+
+@dataclass(frozen=True, slots=True)
+class TrapMessage:
+    """One SNMP trap or inform received by an agent (topic ``events``). Numbered like poll batches."""
+
+    agent: str
+    boot_id: str
+    seq: int
+    ts: float  # unix time the agent received it
+    device: str  # the configured device whose address sent it, or "unknown"
+    source: str  # sender IP address
+    version: str  # "1", "2c", "3"
+    trap_oid: str
+    trap_name: str  # linkDown, coldStart, ... or the OID
+    if_index: str | None = None
+    uptime: float | None = None  # the sender's sysUpTime in seconds
+    varbinds: tuple[tuple[str, str, str], ...] = ()  # (oid, kind, value as text)
+    site: Labels = ()

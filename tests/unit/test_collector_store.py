@@ -14,8 +14,8 @@ from collector import exposition
 from collector.selfmetrics import REJECT_REASONS, CollectorMetrics
 from collector.sequence import MAX_BOOTS_TRACKED, MAX_HOLES_TRACKED, SequenceTracker, Verdict
 from collector.store import Store
-from wire.codec import Limits, encode_batch, encode_status
-from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample
+from wire.codec import Limits, encode_batch, encode_status, encode_trap
+from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample, TrapMessage
 from wire.topics import data_topic, events_topic, status_topic
 
 COUNTER64_MAX = 2**64 - 1
@@ -198,11 +198,19 @@ def test_device_that_did_not_answer_is_down(store: Store) -> None:
 def test_replay_topic_is_accepted_and_counted_by_kind(store: Store) -> None:
     assert store.ingest(data_topic(AGENT, "core-switch", replay=True), batch(1)) == "accepted"
     assert store.ingest(data_topic(AGENT, "core-switch"), batch(2)) == "accepted"
-    assert store.ingest(events_topic(AGENT), b'{"anything": 1}') == "accepted"
+    trap = TrapMessage(agent=AGENT, boot_id=BOOT, seq=3, ts=T0, device="core-switch", source="192.0.2.1",
+                       version="2c", trap_oid="1.3.6.1.6.3.1.1.5.3", trap_name="linkDown", if_index="2",
+                       site=SITE)
+    assert store.ingest(events_topic(AGENT), encode_trap(trap)) == "accepted"
+    assert store.ingest(events_topic(AGENT), b'{"anything": 1}') == "rejected:version"
     metrics = self_metrics(store)
     assert value(metrics, "hatang_collector_messages_total", kind="replay") == 1
     assert value(metrics, "hatang_collector_messages_total", kind="data") == 1
     assert value(metrics, "hatang_collector_messages_total", kind="events") == 1
+    traps = parse(render(store))
+    labels = dict((("agent", AGENT), ("device", "core-switch"), *SITE, ("trap", "linkDown")))
+    assert value(traps, "hatang_trap_received_total", **labels) == 1
+    assert value(traps, "hatang_trap_last_timestamp_seconds", **labels) == T0
 
 
 # --- duplicates, gaps, stale replays ---------------------------------------------------------------
