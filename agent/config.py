@@ -60,7 +60,7 @@ class BufferConfig(_Strict):
 
 
 AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
-PrivProtocol = Literal["DES", "AES", "AES192", "AES256"]
+PrivProtocol = Literal["DES", "AES", "AES128", "AES192", "AES256", "AES192C", "AES256C"]
 
 
 class SnmpConfig(_Strict):

@@ -17,7 +17,7 @@ from agent.probes import ProbeError, run_probe
 from agent.profiles import load_profiles
 from agent.queue import DiskQueue
 from agent.scheduler import ScheduledDevice, Scheduler
-from agent.snmp import Credentials, SnmpEngine, SnmpError, SnmpTimeout
+from agent.snmp import Credentials, SnmpAuthError, SnmpEngine, SnmpError, SnmpTimeout
 from agent.traps import TrapEvent, TrapReceiver, V3User
 from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, BrokerSettings, Uplink
 from hatang import __version__
@@ -239,7 +239,8 @@ class AgentService:
                                          timeout=device.snmp.timeout, retries=device.snmp.retries)
             poller = DevicePoller(
                 device.name, target, [profiles[p] for p in device.profiles],
-                deadline=poll_deadline(device), timeout_errors=(SnmpTimeout,), snmp_errors=(SnmpError,),
+                deadline=poll_deadline(device), timeout_errors=(SnmpTimeout, SnmpAuthError),
+                snmp_errors=(SnmpError,),
             )
             devices.append(ScheduledDevice(poller, device.interval))
         return Scheduler(devices, max_concurrent=self.config.max_concurrent_polls, on_result=self.record)

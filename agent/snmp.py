@@ -2,23 +2,107 @@
 
 A small surface: :class:`SnmpEngine` (one per process; building one costs ~80 ms) makes
 :class:`SnmpTarget` objects for devices, which offer ``get`` and ``walk``. Values come back as
-:class:`SnmpValue` (a kind name and a plain Python value), errors as :class:`SnmpError` subclasses,
-so nothing outside this module sees pysnmp types.
+:class:`SnmpValue` (a kind name and a plain Python value), errors as :class:`SnmpError` subclasses with
+messages an operator can act on, so nothing outside this module sees pysnmp types.
 
-Walks are our own loop on GETBULK (GETNEXT for v1): they stay inside the requested subtree, stop on a
-non-increasing OID, cap rows, treat ``endOfMibView`` as the end, and halve max-repetitions on tooBig.
+Errors
+    :class:`SnmpTimeout` no usable answer in time. A v1/v2c device does not answer a wrong community and
+    net-snmp drops a v3 request it cannot decrypt (wrong privacy password or protocol), so both look like
+    a timeout; the message says so. When datagrams did arrive from the device but pysnmp could not use
+    them (malformed BER, for instance), the message says that too.
+    :class:`SnmpAuthError` the device rejected our SNMPv3 credentials (unknown user, wrong
+    authentication password or protocol, a security level the user lacks, a privacy protocol it does
+    not support) or our access (``authorizationError``/``noAccess``).
+    :class:`SnmpWalkError` a walk was abandoned: OIDs went backwards, too many rows, or too long.
+
+SNMPv3 protocols (pysnmp 7.1.30 against net-snmp 5.9.3 ``snmpd`` on Debian 12; tests/integration/
+test_snmpv3.py checks every combination below against a real snmpd):
+
+=========  =========================================  ===============================================
+our name   pysnmp constant                            net-snmp ``createUser`` / ``snmpget -x`` name
+=========  =========================================  ===============================================
+MD5 SHA    USM_AUTH_HMAC96_MD5 / _SHA                 MD5 / SHA
+SHA224     USM_AUTH_HMAC128_SHA224                    SHA-224
+SHA256     USM_AUTH_HMAC192_SHA256                    SHA-256
+SHA384     USM_AUTH_HMAC256_SHA384                    SHA-384
+SHA512     USM_AUTH_HMAC384_SHA512                    SHA-512
+DES        USM_PRIV_CBC56_DES                         DES
+AES        USM_PRIV_CFB128_AES                        AES (= AES128)
+AES192     USM_PRIV_CFB192_AES_BLUMENTHAL             AES192 / AES-192 (Blumenthal key extension)
+AES256     USM_PRIV_CFB256_AES_BLUMENTHAL             AES256 / AES-256 (Blumenthal key extension)
+AES192C    USM_PRIV_CFB192_AES ("AES-192-Cisco")      AES192C (Reeder key extension, Cisco IOS)
+AES256C    USM_PRIV_CFB256_AES ("AES-256-Cisco")      AES256C (Reeder key extension, Cisco IOS)
+=========  =========================================  ===============================================
+
+pysnmp's plain ``USM_PRIV_CFB192_AES``/``CFB256_AES`` use the Reeder key extension, which is *not* what
+net-snmp means by AES192/AES256: with MD5 or SHA (and SHA224 for AES256) the localized key is too short
+and the two extensions give different keys, so the device silently drops every request (a timeout).
+With SHA256 and longer hashes no extension is needed and both work. We therefore map AES192/AES256 to
+the Blumenthal variants and offer the Reeder ones as AES192C/AES256C for Cisco-style devices.
+
+Walks are our own loop on GETBULK (GETNEXT for v1): they stay inside the requested subtree, end on an
+OID equal to the previous one (v1 agents repeat the last row at the end of the MIB), raise on a lower
+OID, cap rows and (optionally) time, treat ``endOfMibView`` as the end and ``noSuch*`` as values,
+halve max-repetitions on tooBig, and on a timeout of a bulk request to a device that answered before,
+retry once with max-repetitions 1 (devices that silently drop large responses; it then grows back by
+doubling after every 50 good responses, up to half the size that got no answer). A device that dies
+mid-walk therefore costs one extra timeout.
+
+Socket: the engine owns one UDP socket for all targets. We create it ourselves (pysnmp would open one
+lazily) so that we can ask for a large ``SO_RCVBUF`` (:data:`RECEIVE_BUFFER_BYTES`; the kernel caps it
+at ``net.core.rmem_max``, 208 KiB by default on Linux: raise that sysctl for hundreds of devices in
+flight) and see every datagram before pysnmp does. :attr:`SnmpEngine.receive_buffer` says what the
+kernel granted.
+
+Buggy unsigned integers: a device that encodes a large Counter32 (or Gauge32, TimeTicks, Counter64) as
+a negative BER integer breaks pyasn1's range check and pysnmp drops the whole reply. For SNMP v1/v2c
+our socket rewrites such values to the unsigned number the device meant (two's complement) before
+pysnmp decodes the datagram: cheap, because a byte-pattern pre-check skips nearly every datagram. For
+SNMPv3 the bytes are authenticated (and usually encrypted), so this cannot be done: such replies are
+lost and the request ends as a timeout whose message mentions undecodable replies.
+
+Cancellation: a request cancelled by the caller (``asyncio.timeout`` around a poll) leaves pysnmp's
+pending-request entry behind until its own timeout expires; the callback then finds the future
+cancelled and does nothing, and a late answer is matched by request-id and dropped. The next request
+on the same target is unaffected (tested). pysnmp offers no way to withdraw a request, so a cancelled
+one is still retransmitted until its timeout x tries is over (:attr:`SnmpEngine.idle` tells when all
+such requests are gone).
+
+Shared SNMPv3 user names: pysnmp keeps one USM user entry per user name (and engine ID), so two devices
+that share a user name but not its passwords or protocols would overwrite each other's keys, and
+overlapping polls fail with wrongDigest. When the engine sees such a user name, each target using it
+discovers its device's engine ID once (an RFC 3414 discovery probe) and gives pysnmp a user entry keyed
+by that engine ID. After any SNMPv3 error other than a timeout the pin is dropped and rediscovered on
+the next request (a replaced device has a new engine ID). Devices that share the same credentials
+need none of this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import functools
+import logging
+import os
+import re
+import socket
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.entity import config as pysnmp_config
+from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as hlapi
 from pysnmp.proto import errind, rfc1902, rfc1905
 
 from agent.varbind import NUMERIC_KINDS, OID, SnmpValue, oid_text
+
+log = logging.getLogger("hatang.agent.snmp")
+
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_REPETITIONS = 10
+_GROW_AFTER = 50  # successful bulk responses before max-repetitions is raised again after a silent drop
 
 
 class SnmpError(Exception):
@@ -26,11 +110,15 @@ class SnmpError(Exception):
 
 
 class SnmpTimeout(SnmpError):
-    """No answer in time (also what a wrong community or an unknown v3 user looks like)."""
+    """No usable answer in time (also what a wrong community or a wrong v3 privacy password looks like)."""
+
+
+class SnmpAuthError(SnmpError):
+    """The device rejected our credentials or our access (SNMPv3 user, password, security level)."""
 
 
 class SnmpWalkError(SnmpError):
-    """A walk was abandoned: the device returned OIDs that do not increase, or too many rows."""
+    """A walk was abandoned: OIDs that go backwards, too many rows, or longer than its time cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +128,19 @@ class Credentials:
     username: str = ""
     auth_protocol: str | None = None  # MD5 SHA SHA224 SHA256 SHA384 SHA512
     auth_password: str = ""
-    priv_protocol: str | None = None  # DES AES AES192 AES256
+    priv_protocol: str | None = None  # DES AES AES192 AES256 (+ AES128 = AES, AES192C AES256C)
     priv_password: str = ""
     context: str = ""
 
+    def security_level(self) -> str:
+        if self.version != "3":
+            return "community"
+        if not self.auth_protocol:
+            return "noAuthNoPriv"
+        return "authPriv" if self.priv_protocol else "authNoPriv"
 
-AUTH_PROTOCOLS = {
+
+AUTH_PROTOCOLS: dict[str, Any] = {
     "MD5": hlapi.USM_AUTH_HMAC96_MD5,
     "SHA": hlapi.USM_AUTH_HMAC96_SHA,
     "SHA224": hlapi.USM_AUTH_HMAC128_SHA224,
@@ -53,11 +148,14 @@ AUTH_PROTOCOLS = {
     "SHA384": hlapi.USM_AUTH_HMAC256_SHA384,
     "SHA512": hlapi.USM_AUTH_HMAC384_SHA512,
 }
-PRIV_PROTOCOLS = {
+PRIV_PROTOCOLS: dict[str, Any] = {
     "DES": hlapi.USM_PRIV_CBC56_DES,
     "AES": hlapi.USM_PRIV_CFB128_AES,
-    "AES192": hlapi.USM_PRIV_CFB192_AES,
-    "AES256": hlapi.USM_PRIV_CFB256_AES,
+    "AES128": hlapi.USM_PRIV_CFB128_AES,
+    "AES192": hlapi.USM_PRIV_CFB192_AES_BLUMENTHAL,  # what net-snmp calls AES192 (see module doc)
+    "AES256": hlapi.USM_PRIV_CFB256_AES_BLUMENTHAL,
+    "AES192C": hlapi.USM_PRIV_CFB192_AES,  # Reeder key extension ("AES-192-Cisco")
+    "AES256C": hlapi.USM_PRIV_CFB256_AES,
 }
 
 _KINDS: dict[Any, str] = {
@@ -77,8 +175,9 @@ _KINDS: dict[Any, str] = {
 }
 
 
-def _convert(value: Any) -> SnmpValue:
-    kind = _KINDS.get(value.tagSet, "unknown")
+def convert(value: Any) -> SnmpValue:
+    """A pysnmp/pyasn1 value as a plain :class:`SnmpValue` (unknown types: kind "unknown", no value)."""
+    kind = _KINDS.get(getattr(value, "tagSet", None), "unknown")
     if kind in NUMERIC_KINDS:
         return SnmpValue(kind, int(value))
     if kind in ("octets", "opaque"):
@@ -90,109 +189,529 @@ def _convert(value: Any) -> SnmpValue:
     return SnmpValue(kind, None)
 
 
-def _auth_data(creds: Credentials) -> Any:
+_convert = convert  # the old private name
+
+
+def _auth_data(creds: Credentials, engine_id: bytes | None = None) -> Any:
     if creds.version == "3":
-        auth = AUTH_PROTOCOLS[creds.auth_protocol] if creds.auth_protocol else hlapi.USM_AUTH_NONE
-        priv = PRIV_PROTOCOLS[creds.priv_protocol] if creds.priv_protocol else hlapi.USM_PRIV_NONE
-        return hlapi.UsmUserData(
-            creds.username,
-            authKey=creds.auth_password or None,
-            privKey=creds.priv_password or None,
-            authProtocol=auth,
-            privProtocol=priv,
-        )
+        if not creds.username:
+            raise SnmpError("SNMPv3 needs a user name")
+        try:
+            auth = AUTH_PROTOCOLS[creds.auth_protocol] if creds.auth_protocol else hlapi.USM_AUTH_NONE
+        except KeyError:
+            raise SnmpError(f"unknown SNMPv3 authentication protocol {creds.auth_protocol!r}; "
+                            f"known: {', '.join(AUTH_PROTOCOLS)}") from None
+        try:
+            priv = PRIV_PROTOCOLS[creds.priv_protocol] if creds.priv_protocol else hlapi.USM_PRIV_NONE
+        except KeyError:
+            raise SnmpError(f"unknown SNMPv3 privacy protocol {creds.priv_protocol!r}; "
+                            f"known: {', '.join(PRIV_PROTOCOLS)}") from None
+        if priv is not hlapi.USM_PRIV_NONE and auth is hlapi.USM_AUTH_NONE:
+            raise SnmpError("SNMPv3 privacy needs an authentication protocol too")
+        try:
+            return hlapi.UsmUserData(
+                creds.username,
+                authKey=creds.auth_password or None,
+                privKey=creds.priv_password or None,
+                authProtocol=auth,
+                privProtocol=priv,
+                securityEngineId=hlapi.OctetString(engine_id) if engine_id is not None else None,
+            )
+        except PySnmpError as exc:
+            raise SnmpError(f"bad SNMPv3 credentials for user {creds.username!r}: {exc}") from None
+    if creds.version not in ("1", "2c"):
+        raise SnmpError(f"unknown SNMP version {creds.version!r}; known: 1, 2c, 3")
     return hlapi.CommunityData(creds.community, mpModel=0 if creds.version == "1" else 1)
 
 
-class SnmpEngine:
-    """One pysnmp engine for the whole process."""
+# --------------------------------------------------------------------------------------------------
+# the socket: receive buffer, datagram counts, repair of negative unsigned integers (v1/v2c)
 
-    def __init__(self) -> None:
+_APP_UNSIGNED = {0x41: 32, 0x42: 32, 0x43: 32, 0x46: 64}  # Counter32 Gauge32 TimeTicks Counter64
+_CONSTRUCTED = frozenset({0x30, *range(0xA0, 0xA9)})  # SEQUENCE and the v1/v2c PDUs
+# A negative (high bit set) content byte right after an unsigned application tag and a short length. A
+# correct encoding of a value >= 2**31 starts with 0x00, so this only matches buggy values, or by chance
+# bytes inside strings or OIDs (then the exact rewrite below finds nothing to change).
+_SUSPECT = re.compile(rb"[\x41\x42\x43\x46][\x01-\x08][\x80-\xff]")
+_V1_V2C_HEAD = re.compile(rb"\x30(?:[\x00-\x7f]|\x81.|\x82..|\x83...)\x02\x01[\x00\x01]", re.DOTALL)
+
+
+def _tlv_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    if pos + 2 > end:
+        raise ValueError("truncated")
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        n = first & 0x7F
+        if not 1 <= n <= 4 or pos + n > end:
+            raise ValueError("bad length")
+        length = int.from_bytes(data[pos:pos + n], "big")
+        pos += n
+    if pos + length > end:
+        raise ValueError("truncated")
+    return tag, pos, pos + length
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(body))) + body + content
+
+
+def _rewrite(data: bytes, start: int, end: int) -> tuple[bytes, bool]:
+    out: list[bytes] = []
+    changed = False
+    pos = start
+    while pos < end:
+        tag, content_start, content_end = _tlv_header(data, pos, end)
+        if tag in _CONSTRUCTED:
+            inner, inner_changed = _rewrite(data, content_start, content_end)
+            if inner_changed:
+                out.append(_tlv(tag, inner))
+                changed = True
+            else:
+                out.append(data[pos:content_end])
+        elif tag in _APP_UNSIGNED and content_end > content_start and data[content_start] & 0x80:
+            bits = _APP_UNSIGNED[tag]
+            number = int.from_bytes(data[content_start:content_end], "big", signed=True) % (1 << bits)
+            out.append(_tlv(tag, number.to_bytes(number.bit_length() // 8 + 1, "big")))
+            changed = True
+        else:
+            out.append(data[pos:content_end])
+        pos = content_end
+    return b"".join(out), changed
+
+
+def repair_unsigned(datagram: bytes) -> bytes:
+    """An SNMP v1/v2c datagram with negative Counter32/Gauge32/TimeTicks/Counter64 values rewritten as
+    the unsigned numbers they stand for (two's complement); any other datagram unchanged."""
+    if not _SUSPECT.search(datagram) or not _V1_V2C_HEAD.match(datagram):
+        return datagram
+    try:
+        fixed, changed = _rewrite(datagram, 0, len(datagram))
+    except ValueError:
+        return datagram  # malformed: pysnmp will drop it and count it
+    return fixed if changed else datagram
+
+
+def _int_tlv(n: int) -> bytes:
+    return _tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big"))
+
+
+def discovery_request(msg_id: int) -> bytes:
+    """An SNMPv3 engine-ID discovery probe (RFC 3414 4): reportable, noAuthNoPriv, empty USM fields."""
+    header = _tlv(0x30, _int_tlv(msg_id) + _int_tlv(65507) + _tlv(0x04, b"\x04") + _int_tlv(3))
+    empty = _tlv(0x04, b"")
+    usm = _tlv(0x04, _tlv(0x30, empty + _int_tlv(0) + _int_tlv(0) + empty + empty + empty))
+    pdu = _tlv(0xA0, _int_tlv(msg_id) + _int_tlv(0) + _int_tlv(0) + _tlv(0x30, b""))
+    return _tlv(0x30, _int_tlv(3) + header + usm + _tlv(0x30, empty + empty + pdu))
+
+
+def engine_id_of(reply: bytes) -> bytes | None:
+    """msgAuthoritativeEngineID of an SNMPv3 message (the Report answering a discovery), else None."""
+    try:
+        tag, start, end = _tlv_header(reply, 0, len(reply))
+        version_tag, v_start, v_end = _tlv_header(reply, start, end)
+        if tag != 0x30 or version_tag != 0x02 or reply[v_start:v_end] != b"\x03":
+            return None
+        _, _, header_end = _tlv_header(reply, v_end, end)
+        params_tag, p_start, p_end = _tlv_header(reply, header_end, end)
+        usm_tag, u_start, u_end = _tlv_header(reply, p_start, p_end)
+        id_tag, i_start, i_end = _tlv_header(reply, u_start, u_end)
+    except ValueError:
+        return None
+    if (params_tag, usm_tag, id_tag) != (0x04, 0x30, 0x04) or i_end == i_start:
+        return None
+    return reply[i_start:i_end]
+
+
+class _Discovery(asyncio.DatagramProtocol):
+    def __init__(self, reply: asyncio.Future[bytes]) -> None:
+        self.reply = reply
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self.reply.done() and engine_id_of(data) is not None:
+            self.reply.set_result(data)
+
+
+class _Transport(udp.UdpAsyncioTransport):  # type: ignore[misc]
+    """pysnmp's asyncio UDP transport, counting datagrams per sender and repairing negative unsigned
+    integers before pysnmp decodes them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: Counter[tuple[str, int]] = Counter()
+        self.repaired = 0
+
+    def datagram_received(self, datagram: bytes, address: Any) -> None:
+        self.received[(str(address[0]), int(address[1]))] += 1
+        fixed = repair_unsigned(datagram)
+        if fixed is not datagram:
+            self.repaired += 1
+        super().datagram_received(fixed, address)
+
+
+# --------------------------------------------------------------------------------------------------
+# engine and targets
+
+
+class SnmpEngine:
+    """One pysnmp engine (and one UDP socket) for the whole process."""
+
+    def __init__(self, *, receive_buffer: int = RECEIVE_BUFFER_BYTES) -> None:
         self._engine = hlapi.SnmpEngine()
+        self._wanted_buffer = receive_buffer
+        self._transport: _Transport | None = None
+        self._transport_lock = asyncio.Lock()
+        self.receive_buffer: int | None = None  # what the kernel granted (Linux reports twice the ask)
+        self._v3_keys: dict[str, set[tuple[Any, ...]]] = {}  # user name -> distinct credential sets
+
+    async def _ensure_transport(self) -> _Transport:
+        async with self._transport_lock:
+            if self._transport is None:
+                self._transport = await self._open_transport()
+            return self._transport
+
+    async def _open_transport(self) -> _Transport:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._wanted_buffer)
+            except OSError as exc:  # pragma: no cover - platform without the option
+                log.debug("cannot set SO_RCVBUF: %s", exc)
+            self.receive_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            sock.bind(("0.0.0.0", 0))
+            sock.setblocking(False)
+            transport = _Transport().open_server_mode(sock=sock)
+            await transport._lport  # the asyncio endpoint is created in a task: wait for it
+            assert isinstance(transport, _Transport)
+        except BaseException:
+            sock.close()
+            raise
+        pysnmp_config.add_transport(self._engine, udp.DOMAIN_NAME, transport)
+        log.debug("SNMP socket %s, SO_RCVBUF %s bytes", sock.getsockname(), self.receive_buffer)
+        return transport
 
     async def target(
-        self, host: str, port: int, creds: Credentials, *, timeout: float, retries: int
+        self,
+        host: str,
+        port: int,
+        creds: Credentials,
+        *,
+        timeout: float,
+        retries: int,
+        max_repetitions: int = DEFAULT_MAX_REPETITIONS,
+        max_walk_time: float | None = None,
     ) -> SnmpTarget:
-        transport = await hlapi.UdpTransportTarget.create((host, port), timeout=timeout, retries=retries)
-        return SnmpTarget(self._engine, transport, creds)
+        """A target for one device. Raises :class:`SnmpError` for an unresolvable address or bad
+        credentials (unknown protocol names)."""
+        auth = _auth_data(creds)
+        if creds.version == "3":
+            self._v3_keys.setdefault(creds.username, set()).add(
+                (creds.auth_protocol, creds.auth_password, creds.priv_protocol, creds.priv_password))
+        transport = await self._ensure_transport()
+        try:
+            udp_target = await hlapi.UdpTransportTarget.create((host, port), timeout=timeout, retries=retries)
+        except PySnmpError as exc:
+            raise SnmpError(f"cannot use address {host}:{port}: {exc}") from None
+        return SnmpTarget(self._engine, udp_target, creds, auth=auth, host=host, port=port,
+                          counter=transport.received, max_repetitions=max_repetitions,
+                          max_walk_time=max_walk_time, shared_user=self._user_is_shared)
+
+    def _user_is_shared(self, username: str) -> bool:
+        """True when targets use ``username`` with different passwords or protocols."""
+        return len(self._v3_keys.get(username, ())) > 1
+
+    @property
+    def idle(self) -> bool:
+        """True when pysnmp has no request in flight, counting requests whose caller was cancelled (pysnmp
+        keeps retransmitting those until their own timeout x tries is over, then drops them)."""
+        dispatcher = self._engine.transport_dispatcher
+        return dispatcher is None or not dispatcher.jobs_are_pending()
+
+    @property
+    def repaired_datagrams(self) -> int:
+        """How many datagrams had negative unsigned integers rewritten."""
+        return self._transport.repaired if self._transport is not None else 0
 
     def close(self) -> None:
         dispatcher = self._engine.transport_dispatcher
         if dispatcher is not None:
             dispatcher.close_dispatcher()
+        self._transport = None
+
+
+_Response = tuple[Any, Any, Any, Any]
 
 
 class SnmpTarget:
     """One device with its credentials. Not safe for concurrent use: one request in flight at a time."""
 
-    def __init__(self, engine: Any, transport: Any, creds: Credentials) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        transport: Any,
+        creds: Credentials,
+        *,
+        auth: Any = None,
+        host: str | None = None,
+        port: int | None = None,
+        counter: Counter[tuple[str, int]] | None = None,
+        max_repetitions: int = DEFAULT_MAX_REPETITIONS,
+        max_walk_time: float | None = None,
+        shared_user: Callable[[str], bool] | None = None,
+    ) -> None:
         self._engine = engine
         self._transport = transport
         self._creds = creds
-        self._auth = _auth_data(creds)
+        self._auth = auth if auth is not None else _auth_data(creds)
         self._context = hlapi.ContextData(contextName=creds.context) if creds.context else hlapi.ContextData()
-        self.max_repetitions = 10
+        resolved: tuple[Any, Any] = getattr(transport, "transport_address", None) or (host, port)
+        self.host = host if host is not None else str(resolved[0])
+        self.port = port if port is not None else int(resolved[1])
+        self._address = (str(resolved[0]), int(resolved[1] or 0))  # datagrams arrive from this address
+        self._received = counter if counter is not None else Counter()
+        self._timeout = float(getattr(transport, "timeout", None) or 0)
+        self._tries = int(getattr(transport, "retries", None) or 0) + 1
+        self.max_repetitions = max(1, max_repetitions)
+        self._reps_ceiling = self.max_repetitions  # lowered for good by tooBig
+        self._good_bulks = 0
+        self.max_walk_time = max_walk_time
+        self.answered = False  # has this device ever sent us a usable response?
+        self._shared_user = shared_user
+        self.engine_id: bytes | None = None  # pinned SNMPv3 engine ID (only for a shared user name)
 
-    def _check(self, error_indication: Any, error_status: Any, error_index: Any) -> None:
-        if error_indication:
-            if isinstance(error_indication, errind.RequestTimedOut):
-                raise SnmpTimeout("no response (timeout): device down, wrong address, or wrong credentials")
-            raise SnmpError(str(error_indication))
-        if error_status and int(error_status) != 0:
-            raise SnmpError(f"device reported {error_status.prettyPrint()} at varbind {int(error_index)}")
+    # ---------------------------------------------------------------- requests and errors
+
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _timeout_error(self, datagrams: int) -> SnmpTimeout:
+        creds = self._creds
+        if creds.version == "3":
+            causes = "device down, wrong address/port"
+            if creds.priv_protocol:
+                causes += (f", or wrong privacy password or protocol ({creds.priv_protocol}; net-snmp "
+                           "and most devices drop a request they cannot decrypt without answering)")
+        else:
+            causes = ("device down, wrong address/port, or wrong community (SNMP v1/v2c devices do not "
+                      "answer a wrong community)")
+        message = (f"no answer from {self._where()} within {self._timeout:g} s x {self._tries} "
+                   f"{'try' if self._tries == 1 else 'tries'}: {causes}")
+        if datagrams:
+            message += (f"; {datagrams} datagram(s) did arrive from the device but could not be decoded or "
+                        "matched to the request (malformed reply; with SNMPv3 a Counter32 encoded as a "
+                        "negative integer also makes the reply undecodable)")
+        return SnmpTimeout(message)
+
+    def _indication_error(self, indication: Any) -> SnmpError:
+        creds = self._creds
+        user = f"SNMPv3 user {creds.username!r}"
+        where = self._where()
+        if isinstance(indication, errind.UnknownUserName):
+            return SnmpAuthError(f"{where} does not know {user} (unknownUserName): check the user name, "
+                                 "and that the device has this user (net-snmp: createUser + rouser)")
+        if isinstance(indication, errind.WrongDigest):
+            return SnmpAuthError(f"{where} rejected the authentication of {user} (wrongDigest): wrong "
+                                 f"authentication password or protocol (configured: {creds.auth_protocol})")
+        if isinstance(indication, errind.DecryptionError):
+            return SnmpAuthError(f"{where}: decryption failed for {user} (decryptionError): wrong privacy "
+                                 f"password or protocol (configured: {creds.priv_protocol})")
+        if isinstance(indication, errind.UnsupportedSecurityLevel):
+            return SnmpAuthError(
+                f"{where} does not support security level {creds.security_level()} for {user} "
+                f"(unsupportedSecLevel): the user has no {'privacy' if creds.priv_protocol else 'auth'} "
+                f"key on the device, or the device does not support privacy protocol {creds.priv_protocol}")
+        if isinstance(indication, errind.UnsupportedPrivProtocol | errind.UnsupportedAuthProtocol |
+                      errind.NoEncryption | errind.EncryptionError):
+            return SnmpAuthError(f"unsupported priv protocol or auth protocol for {user} on this agent "
+                                 f"({indication}): privacy needs the Python package 'cryptography'")
+        if isinstance(indication, errind.NotInTimeWindow):
+            return SnmpAuthError(f"{where}: {user} is not in the device's time window (notInTimeWindow): "
+                                 "the device's engine boots/time went backwards; retry, or check for a "
+                                 "duplicate SNMP engine ID")
+        if isinstance(indication, errind.UnknownEngineID):
+            return SnmpError(f"{where}: unknown SNMP engine ID during SNMPv3 discovery ({indication})")
+        return SnmpError(f"{where}: {indication}")
+
+    def _check(self, indication: Any, status: Any, index: Any, datagrams: int = 0,
+               varbinds: Sequence[Any] = ()) -> None:
+        if indication:
+            if isinstance(indication, errind.RequestTimedOut):
+                raise self._timeout_error(datagrams)
+            if self.engine_id is not None:  # the device may have a new engine ID: discover it again
+                self.engine_id = None
+                self._auth = _auth_data(self._creds)
+            raise self._indication_error(indication)
+        if status and int(status) != 0:
+            name = status.prettyPrint()
+            position = int(index)
+            oid = ""
+            if 0 < position <= len(varbinds):
+                oid = f" ({oid_text(tuple(varbinds[position - 1][0]))})"
+            if name in ("authorizationError", "noAccess"):
+                raise SnmpAuthError(
+                    f"{self._where()} refused access ({name}) at varbind {position}{oid}: the community or "
+                    f"user may read nothing here (net-snmp: rouser/rocommunity and its view; for SNMPv3 the "
+                    f"user may need a higher security level than {self._creds.security_level()})")
+            raise SnmpError(f"{self._where()} reported {name} at varbind {position}{oid}")
+
+    async def _discover_engine_id(self) -> bytes:
+        loop = asyncio.get_running_loop()
+        for _ in range(self._tries):
+            reply: asyncio.Future[bytes] = loop.create_future()
+            try:
+                endpoint, _ = await loop.create_datagram_endpoint(functools.partial(_Discovery, reply),
+                                                                  remote_addr=self._address)
+            except OSError as exc:
+                raise SnmpError(f"{self._where()}: cannot send SNMPv3 discovery: {exc}") from None
+            try:
+                endpoint.sendto(discovery_request(int.from_bytes(os.urandom(3), "big")))
+                async with asyncio.timeout(self._timeout or 1.0):
+                    engine_id = engine_id_of(await reply)  # _Discovery takes only replies that have one
+                if engine_id is not None:
+                    return engine_id
+            except TimeoutError:
+                continue
+            finally:
+                endpoint.close()
+        raise self._timeout_error(0)
+
+    async def _pin_engine_id(self) -> None:
+        """pysnmp keeps one USM entry per user name: when several devices share a user name with
+        different keys, give this device's user its own entry, keyed by the device's engine ID."""
+        if (self.engine_id is None and self._creds.version == "3" and self._shared_user is not None
+                and self._shared_user(self._creds.username)):
+            self.engine_id = await self._discover_engine_id()
+            self._auth = _auth_data(self._creds, self.engine_id)
+            log.debug("%s: SNMPv3 user %r pinned to engine ID %s", self._where(), self._creds.username,
+                      self.engine_id.hex())
+
+    async def _request(self, call: Awaitable[Any]) -> tuple[_Response, int]:
+        """Run one pysnmp command; return its result and how many datagrams arrived meanwhile."""
+        before = self._received[self._address]
+        try:
+            result: _Response = await call
+        except PySnmpError as exc:
+            raise SnmpError(f"{self._where()}: {exc}") from None
+        datagrams = self._received[self._address] - before
+        if not result[0]:
+            self.answered = True
+        return result, datagrams
+
+    # ---------------------------------------------------------------- GET
 
     async def get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]:
         """GET the given OIDs. Missing objects come back as ``no_such_*`` values, also on SNMPv1."""
+        await self._pin_engine_id()
         wanted = list(oids)
         while wanted:
             request = [hlapi.ObjectType(hlapi.ObjectIdentity(oid_text(o))) for o in wanted]
-            ind, status, index, varbinds = await hlapi.get_cmd(
-                self._engine, self._auth, self._transport, self._context, *request, lookupMib=False
-            )
-            if not ind and status and int(status) == 2 and self._creds.version == "1" and int(index) > 0:
+            (ind, status, index, varbinds), datagrams = await self._request(hlapi.get_cmd(
+                self._engine, self._auth, self._transport, self._context, *request, lookupMib=False))
+            if (not ind and status and int(status) == 2 and self._creds.version == "1"
+                    and 0 < int(index) <= len(wanted)):
                 wanted.pop(int(index) - 1)  # v1 noSuchName fails the whole request: drop and retry
                 continue
-            self._check(ind, status, index)
-            found = {tuple(name): _convert(value) for name, value in varbinds}
+            self._check(ind, status, index, datagrams, varbinds)
+            found = {tuple(name): convert(value) for name, value in varbinds}
             return [(o, found.get(o, SnmpValue("no_such_object", None))) for o in oids]
         return [(o, SnmpValue("no_such_object", None)) for o in oids]
 
-    async def _next_rows(self, oid: OID) -> list[tuple[OID, SnmpValue]]:
-        request = hlapi.ObjectType(hlapi.ObjectIdentity(oid_text(oid)))
-        while True:
-            if self._creds.version == "1":
-                ind, status, index, varbinds = await hlapi.next_cmd(
-                    self._engine, self._auth, self._transport, self._context, request, lookupMib=False
-                )
-                if not ind and status and int(status) == 2:  # noSuchName: end of the MIB view
-                    return []
-            else:
-                ind, status, index, varbinds = await hlapi.bulk_cmd(
-                    self._engine, self._auth, self._transport, self._context,
-                    0, self.max_repetitions, request, lookupMib=False,
-                )
-                if not ind and status and int(status) == 1 and self.max_repetitions > 1:  # tooBig
-                    self.max_repetitions = max(1, self.max_repetitions // 2)
-                    continue
-            self._check(ind, status, index)
-            return [(tuple(name), _convert(value)) for name, value in varbinds]
+    # ---------------------------------------------------------------- walk
 
-    async def walk(self, root: OID, *, max_rows: int = 100_000) -> list[tuple[OID, SnmpValue]]:
-        """All (oid, value) pairs strictly inside the subtree ``root``, in order."""
+    async def _next_v1(self, request: Any) -> list[tuple[OID, SnmpValue]]:
+        (ind, status, index, varbinds), datagrams = await self._request(hlapi.next_cmd(
+            self._engine, self._auth, self._transport, self._context, request, lookupMib=False))
+        if not ind and status and int(status) == 2:  # noSuchName: end of the MIB view
+            return []
+        self._check(ind, status, index, datagrams, varbinds)
+        return [(tuple(name), convert(value)) for name, value in varbinds]
+
+    async def _next_bulk(self, request: Any) -> list[tuple[OID, SnmpValue]]:
+        retried_timeout = False
+        while True:
+            reps = self.max_repetitions
+            (ind, status, index, varbinds), datagrams = await self._request(hlapi.bulk_cmd(
+                self._engine, self._auth, self._transport, self._context, 0, reps, request,
+                lookupMib=False))
+            if not ind and status and int(status) == 1 and reps > 1:  # tooBig: the device says so
+                self.max_repetitions = self._reps_ceiling = max(1, reps // 2)
+                self._good_bulks = 0
+                log.debug("%s: tooBig, max-repetitions now %d", self._where(), self.max_repetitions)
+                continue
+            if (isinstance(ind, errind.RequestTimedOut) and reps > 1 and self.answered
+                    and not retried_timeout):
+                # A device that answered before may drop responses too large for it: retry once with
+                # one repetition, then grow back slowly, never again to the size that got no answer.
+                retried_timeout = True
+                self.max_repetitions = 1
+                self._reps_ceiling = max(1, min(self._reps_ceiling, reps // 2))
+                self._good_bulks = 0
+                log.debug("%s: bulk timeout, max-repetitions now %d", self._where(), self.max_repetitions)
+                continue
+            self._check(ind, status, index, datagrams, varbinds)
+            self._good_bulks += 1
+            if self._good_bulks >= _GROW_AFTER and self.max_repetitions < self._reps_ceiling:
+                self.max_repetitions = min(self._reps_ceiling, self.max_repetitions * 2)
+                self._good_bulks = 0
+            return [(tuple(name), convert(value)) for name, value in varbinds]
+
+    async def _next_rows(self, oid: OID) -> list[tuple[OID, SnmpValue]]:
+        await self._pin_engine_id()
+        request = hlapi.ObjectType(hlapi.ObjectIdentity(oid_text(oid)))
+        if self._creds.version == "1":
+            return await self._next_v1(request)
+        return await self._next_bulk(request)
+
+    async def walk(
+        self, root: OID, *, max_rows: int = 100_000, max_time: float | None = None
+    ) -> list[tuple[OID, SnmpValue]]:
+        """All (oid, value) pairs strictly inside the subtree ``root``, in order.
+
+        Ends at the first OID outside the subtree, at ``endOfMibView``, at v1 ``noSuchName``, and at an
+        OID equal to the previous one (a v1 agent repeating its last row). Raises
+        :class:`SnmpWalkError` for an OID lower than the previous one, for more than ``max_rows`` rows,
+        and when the walk takes longer than ``max_time`` seconds (default: the target's
+        ``max_walk_time``; None: no cap of its own, the caller's deadline applies).
+        """
+        limit = max_time if max_time is not None else self.max_walk_time
         rows: list[tuple[OID, SnmpValue]] = []
+        if limit is None:
+            await self._walk_into(root, max_rows, rows)
+            return rows
+        try:
+            async with asyncio.timeout(limit):
+                await self._walk_into(root, max_rows, rows)
+        except TimeoutError:
+            raise SnmpWalkError(f"walk of {oid_text(root)} on {self._where()} took longer than {limit:g} s "
+                                f"({len(rows)} rows so far)") from None
+        return rows
+
+    async def _walk_into(self, root: OID, max_rows: int, rows: list[tuple[OID, SnmpValue]]) -> None:
         cursor = root
         depth = len(root)
         while True:
             batch = await self._next_rows(cursor)
             if not batch:
-                return rows
+                return
             for oid, value in batch:
                 if oid[:depth] != root or value.kind == "end_of_mib_view":
-                    return rows
-                if oid <= cursor:
-                    raise SnmpWalkError(f"device returned non-increasing OID {oid_text(oid)} "
-                                        f"after {oid_text(cursor)} while walking {oid_text(root)}")
+                    return
+                if oid == cursor:
+                    log.debug("%s repeated %s while walking %s: taken as the end", self._where(),
+                              oid_text(oid), oid_text(root))
+                    return
+                if oid < cursor:
+                    raise SnmpWalkError(f"{self._where()} returned OID {oid_text(oid)} after "
+                                        f"{oid_text(cursor)} while walking {oid_text(root)}: OIDs must "
+                                        "increase (buggy agent); walk abandoned")
+                if len(rows) >= max_rows:
+                    raise SnmpWalkError(f"more than {max_rows} rows under {oid_text(root)} on "
+                                        f"{self._where()}; walk abandoned")
                 rows.append((oid, value))
                 cursor = oid
-                if len(rows) > max_rows:
-                    raise SnmpWalkError(f"more than {max_rows} rows under {oid_text(root)}")

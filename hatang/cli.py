@@ -81,6 +81,37 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_poll(args: argparse.Namespace) -> int:
+    from agent import config as agent_config
+    from agent.poll_once import UnknownDeviceError, poll_once
+
+    path = Path(args.config)
+    config = agent_config.load(path)
+    setup_logging("error")
+    try:
+        print(asyncio.run(poll_once(config, path, args.device)), end="")
+    except UnknownDeviceError as exc:
+        print(f"hatang: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from agent import config as agent_config
+    from agent.profile_catalog import list_profiles, show_profile
+    from agent.profiles import ProfileError
+
+    user_dir = Path(args.dir) if args.dir else None
+    if args.config:
+        user_dir = agent_config.load(Path(args.config)).profiles_dir
+    try:
+        print(show_profile(args.name, user_dir) if args.name else list_profiles(user_dir), end="")
+    except ProfileError as exc:
+        print(f"hatang: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hatang.demo import run_demo
 
@@ -107,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", required=True, help="config file to check")
     p.add_argument("--kind", choices=("agent", "collector"), help="config kind (default: guessed from keys)")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("poll", help="poll one device once and print what would be published")
+    p.add_argument("-c", "--config", required=True, help="agent YAML config file")
+    p.add_argument("--device", required=True, help="device name from the config")
+    p.set_defaults(func=_cmd_poll)
+
+    p = sub.add_parser("profiles", help="list SNMP profiles, or show one")
+    p.add_argument("name", nargs="?", help="profile to show in detail")
+    p.add_argument("-c", "--config", help="agent config (its profiles_dir adds user profiles)")
+    p.add_argument("--dir", help="a directory of user profiles")
+    p.set_defaults(func=_cmd_profiles)
 
     p = sub.add_parser("demo", help="the whole system on this machine: broker, simulated devices, agent, "
                                     "collector")

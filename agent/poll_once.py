@@ -1,0 +1,133 @@
+"""One poll of one configured device, reported for a person: ``hatang poll -c agent.yaml --device NAME``.
+
+Builds the same engine, target and :class:`~agent.poller.DevicePoller` the agent builds (credentials,
+timeouts, profiles and deadline from the config), polls once, and returns a text report: up or down,
+how long it took, each profile's error in clear words, and the metric families as Prometheus text
+lines with the labels the collector would add (agent, device, site): what the agent would publish.
+Nothing is queued or sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from agent.config import AgentConfig, DeviceConfig
+from agent.poller import DevicePoller, PollOutcome
+from agent.profiles import load_profiles
+from agent.service import credentials, poll_deadline
+from agent.snmp import SnmpEngine, SnmpError, SnmpTimeout
+from wire.messages import Family, Labels, ProfileError
+
+__all__ = ["UnknownDeviceError", "format_report", "poll_once"]
+
+
+class UnknownDeviceError(LookupError):
+    """The config has no device of that name; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown device"
+
+
+def _find(config: AgentConfig, config_path: Path, name: str) -> tuple[int, DeviceConfig]:
+    for index, device in enumerate(config.devices):
+        if device.name == name:
+            return index, device
+    known = ", ".join(d.name for d in config.devices)
+    if not known:
+        raise UnknownDeviceError(f"{config_path}: no device {name!r}: the config has no devices")
+    raise UnknownDeviceError(f"{config_path}: no device {name!r}; known devices: {known}")
+
+
+async def poll_once(config: AgentConfig, config_path: Path, device_name: str) -> str:
+    """Poll ``device_name`` once as the agent would and return a human-readable report.
+
+    Raises :class:`UnknownDeviceError` when the config has no such device (the message lists the
+    known ones). SNMP problems are not raised: they are the report (device down, profile errors).
+    """
+    index, device = _find(config, config_path, device_name)
+    profiles = load_profiles(config.profiles_dir)
+    creds = credentials(device, index, config_path)
+    engine = SnmpEngine()
+    try:
+        try:
+            target = await engine.target(device.address, device.port, creds,
+                                         timeout=device.snmp.timeout, retries=device.snmp.retries)
+        except SnmpError as exc:
+            outcome = PollOutcome(0.0, False, 0.0, (ProfileError("*", str(exc)),), ())
+        else:
+            poller = DevicePoller(
+                device.name, target, [profiles[p] for p in device.profiles], deadline=poll_deadline(device),
+                timeout_errors=(SnmpTimeout,), snmp_errors=(SnmpError,),
+            )
+            outcome = await poller.poll()
+    finally:
+        engine.close()
+    base: Labels = (("agent", config.agent_id), ("device", device.name), *config.site.labels())
+    return format_report(device, outcome, base)
+
+
+# ------------------------------------------------------------------------------------------- report
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(labels: Iterable[tuple[str, str]]) -> str:
+    inner = ",".join(f'{name}="{_escape(value)}"' for name, value in labels)
+    return "{" + inner + "}" if inner else ""
+
+
+def _value(value: float) -> str:
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def exposition_lines(families: Iterable[Family], base: Labels = ()) -> list[str]:
+    """Prometheus text lines (HELP, TYPE, samples) for ``families``, labels ``base`` first."""
+    lines: list[str] = []
+    for family in families:
+        help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
+        lines += [f"# HELP {family.name} {help_text}", f"# TYPE {family.name} {family.type}"]
+        lines += [f"{family.name}{_labels((*base, *s.labels))} {_value(s.value)}" for s in family.samples]
+    return lines
+
+
+def _security(device: DeviceConfig) -> str:
+    snmp = device.snmp
+    if snmp.version != "3":
+        return f"SNMP v{snmp.version}"
+    level = "noAuthNoPriv" if not snmp.auth_protocol else "authPriv" if snmp.priv_protocol else "authNoPriv"
+    protocols = "/".join(p for p in (snmp.auth_protocol, snmp.priv_protocol) if p)
+    return f"SNMP v3 user {snmp.username!r} {level}" + (f" ({protocols})" if protocols else "")
+
+
+def _profile_line(error: ProfileError) -> str:
+    where = "whole poll" if error.profile == "*" else f"profile {error.profile}"
+    return f"  {where}: {error.error}"
+
+
+def format_report(device: DeviceConfig, outcome: PollOutcome, base: Labels = ()) -> str:
+    """The report :func:`poll_once` returns, from a finished poll (pure; unit-tested)."""
+    state = "UP (answered)" if outcome.up else "DOWN (no usable answer)"
+    samples = sum(len(f.samples) for f in outcome.families)
+    lines = [
+        f"device {device.name} at {device.address}:{device.port}, {_security(device)}, "
+        f"profiles: {', '.join(device.profiles)}",
+        f"status: {state}",
+        f"duration: {outcome.duration:.3f} s (deadline {poll_deadline(device):g} s; per request "
+        f"{device.snmp.timeout:g} s x {device.snmp.retries + 1} tries)",
+    ]
+    if outcome.errors:
+        lines.append(f"errors ({len(outcome.errors)}):")
+        lines += [_profile_line(e) for e in outcome.errors]
+        failed = {e.profile for e in outcome.errors}
+        skipped = [p for p in device.profiles if p not in failed and "*" not in failed]
+        if not outcome.up and skipped:
+            lines.append(f"  not asked (the device did not answer): {', '.join(skipped)}")
+    else:
+        lines.append("errors: none")
+    lines.append(f"would publish {len(outcome.families)} metric families, {samples} samples"
+                 + (":" if outcome.families else "."))
+    lines += exposition_lines(outcome.families, base)
+    return "\n".join(lines) + "\n"
