@@ -1,129 +1,150 @@
 """Pure mapping from SNMP values to metric families. No I/O; the only place that interprets SNMP types.
 
 Input: a profile and what was read for it (scalars by OID; table columns by column OID, each a mapping
-of row index -> value). Output: :class:`wire.Family` objects ready to publish.
+of row index -> value). Output: :class:`wire.Family` objects ready to publish. Per-value steps (numbers,
+label text, filters, device scaling) are in :mod:`agent.transforms`; uptime arithmetic in
+:mod:`agent.uptime`.
 """
 
 from __future__ import annotations
 
-import math
-import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from agent.profiles import MetricSpec, Profile, TableSpec, parse_oid
-from agent.varbind import NUMERIC_KINDS, OID, SnmpValue
+from agent.profiles import MetricSpec, Profile, TableSpec, UptimeSpec, parse_oid
+from agent.transforms import MAX_LABEL_CHARS, label_text, label_value, metric_value, numeric
+from agent.uptime import Epoch, UptimeState
+from agent.varbind import OID, SnmpValue
 from wire.messages import Family, Labels, MetricType, Sample
 
+__all__ = [
+    "MAX_LABEL_CHARS", "Column", "TablePlan", "label_text", "map_scalars", "map_table", "map_uptime",
+    "merge_families", "numeric", "row_indices", "rows_by_index", "table_columns", "table_plan",
+    "uptime_seconds",
+]
+
 Column = Mapping[str, SnmpValue]  # row index ("1", "3.1.2") -> value
-MAX_LABEL_CHARS = 256
-
-
-def numeric(value: SnmpValue | None, scale: float = 1.0) -> float | None:
-    """The number a value stands for, scaled; None where the value is absent or not a number."""
-    if value is None:
-        return None
-    if value.kind in NUMERIC_KINDS and isinstance(value.value, int):
-        # Keep ints unscaled so Counter64 values travel exactly; float64 holds 2**53 exactly.
-        return value.value if scale == 1.0 else value.value * scale
-    if value.kind in ("octets", "opaque") and isinstance(value.value, bytes):
-        try:
-            number = float(value.value.decode("ascii").strip())
-        except (UnicodeDecodeError, ValueError):
-            return None
-        return number * scale if math.isfinite(number) else None
-    return None
-
-
-def _is_printable(text: str) -> bool:
-    return all(ch in "\t\n\r" or unicodedata.category(ch)[0] != "C" for ch in text)
-
-
-def label_text(value: SnmpValue | None) -> str:
-    """Render a value as a label: UTF-8 text (Vietnamese included), hex for binary, never an error."""
-    if value is None or value.value is None:
-        return ""
-    raw = value.value
-    if isinstance(raw, int):
-        return str(raw)
-    if isinstance(raw, str):
-        return raw[:MAX_LABEL_CHARS]
-    raw = raw.rstrip(b"\x00")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("utf-8", errors="replace")
-        if text.count("\ufffd") * 2 > len(text):  # mostly undecodable: binary, show as hex
-            return ":".join(f"{b:02x}" for b in raw)[:MAX_LABEL_CHARS]
-    if not _is_printable(text):
-        if sum(1 for ch in text if unicodedata.category(ch)[0] == "C") * 2 > len(text):
-            return ":".join(f"{b:02x}" for b in raw)[:MAX_LABEL_CHARS]
-        text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
-    return " ".join(text.split())[:MAX_LABEL_CHARS]
 
 
 def _metric_type(spec: MetricSpec) -> MetricType:
     return "counter" if spec.type == "counter" else "gauge"
 
 
-def map_scalars(profile: Profile, values: Mapping[OID, SnmpValue]) -> list[Family]:
+def _with_const(labels: Iterable[tuple[str, str]], spec: MetricSpec) -> Labels:
+    return tuple(sorted((*labels, *spec.const_labels.items())))
+
+
+def merge_families(families: Iterable[Family]) -> list[Family]:
+    """One family per metric name, in first-seen order (specs sharing a name differ by const_labels)."""
+    merged: dict[str, Family] = {}
+    for family in families:
+        seen = merged.get(family.name)
+        merged[family.name] = family if seen is None else Family(
+            seen.name, seen.type, seen.help, seen.samples + family.samples)
+    return list(merged.values())
+
+
+def map_scalars(profile: Profile, values: Mapping[OID, SnmpValue], *, epoch: Epoch | None = None
+                ) -> list[Family]:
     families: list[Family] = []
     for spec in profile.scalars:
         if spec.type == "info":
-            labels = tuple(sorted((name, label_text(values.get(parse_oid(oid)))) for name, oid
-                                  in spec.labels.items()))
-            if any(v for _, v in labels):
-                families.append(Family(spec.name, "gauge", spec.help, (Sample(labels, 1),)))
+            pairs = [(name, label_value(label, values.get(label.parsed)))
+                     for name, label in spec.labels.items()]
+            if any(v for _, v in pairs):
+                families.append(Family(spec.name, "gauge", spec.help, (Sample(_with_const(pairs, spec), 1),)))
             continue
-        number = _read(spec, values.get)
+        number = metric_value(spec, values.get, epoch)
         if number is not None:
-            families.append(Family(spec.name, _metric_type(spec), spec.help, (Sample((), number),)))
+            families.append(Family(spec.name, _metric_type(spec), spec.help,
+                                   (Sample(_with_const((), spec), number),)))
+    return merge_families(families)
+
+
+def uptime_seconds(spec: UptimeSpec, values: Mapping[OID, SnmpValue]) -> float | None:
+    """The uptime reading in seconds (TimeTicks / 100), or None if absent."""
+    return numeric(values.get(spec.parsed), 0.01)
+
+
+def map_uptime(spec: UptimeSpec, state: UptimeState) -> list[Family]:
+    families = [Family(spec.boot_time.name, "gauge", spec.boot_time.help,
+                       (Sample((), round(state.boot_time, 3)),))]
+    if spec.reboots is not None:
+        families.append(Family(spec.reboots.name, "counter", spec.reboots.help, (Sample((), state.reboots),)))
     return families
 
 
-def _read(spec: MetricSpec, get: Callable[[OID], SnmpValue | None]) -> float | None:
-    """The spec's value from its OID, else from its fallback OID."""
-    for src in (spec.source, spec.fallback):
-        if src is not None:
-            number = numeric(get(src.parsed), src.scale)
-            if number is not None:
-                return number
-    return None
+@dataclass(frozen=True, slots=True)
+class TablePlan:
+    """What to walk for a table: metric and filter columns every poll, slow (label-like) ones less often."""
+
+    metric_columns: tuple[tuple[OID, OID | None], ...]  # (value column, fallback column or None)
+    filter_columns: tuple[OID, ...]  # columns only read by filters (and not slow)
+    slow_columns: tuple[OID, ...]  # labels, multiply_by and scale_from columns
+
+
+def table_plan(table: TableSpec) -> TablePlan:
+    metric: dict[tuple[OID, OID | None], None] = {}
+    for spec in table.metrics:
+        if spec.source is not None:
+            metric[(spec.source.parsed, spec.fallback.parsed if spec.fallback else None)] = None
+    values = {column for column, _ in metric} | {fb for _, fb in metric if fb is not None}
+    slow: dict[OID, None] = dict.fromkeys(label.parsed for label in table.labels.values())
+    for spec in table.metrics:
+        slow.update(dict.fromkeys(_slow_helpers(spec)))
+    filters = dict.fromkeys(c.parsed for spec in table.metrics for c in spec.filter)
+    return TablePlan(tuple(metric), tuple(c for c in filters if c not in slow and c not in values),
+                     tuple(c for c in slow if c not in values))
+
+
+def _slow_helpers(spec: MetricSpec) -> list[OID]:
+    oids = [] if spec.multiply_by is None else [parse_oid(spec.multiply_by)]
+    if spec.scale_from is not None:
+        oids.extend(spec.scale_from.oids())
+    return oids
 
 
 def table_columns(table: TableSpec) -> list[tuple[OID, OID | None]]:
-    """(column, fallback column) pairs to walk; label columns have no fallback."""
-    pairs: list[tuple[OID, OID | None]] = []
-    for spec in table.metrics:
-        if spec.source is not None:
-            pairs.append((spec.source.parsed, spec.fallback.parsed if spec.fallback else None))
-    pairs.extend((parse_oid(oid), None) for oid in table.labels.values())
-    return list(dict.fromkeys(pairs))
+    """(column, fallback column) pairs to walk; label and helper columns have no fallback."""
+    plan = table_plan(table)
+    others = ((c, None) for c in (*plan.filter_columns, *plan.slow_columns))
+    return list(dict.fromkeys([*plan.metric_columns, *others]))
 
 
-def map_table(table: TableSpec, columns: Mapping[OID, Column]) -> list[Family]:
-    """One family per metric; one sample per row index that has a value (or fallback value)."""
+def row_indices(table: TableSpec, columns: Mapping[OID, Column]) -> frozenset[str]:
+    """Row indices that have a value in some metric column (or its fallback)."""
+    return frozenset(_indices(table, columns))
+
+
+def _indices(table: TableSpec, columns: Mapping[OID, Column]) -> dict[str, None]:
     indices: dict[str, None] = {}
     for spec in table.metrics:
         for src in (spec.source, spec.fallback):
             if src is not None:
                 indices.update(dict.fromkeys(columns.get(src.parsed, {})))
-    row_labels: dict[str, Labels] = {}
+    return indices
+
+
+def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch | None = None) -> list[Family]:
+    """One family per metric; one sample per row index that has a value (or fallback value)."""
+    indices = _indices(table, columns)
+    row_labels: dict[str, list[tuple[str, str]]] = {}
     for index in indices:
         pairs = [(table.index_label, index)]
-        pairs.extend((name, label_text(columns.get(parse_oid(oid), {}).get(index)))
-                     for name, oid in table.labels.items())
-        row_labels[index] = tuple(sorted(pairs))
+        pairs.extend((name, label_value(label, columns.get(label.parsed, {}).get(index)))
+                     for name, label in table.labels.items())
+        row_labels[index] = pairs
 
     families: list[Family] = []
     for spec in table.metrics:
         samples = []
         for index in indices:
-            number = _read(spec, lambda column: columns.get(column, {}).get(index))  # noqa: B023
+            number = metric_value(spec, lambda column: columns.get(column, {}).get(index), epoch)  # noqa: B023
             if number is not None:
-                samples.append(Sample(row_labels[index], number))
+                samples.append(Sample(_with_const(row_labels[index], spec), number))
         if samples:
             families.append(Family(spec.name, _metric_type(spec), spec.help, tuple(samples)))
-    return families
+    return merge_families(families)
 
 
 def rows_by_index(column: OID, varbinds: list[tuple[OID, SnmpValue]]) -> dict[str, SnmpValue]:

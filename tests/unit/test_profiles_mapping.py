@@ -106,7 +106,7 @@ def test_builtin_profiles_load(builtin: dict[str, Profile]) -> None:
     assert system.scalar_oids() == [SYS_UPTIME, SYS_NAME, SYS_DESCR, SYS_OBJECT_ID]
     table = builtin["interfaces"].tables[0]
     assert table.index_label == "if_index"
-    assert set(table.labels) == {"if_name", "if_alias", "if_descr"}
+    assert set(table.labels) == {"if_name", "if_alias", "if_descr", "if_type"}
     assert all(m.type in ("gauge", "counter") and m.oid for m in table.metrics)
 
 
@@ -448,7 +448,7 @@ def test_map_table_with_hc_columns(interfaces: TableSpec) -> None:
     assert values_by_index(families["hatang_interface_oper_status"]) == {"1": 1, "2": 2}
     assert families["hatang_interface_oper_status"].type == "gauge"
     assert dict(in_bytes.samples[0].labels) == {"if_index": "1", "if_name": "Gi0/1", "if_alias": ALIAS_VI,
-                                               "if_descr": "GigabitEthernet0/1"}
+                                               "if_descr": "GigabitEthernet0/1", "if_type": ""}
     assert in_bytes.samples[0].labels == tuple(sorted(in_bytes.samples[0].labels))
     # columns that were not read give no family at all
     assert "hatang_interface_out_discards_total" not in families
@@ -483,7 +483,7 @@ def test_map_table_mixes_hc_and_32_bit_per_row(interfaces: TableSpec) -> None:
         "1": 1000 * 125000, "2": 100_000_000 / 8, "3": 4_294_967_295 / 8}
     [labels3] = [dict(s.labels) for s in families["hatang_interface_in_bytes_total"].samples
                  if dict(s.labels)["if_index"] == "3"]
-    assert labels3 == {"if_index": "3", "if_name": "Vl1", "if_alias": "", "if_descr": ""}
+    assert labels3 == {"if_index": "3", "if_name": "Vl1", "if_alias": "", "if_descr": "", "if_type": ""}
 
 
 def test_map_table_skips_rows_without_values(interfaces: TableSpec) -> None:
