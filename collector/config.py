@@ -40,6 +40,7 @@ class LimitsConfig(_Strict):
     max_payload_bytes: int = Field(default=1 << 20, ge=1024)
     max_samples_per_message: int = Field(default=50_000, ge=1)
     max_label_length: int = Field(default=1024, ge=16)
+    max_series_per_agent: int = Field(default=100_000, ge=100)  # cardinality cap per agent
 
 
 class CollectorConfig(_Strict):
@@ -54,6 +55,10 @@ class CollectorConfig(_Strict):
     mode: Literal["scrape", "push"] = "scrape"
     remote_write: list[RemoteWriteConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # Optional site inventory (YAML or CSV, docs/inventory.md): authoritative labels, unknown agents rejected.
+    inventory: Path | None = None
+    # Optional file keeping every agent ever seen (and when) across collector restarts.
+    state_file: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")
@@ -83,6 +88,10 @@ def load(path: Path) -> CollectorConfig:
         value = getattr(config.mqtt, key)
         if value is not None and not value.is_absolute():
             setattr(config.mqtt, key, base / value)
+    for key in ("inventory", "state_file"):
+        value = getattr(config, key)
+        if value is not None and not value.is_absolute():
+            setattr(config, key, base / value)
     return config
 
 

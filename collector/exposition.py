@@ -72,6 +72,15 @@ def _liveness(store: Store, now: float) -> Iterator[str]:
             yield f"{name}{labels} {format_value(getter(d, freshness[(d.agent, d.device)]))}\n"
 
 
+def _sites(store: Store) -> Iterator[str]:
+    if store.inventory is None:
+        return
+    yield _header("hatang_site_info", "gauge",
+                  "Site of an agent from the inventory, value 1: name, hierarchy, role, latitude/longitude.")
+    for agent in sorted(store.inventory.sites):
+        yield f"hatang_site_info{format_labels(store.inventory.sites[agent].info_labels())} 1\n"
+
+
 def _traps(store: Store) -> Iterator[str]:
     if not store.traps:
         return
@@ -90,6 +99,7 @@ def _traps(store: Store) -> Iterator[str]:
 def render(store: Store, now: float) -> str:
     """The device and liveness part of /metrics."""
     parts: list[str] = list(_liveness(store, now))
+    parts.extend(_sites(store))
     parts.extend(_traps(store))
     fresh = [d for d in store.devices.values() if store.is_fresh(d, now)]
     names: dict[str, tuple[str, str]] = {}

@@ -15,7 +15,8 @@ from prometheus_client.registry import Collector
 
 from collector.remote_write import RemoteWriter
 
-REJECT_REASONS = ("topic", "json", "version", "schema", "too_large", "too_many_samples", "identity")
+REJECT_REASONS = ("topic", "json", "version", "schema", "too_large", "too_many_samples", "identity",
+                  "unknown_agent", "cardinality")
 
 
 class CollectorMetrics:

@@ -6,6 +6,9 @@ import asyncio
 import logging
 from pathlib import Path
 
+from collector import config as collector_config
+from collector import inventory as inventory_file
+from collector import state
 from collector.config import CollectorConfig
 from collector.http import HttpPoster, HttpServer, make_app
 from collector.remote_write import RemoteWriter
@@ -18,11 +21,18 @@ from wire.codec import Limits
 log = logging.getLogger("hatang.collector")
 
 FLUSH_TIMEOUT = 10.0  # seconds to finish remote writes on a clean stop
+STATE_SAVE_INTERVAL = 30.0  # seconds between writes of the state file
+
+
+def _limits(config: CollectorConfig) -> Limits:
+    limits = config.limits
+    return Limits(limits.max_payload_bytes, limits.max_samples_per_message, limits.max_label_length)
 
 
 class CollectorService:
     def __init__(self, config: CollectorConfig, config_path: Path) -> None:
         self.config = config
+        self.config_path = config_path
         self.metrics = CollectorMetrics()
         self.poster = HttpPoster()
         self.remote_writer: RemoteWriter | None = None
@@ -33,15 +43,20 @@ class CollectorService:
                 max_samples=first.max_pending_samples, timeout=first.timeout,
             )
             self.metrics.watch_remote_write(self.remote_writer)
-        limits = config.limits
         self.store = Store(
             self.metrics,
-            Limits(limits.max_payload_bytes, limits.max_samples_per_message, limits.max_label_length),
+            _limits(config),
             stale_after_intervals=config.stale_after_intervals,
             live_grace=config.live_grace,
             late_sink=self.remote_writer.submit if self.remote_writer is not None else None,
             push=config.mode == "push",
+            inventory=inventory_file.load(config.inventory) if config.inventory is not None else None,
+            max_series_per_agent=config.limits.max_series_per_agent,
         )
+        if config.state_file is not None:
+            restored = state.load(self.store, config.state_file)
+            if restored:
+                log.info("restored %d agent(s) from %s", restored, config.state_file)
         mqtt = config.mqtt
         password = mqtt.password
         if mqtt.password_file is not None:
@@ -57,6 +72,41 @@ class CollectorService:
         )
         host, port = config.listen_host_port
         self.http = HttpServer(make_app(self.store, lambda: self.subscriber.connected), host, port)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config file and the inventory; keep all state. Settings that need a new
+        connection or socket (mqtt, listen, remote_write, mode) are only applied by a restart."""
+        try:
+            new = collector_config.load(self.config_path)
+            inventory = inventory_file.load(new.inventory) if new.inventory is not None else None
+        except Exception as exc:  # a bad file must not stop a running collector: keep the old settings
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        for key in ("mqtt", "listen", "remote_write", "mode"):
+            if getattr(new, key) != getattr(self.config, key):
+                log.warning("reload: '%s' changed; it takes effect after a restart", key)
+        store = self.store
+        store.set_inventory(inventory)
+        store.limits = _limits(new)
+        store.max_series_per_agent = new.limits.max_series_per_agent
+        store.stale_after_intervals = new.stale_after_intervals
+        store.live_grace = new.live_grace
+        self.config = new.model_copy(update={k: getattr(self.config, k)
+                                             for k in ("mqtt", "listen", "remote_write", "mode")})
+        log.info("reloaded %s (inventory: %s)", self.config_path,
+                 f"{len(inventory.sites)} sites" if inventory is not None else "none")
+
+    def save_state(self) -> None:
+        if self.config.state_file is not None:
+            try:
+                state.save(self.store, self.config.state_file)
+            except OSError as exc:
+                log.warning("cannot write state file %s: %s", self.config.state_file, exc)
+
+    async def _save_state_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(STATE_SAVE_INTERVAL)
+            self.save_state()
 
     def _on_connection(self, connected: bool) -> None:
         self.store.broker_connected = connected
@@ -75,7 +125,9 @@ class CollectorService:
                 writer = None
                 if self.remote_writer is not None:
                     writer = group.create_task(self.remote_writer.run(), name="remote-write")
+                saver = group.create_task(self._save_state_periodically(), name="state")
                 await stop.wait()
+                saver.cancel()
                 subscriber.cancel()  # stop taking messages first, then finish writing what we have
                 if self.remote_writer is not None and not await self.remote_writer.flush(FLUSH_TIMEOUT):
                     log.warning("stopping with %d samples not yet remote-written",
@@ -83,6 +135,7 @@ class CollectorService:
                 if writer is not None:
                     writer.cancel()
         finally:
+            self.save_state()
             await self.poster.close()
             await self.http.stop()
             log.info("collector stopped")

@@ -7,6 +7,11 @@ A poll is *live* when it arrives within its interval (plus ``live_grace``) of be
 the device's state that scrapes see. A poll that arrives later (replayed from the agent's disk queue
 after an outage) is *late*: it goes to ``late_sink`` (remote write) with its own timestamp, never to
 /metrics, so scraped and backfilled samples never overlap. In push mode every poll goes to the sink.
+
+With an inventory (collector/inventory.py) the site labels of every series come from it, not from the
+agent, and messages of agents it does not list are rejected (``unknown_agent``). Each agent's series
+are capped (``max_series_per_agent``, reject reason ``cardinality``), so one broken or hostile office
+cannot exhaust the collector.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from collector.exposition import render_lines
+from collector.inventory import Inventory
 from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
@@ -25,8 +31,31 @@ from wire.messages import AgentStatus, Labels, PollBatch
 from wire.topics import TopicError, TopicKind, parse_topic
 
 SELF = "@self"  # key of an agent's own metrics among its devices (device names cannot start with '@')
+MAX_TRAP_KEYS_PER_AGENT = 1000  # distinct (device, trap name) pairs counted per agent
+LOG_EVERY = 60.0  # seconds between log lines about rejected messages of one reason
 
 log = logging.getLogger("hatang.collector.store")
+
+
+class RejectLog:
+    """Log rejected messages rate-limited: the first of each reason at once, then one summary line per
+    reason per minute. Memory is bounded by the (fixed) set of reasons."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, reason: str, topic: str, detail: str) -> None:
+        now = self._clock()
+        last = self._last.get(reason)
+        if last is not None and now - last < LOG_EVERY:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+            return
+        more = self._suppressed.pop(reason, 0)
+        self._last[reason] = now
+        suffix = f" ({more} more rejected for {reason} in the last minute)" if more else ""
+        log.warning("rejected message on %.200s: %s: %.300s%s", topic, reason, detail, suffix)
 
 
 @dataclass
@@ -51,6 +80,7 @@ class DeviceState:
     duration: float
     errors: int
     kind: str = "device"  # or "probe": no device liveness series
+    series: int = 0  # samples in this poll (counted against the agent's cap)
     lines: dict[str, list[str]] = field(default_factory=dict)  # metric name -> exposition lines
     meta: dict[str, tuple[str, str]] = field(default_factory=dict)  # metric name -> (type, help)
 
@@ -69,6 +99,8 @@ class Store:
         live_grace: float = 5.0,
         late_sink: Callable[[list[Series]], None] | None = None,
         push: bool = False,
+        inventory: Inventory | None = None,
+        max_series_per_agent: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.metrics = metrics
@@ -84,13 +116,33 @@ class Store:
         # (agent, device, trap name) -> [count, unix time of the last one]
         self.traps: dict[tuple[str, str, str], list[float]] = {}
         self.trap_sites: dict[str, Labels] = {}
+        self.max_series_per_agent = max_series_per_agent
+        self._series_per_agent: dict[str, int] = {}
         self._sequences = SequenceTracker()
-        self._logged_reasons: set[tuple[str, str]] = set()
+        self._log_reject = RejectLog(clock)
+        self.inventory: Inventory | None = None
+        self.set_inventory(inventory)
+
+    def set_inventory(self, inventory: Inventory | None) -> None:
+        """Use (or stop using) an inventory; every listed agent gets liveness series at once."""
+        self.inventory = inventory
+        if inventory is not None:
+            for agent, site in inventory.sites.items():
+                self._agent(agent).site = site.labels()
+
+    def _site(self, agent: str, claimed: Labels) -> Labels:
+        """The site labels to use: the inventory's when there is one, else what the agent claims."""
+        if self.inventory is not None:
+            site = self.inventory.get(agent)
+            return site.labels() if site is not None else ()
+        return claimed
 
     def ingest(self, topic: str, payload: bytes) -> str:
         """Handle one MQTT message; return 'accepted', 'duplicate', 'stale' or 'rejected:<reason>'."""
         try:
             parsed = parse_topic(topic)
+            if self.inventory is not None and self.inventory.get(parsed.agent) is None:
+                raise DecodeError("unknown_agent", f"agent {parsed.agent!r} is not in the inventory")
             if parsed.kind is TopicKind.STATUS:
                 return self._ingest_status(parsed.agent, payload)
             if parsed.kind in (TopicKind.DATA, TopicKind.REPLAY, TopicKind.SELF):
@@ -103,10 +155,7 @@ class Store:
 
     def _reject(self, reason: str, topic: str, detail: str) -> str:
         self.metrics.rejected(reason)
-        key = (reason, topic)
-        if key not in self._logged_reasons and len(self._logged_reasons) < 10_000:
-            self._logged_reasons.add(key)  # log each (reason, topic) once, not per message
-            log.warning("rejected message on %.200s: %s: %.300s", topic, reason, detail)
+        self._log_reject(reason, topic, detail)
         return f"rejected:{reason}"
 
     def _agent(self, agent: str) -> AgentState:
@@ -126,7 +175,7 @@ class Store:
         state.online = status.online
         state.boot_id = status.boot_id
         state.version = status.version or state.version
-        state.site = status.site or state.site
+        state.site = self._site(agent, status.site) or state.site
         # A retained offline status may be old: trust its time, not the time it was delivered.
         state.last_seen = self.clock() if status.online else max(state.last_seen, status.ts)
         return "accepted"
@@ -141,19 +190,29 @@ class Store:
             return "duplicate"
         self._agent(agent).last_seen = self.clock()
         key = (agent, trap.device, trap.trap_name[:128])
-        stats = self.traps.setdefault(key, [0, 0.0])
+        stats = self.traps.get(key)
+        if stats is None:
+            if sum(1 for k in self.traps if k[0] == agent) >= MAX_TRAP_KEYS_PER_AGENT:
+                raise DecodeError("cardinality", f"more than {MAX_TRAP_KEYS_PER_AGENT} trap series")
+            stats = self.traps[key] = [0, 0.0]
         stats[0] += 1
         stats[1] = max(stats[1], trap.ts)
-        self.trap_sites[agent] = trap.site
+        self.trap_sites[agent] = self._site(agent, trap.site)
         log.info("trap %s from %s (%s) via agent %s", trap.trap_name, trap.device, trap.source, agent)
         return "accepted"
 
     def _ingest_batch(self, agent: str, device: str | None, kind: TopicKind, payload: bytes) -> str:
         batch: PollBatch = decode_batch(payload, self.limits)
-        key = SELF if kind is TopicKind.SELF else device
         if batch.agent != agent or (device is not None and batch.device != device):
             raise DecodeError("identity", f"payload claims {batch.agent}/{batch.device} on {agent}/{device}")
         self.metrics.message(kind.value)
+        samples = sum(len(f.samples) for f in batch.families)
+        key = SELF if kind is TopicKind.SELF else batch.device
+        current = self.devices.get((agent, key))
+        in_use = self._series_per_agent.get(agent, 0) - (current.series if current is not None else 0)
+        if in_use + samples > self.max_series_per_agent:
+            raise DecodeError("cardinality", f"agent {agent} would have {in_use + samples} series "
+                                             f"(limit {self.max_series_per_agent})")
         verdict = self._sequences.see(agent, batch.boot_id, batch.seq)
         if not verdict.new:
             self.metrics.duplicate()
@@ -163,27 +222,27 @@ class Store:
         now = self.clock()
         agent_state = self._agent(agent)
         agent_state.last_seen = now
-        agent_state.site = batch.site or agent_state.site
+        site = self._site(agent, batch.site)
+        agent_state.site = site or agent_state.site
         if kind is not TopicKind.REPLAY:
             agent_state.online = True  # data straight from the agent: it is connected
-        base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *batch.site)
+        base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *site)
         late = now - batch.ts > batch.interval + self.live_grace
         if late or self.push:
             if self.late_sink is not None:
                 self.late_sink(to_series(batch, base))
             if late:
-                self.metrics.late(sum(len(f.samples) for f in batch.families))
+                self.metrics.late(samples)
                 return "late"
-        assert key is not None
-        current = self.devices.get((agent, key))
         if current is not None and batch.ts < current.ts:
             return "stale"  # overtaken by a newer live poll
-        state = DeviceState(agent, key, batch.site, batch.interval, batch.ts, now, batch.up,
-                            batch.duration, len(batch.errors), batch.kind)
+        state = DeviceState(agent, key, site, batch.interval, batch.ts, now, batch.up,
+                            batch.duration, len(batch.errors), batch.kind, series=samples)
         for family in batch.families:
             state.meta[family.name] = (family.type, family.help)
             state.lines.setdefault(family.name, []).extend(render_lines(family, base))
         self.devices[(agent, key)] = state
+        self._series_per_agent[agent] = in_use + samples
         return "accepted"
 
     def is_fresh(self, state: DeviceState, now: float) -> bool:

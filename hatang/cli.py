@@ -54,7 +54,12 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     config = collector_config.load(path)
     setup_logging(config.log_level)
     service = CollectorService(config, path)
-    asyncio.run(run_until_signal(service.run))
+
+    async def main(stop: asyncio.Event) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload)
+        await service.run(stop)
+
+    asyncio.run(run_until_signal(main))
     return 0
 
 
