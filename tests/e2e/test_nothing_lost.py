@@ -225,3 +225,25 @@ def test_collector_killed_and_restarted_loses_no_sample(
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(stamps)]
     assert stamps[0] <= window[0] + INTERVAL, (window, stamps)
     assert all(abs(g - INTERVAL) < 0.5 for g in gaps), f"gaps or duplicates between polls: {gaps}"
+
+
+def test_push_mode_writes_every_poll_once_at_its_timestamp(
+    tmp_path: Path, snmpd: Snmpd, start_collector: Callable[..., Collector],
+    start_agent: Callable[..., HatangProcess], prometheus: _LazyPrometheus,
+) -> None:
+    prom = prometheus.start("127.0.0.1:1")  # scrapes nothing useful: every sample comes by remote write
+    collector = start_collector(mode="push", live_grace=GRACE, remote_write=[{"url": prom.remote_write_url}])
+    start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL)
+    wait_for_series(collector.url, "hatang_device_last_poll_timestamp_seconds", timeout=30,
+                    device="core-switch")
+    started = time.time()
+    selector = f'{GAUGE}{{device="core-switch"}}'
+
+    def six_polls() -> list[float] | None:
+        series = prom.raw_samples(selector, started, time.time())
+        return series[0][1] if series and len(series[0][1]) >= 6 else None
+
+    stamps = wait_until(six_polls, timeout=40, message="six pushed polls in Prometheus")
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(stamps)]
+    assert all(abs(g - INTERVAL) < 0.5 for g in gaps), f"gaps or duplicates between polls: {gaps}"
+    assert len(prom.raw_samples(selector, started, time.time())) == 1  # one series: the collector's labels

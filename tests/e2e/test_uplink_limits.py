@@ -135,3 +135,34 @@ def test_unknown_certificate_authority_is_refused(
     assert "CERTIFICATE_VERIFY_FAILED" in agent.log()
     assert agent.running()
     assert "u'xa-dai-dinh'" not in broker.log()
+
+
+def test_agent_authenticates_with_a_client_certificate(
+    tmp_path: Path, snmpd: Snmpd, start_collector: Callable[..., Collector],
+    start_agent: Callable[..., HatangProcess],
+) -> None:
+    """Mutual TLS: the broker requires a client certificate and takes the agent id from its CN."""
+    ca = trustme.CA()
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca.cert_pem.write_to_path(str(certs / "ca.pem"))
+    server = ca.issue_cert("127.0.0.1")
+    server.cert_chain_pems[0].write_to_path(str(certs / "server.pem"))
+    server.private_key_pem.write_to_path(str(certs / "server.key"))
+    client = ca.issue_cert("xa-dai-dinh.agents.hatang", common_name="xa-dai-dinh")
+    client.cert_chain_pems[0].write_to_path(str(certs / "agent.pem"))
+    client.private_key_pem.write_to_path(str(certs / "agent.key"))
+    tls_port = free_tcp_port()
+    broker = start_mosquitto(tmp_path / "mosquitto", extra_config=(
+        "per_listener_settings true\nallow_anonymous true\n"
+        f"listener {tls_port} 127.0.0.1\ncafile {certs / 'ca.pem'}\ncertfile {certs / 'server.pem'}\n"
+        f"keyfile {certs / 'server.key'}\nrequire_certificate true\nuse_identity_as_username true\n"))
+    try:
+        collector = start_collector(mqtt={"url": broker.url})
+        start_agent([_device(snmpd.port, interval=2)], mqtt={
+            "url": f"mqtts://127.0.0.1:{tls_port}", "ca_file": str(certs / "ca.pem"),
+            "cert_file": str(certs / "agent.pem"), "key_file": str(certs / "agent.key")})
+        wait_for_series(collector.url, "hatang_interface_in_bytes_total", timeout=30, device="core-switch")
+        assert "u'xa-dai-dinh'" in broker.log()  # the username came from the certificate
+    finally:
+        broker.stop()
