@@ -6,7 +6,7 @@ collector knows about itself (messages by outcome, rejects by reason, broker con
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -71,6 +71,11 @@ class CollectorMetrics:
 
     def late(self, samples: int) -> None:
         self._late.inc(samples)
+
+    def watch_incoming(self, pending: Callable[[], int]) -> None:
+        gauge = Gauge("hatang_collector_incoming_pending_messages",
+                      "MQTT messages received and not yet handled.", registry=self.registry)
+        gauge.set_function(pending)
 
     def watch_remote_write(self, writer: RemoteWriter) -> None:
         self.registry.register(_RemoteWriteCollector(writer))

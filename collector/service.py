@@ -70,6 +70,7 @@ class CollectorService:
             self.store.ingest,
             self._on_connection,
         )
+        self.metrics.watch_incoming(self.subscriber.pending)
         host, port = config.listen_host_port
         self.http = HttpServer(make_app(self.store, lambda: self.subscriber.connected), host, port)
 

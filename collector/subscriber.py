@@ -50,6 +50,7 @@ class Subscriber:
         self._on_connection = on_connection
         self._max_backoff = max_backoff
         self.connected = False
+        self._current: aiomqtt.Client | None = None
 
     def _client(self) -> aiomqtt.Client:
         """MQTT v5; with ``session_expiry`` a persistent session (fixed client id, clean_start false),
@@ -80,6 +81,12 @@ class Subscriber:
             timeout=10,
         )
 
+    def pending(self) -> int:
+        """Messages received from the broker and not yet handled (aiomqtt's internal queue)."""
+        client = self._current
+        queue = getattr(client, "_queue", None) if client is not None else None
+        return queue.qsize() if queue is not None else 0
+
     def _set_connected(self, connected: bool) -> None:
         if connected != self.connected:
             self.connected = connected
@@ -91,6 +98,7 @@ class Subscriber:
         while True:
             try:
                 async with self._client() as client:
+                    self._current = client
                     await client.subscribe(subscription(), qos=1)
                     self._set_connected(True)
                     log.info("connected to broker %s", self._settings.url)

@@ -72,3 +72,28 @@ def test_agents_are_remembered_across_a_collector_restart(
     assert one(series, "hatang_agent_up", agent="xa-dai-dinh") == 0
     restored = one(series, "hatang_agent_last_seen_timestamp_seconds", agent="xa-dai-dinh")
     assert last_seen is not None and restored is not None and abs(restored - last_seen) < 5
+
+
+def test_readyz_follows_the_broker_connection_and_healthz_the_process(
+    mosquitto: Mosquitto, start_collector: Callable[..., Collector],
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    collector = start_collector()
+    base = collector.url.rsplit("/", 1)[0]
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    wait_until(lambda: status("/readyz") == 200, timeout=10, message="/readyz 200 while connected")
+    mosquitto.stop()
+    wait_until(lambda: status("/readyz") == 503, timeout=10, message="/readyz 503 without a broker")
+    assert status("/healthz") == 200
+    assert one(parse(scrape(collector.url)), "hatang_collector_broker_connected") == 0
+    mosquitto.start()
+    wait_until(lambda: status("/readyz") == 200, timeout=30, message="/readyz 200 after reconnecting")
