@@ -132,7 +132,8 @@ class AgentService:
             buffer["oldest_ts"] = stats.oldest
         return encode_status(AgentStatus(
             agent=self.config.agent_id, boot_id=self.boot_id, online=online, ts=time.time(),
-            version=__version__, site=self._site, devices=tuple(d.name for d in self.config.devices),
+            version=__version__, site=self._site,
+            devices=tuple(d.name for d in self.config.devices) + tuple(p.name for p in self.config.probes),
             config_version=self._config_version, buffer=tuple(sorted(buffer.items())),
         ))
 
@@ -264,13 +265,22 @@ class AgentService:
             log.info("agent %s starting: %d devices, %d probes, boot %s", self.config.agent_id,
                      len(self.config.devices), len(self.config.probes), self.boot_id)
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.scheduler.run(), name="scheduler")
-                group.create_task(self.uplink.run(), name="uplink")
-                group.create_task(self._publish_self_metrics(), name="self-metrics")
-                for probe in self.config.probes:
-                    group.create_task(self._run_probe(probe), name=f"probe:{probe.name}")
+                uplink = group.create_task(self.uplink.run(), name="uplink")
+                producers = [
+                    group.create_task(self.scheduler.run(), name="scheduler"),
+                    group.create_task(self._publish_self_metrics(), name="self-metrics"),
+                    *(group.create_task(self._run_probe(probe), name=f"probe:{probe.name}")
+                      for probe in self.config.probes),
+                ]
                 await stop.wait()
-                await self.uplink.say_goodbye(self._status(online=False))
+                # Stop producing first, so the goodbye is the last message the collector sees from us.
+                for task in producers:
+                    task.cancel()
+                await asyncio.gather(*producers, return_exceptions=True)
+                if self.trap_receiver is not None:
+                    self.trap_receiver.close()
+                await self.uplink.finish(self._status(online=False))
+                uplink.cancel()
                 raise _Stop
         except* _Stop:
             pass

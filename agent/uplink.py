@@ -64,13 +64,14 @@ class ReplayPacer:
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._rate = rate
+        self._burst = max(rate, 1.0)  # below one message per second, still one message at a time
         self._clock = clock
-        self._tokens = rate
+        self._tokens = self._burst
         self._last = clock()
 
     def available(self) -> int:
         now = self._clock()
-        self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now
         return int(self._tokens)
 
@@ -101,6 +102,8 @@ class Uplink:
         self._replay_rate = replay_rate
         self._max_backoff = max_backoff
         self._wakeup = asyncio.Event()
+        self._goodbye: bytes | None = None  # set by finish(): publish this last, then stop
+        self._finished = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self.connected = False
         self.published = 0
@@ -157,6 +160,10 @@ class Uplink:
     async def _drain(self, client: aiomqtt.Client) -> None:
         pacer = ReplayPacer(self._replay_rate)
         while True:
+            if self._goodbye is not None:  # finishing: the offline status is the last message sent
+                await client.publish(status_topic(self._agent), self._goodbye, qos=1, retain=True, timeout=2)
+                self._finished.set()
+                await asyncio.Event().wait()  # stay connected until cancelled: no will after the goodbye
             self._wakeup.clear()
             now = time.time()
             live = self._queue.peek_live(now, DRAIN_BATCH)
@@ -189,9 +196,12 @@ class Uplink:
         self.published += 1
         self.replayed += replay
 
-    async def say_goodbye(self, payload: bytes) -> None:
-        """Publish the offline status on a clean shutdown (the will covers unclean ones)."""
-        client = self._client
-        if client is not None and self.connected:
-            with contextlib.suppress(aiomqtt.MqttError):
-                await client.publish(status_topic(self._agent), payload, qos=1, retain=True, timeout=2)
+    async def finish(self, goodbye: bytes, timeout: float = 5.0) -> None:
+        """On a clean stop, after the producers stopped: publish ``goodbye`` (the offline status) as the
+        last message, after the message in flight. Returns at once when not connected (the broker then
+        publishes the will when it notices)."""
+        self._goodbye = goodbye
+        self._wakeup.set()
+        if self.connected:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), timeout)

@@ -32,8 +32,10 @@ def format_value(value: float) -> str:
     return repr(float(value))
 
 
-def render_lines(family: Family, base: Labels) -> list[str]:
-    return [f"{family.name}{format_labels((*base, *s.labels))} {format_value(s.value)}"
+def render_lines(family: Family, base: Labels, ts_ms: int | None = None) -> list[str]:
+    """Sample lines of a family; with ``ts_ms`` each line carries the poll time (milliseconds)."""
+    stamp = f" {ts_ms}" if ts_ms is not None else ""
+    return [f"{family.name}{format_labels((*base, *s.labels))} {format_value(s.value)}{stamp}"
             for s in family.samples]
 
 

@@ -66,7 +66,7 @@ class HttpPoster:
         try:
             async with self._session.post(url, data=body, headers=headers,
                                           timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-                return response.status, await response.text()
+                return response.status, (await response.read()).decode("utf-8", errors="replace")
         except aiohttp.ClientError as exc:
             raise OSError(str(exc) or type(exc).__name__) from exc
 

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from collector.remote_write import RemoteWriter
 
 REJECT_REASONS = ("topic", "json", "version", "schema", "too_large", "too_many_samples", "identity",
-                  "unknown_agent", "cardinality")
+                  "unknown_agent", "cardinality", "clock")
 
 
 class CollectorMetrics:

@@ -6,7 +6,9 @@ pre-rendered exposition lines of its newest poll, so a scrape only joins strings
 A poll is *live* when it arrives within its interval (plus ``live_grace``) of being taken: it becomes
 the device's state that scrapes see. A poll that arrives later (replayed from the agent's disk queue
 after an outage) is *late*: it goes to ``late_sink`` (remote write) with its own timestamp, never to
-/metrics, so scraped and backfilled samples never overlap. In push mode every poll goes to the sink.
+/metrics. Served samples carry the poll time as their timestamp, so a sample scraped twice is stored
+once and a backfilled poll can never interleave with a stale copy of an older one. In push mode every
+poll goes to the sink and /metrics serves only liveness.
 
 With an inventory (collector/inventory.py) the site labels of every series come from it, not from the
 agent, and messages of agents it does not list are rejected (``unknown_agent``). Each agent's series
@@ -31,6 +33,7 @@ from wire.messages import AgentStatus, Labels, PollBatch
 from wire.topics import TopicError, TopicKind, parse_topic
 
 SELF = "@self"  # key of an agent's own metrics among its devices (device names cannot start with '@')
+MAX_CLOCK_SKEW = 300.0  # seconds an agent's poll time may lie ahead of the collector's clock
 MAX_TRAP_KEYS_PER_AGENT = 1000  # distinct (device, trap name) pairs counted per agent
 LOG_EVERY = 60.0  # seconds between log lines about rejected messages of one reason
 
@@ -66,6 +69,7 @@ class AgentState:
     boot_id: str = ""
     version: str = ""
     site: Labels = ()
+    offline_boot: str = ""  # boot id that said goodbye (its late data must not mark the agent online)
 
 
 @dataclass
@@ -117,6 +121,7 @@ class Store:
         self.traps: dict[tuple[str, str, str], list[float]] = {}
         self.trap_sites: dict[str, Labels] = {}
         self.max_series_per_agent = max_series_per_agent
+        self.metric_types: dict[str, str] = {}
         self._series_per_agent: dict[str, int] = {}
         self._sequences = SequenceTracker()
         self._log_reject = RejectLog(clock)
@@ -174,11 +179,21 @@ class Store:
         state = self._agent(agent)
         state.online = status.online
         state.boot_id = status.boot_id
+        state.offline_boot = "" if status.online else status.boot_id
+        if status.online and status.devices:
+            self._forget_devices(agent, keep=set(status.devices))
         state.version = status.version or state.version
         state.site = self._site(agent, status.site) or state.site
         # A retained offline status may be old: trust its time, not the time it was delivered.
         state.last_seen = self.clock() if status.online else max(state.last_seen, status.ts)
         return "accepted"
+
+    def _forget_devices(self, agent: str, keep: set[str]) -> None:
+        """Drop the state of devices an agent no longer has (its birth message lists the current ones)."""
+        for (owner, device), state in list(self.devices.items()):
+            if owner == agent and device != SELF and device not in keep:
+                del self.devices[(owner, device)]
+                self._series_per_agent[agent] = self._series_per_agent.get(agent, 0) - state.series
 
     def _ingest_trap(self, agent: str, payload: bytes) -> str:
         trap = decode_trap(payload, self.limits)
@@ -220,27 +235,37 @@ class Store:
         if verdict.gap:
             self.metrics.gap(verdict.gap)
         now = self.clock()
+        if batch.ts > now + MAX_CLOCK_SKEW:
+            raise DecodeError("clock", f"poll time {batch.ts:.0f} is {batch.ts - now:.0f} s ahead of the "
+                                       "collector's clock; fix NTP on the agent")
         agent_state = self._agent(agent)
         agent_state.last_seen = now
         site = self._site(agent, batch.site)
         agent_state.site = site or agent_state.site
-        if kind is not TopicKind.REPLAY:
-            agent_state.online = True  # data straight from the agent: it is connected
+        if kind is not TopicKind.REPLAY and batch.boot_id != agent_state.offline_boot:
+            agent_state.online = True  # live data of a boot that did not say goodbye: it is connected
         base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *site)
-        late = now - batch.ts > batch.interval + self.live_grace
+        for family in batch.families:  # one type per metric name, whichever agent sends it
+            known = self.metric_types.setdefault(family.name, family.type)
+            if known != family.type:
+                raise DecodeError("schema", f"{family.name} is a {known} elsewhere, here a {family.type}")
+        # Late: arrived after its live window, or older than the poll already served (it was overtaken
+        # by live data after an outage). Either way it is backfilled, never served.
+        late = now - batch.ts > batch.interval + self.live_grace or (
+            current is not None and batch.ts < current.ts)
         if late or self.push:
             if self.late_sink is not None:
                 self.late_sink(to_series(batch, base))
             if late:
                 self.metrics.late(samples)
                 return "late"
-        if current is not None and batch.ts < current.ts:
-            return "stale"  # overtaken by a newer live poll
+        ts_ms = round(batch.ts * 1000)
         state = DeviceState(agent, key, site, batch.interval, batch.ts, now, batch.up,
                             batch.duration, len(batch.errors), batch.kind, series=samples)
         for family in batch.families:
             state.meta[family.name] = (family.type, family.help)
-            state.lines.setdefault(family.name, []).extend(render_lines(family, base))
+            if not self.push:
+                state.lines.setdefault(family.name, []).extend(render_lines(family, base, ts_ms))
         self.devices[(agent, key)] = state
         self._series_per_agent[agent] = in_use + samples
         return "accepted"

@@ -182,13 +182,29 @@ def _encodable(value: str, where: str) -> str:
     return value
 
 
-def _number(doc: Mapping[str, Any], key: str) -> float:
+# Integers travel exactly (Counter64 up to 2**64 - 1); anything wider cannot be a sample value and
+# would not parse as a Prometheus float once rendered.
+MIN_INT, MAX_INT = -(2**63), 2**64 - 1
+MAX_ABS_FLOAT = 1e300
+# Sane unix times (2001-09-09 .. 2286-11-20) in seconds.
+MIN_TS, MAX_TS = 1e9, 1e10
+
+
+def _number(doc: Mapping[str, Any], key: str, low: float | None = None, high: float | None = None) -> float:
     value = doc.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         _fail("schema", f"{key} must be a number")
-    if isinstance(value, float) and not math.isfinite(value):
-        _fail("schema", f"{key} must be finite")
+    if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= MAX_ABS_FLOAT):
+        _fail("schema", f"{key} must be finite and at most {MAX_ABS_FLOAT:g} in size")
+    if isinstance(value, int) and not MIN_INT <= value <= MAX_INT:
+        _fail("schema", f"{key} is outside the 64-bit range")
+    if (low is not None and value < low) or (high is not None and value > high):
+        _fail("schema", f"{key} must be within [{low:g}, {high:g}]")
     return value
+
+
+def _timestamp(doc: Mapping[str, Any], key: str = "ts") -> float:
+    return _number(doc, key, MIN_TS, MAX_TS)
 
 
 def _bool(doc: Mapping[str, Any], key: str) -> bool:
@@ -235,17 +251,21 @@ def _family(raw: Any, index: int, limits: Limits) -> Family:
     if name in RESERVED_METRICS or name.startswith(RESERVED_METRIC_PREFIXES):
         _fail("schema", f"{where}: metric name {name!r} is reserved for the collector")
     mtype = raw.get("type")
-    if mtype not in METRIC_TYPES:
+    if not isinstance(mtype, str) or mtype not in METRIC_TYPES:
         _fail("schema", f"{where}: type must be one of {sorted(METRIC_TYPES)}")
     help_text = raw.get("help", "")
     if not isinstance(help_text, str):
         _fail("schema", f"{where}: help must be a string")
     _encodable(help_text, f"{where}.help")
     samples = []
+    seen: set[Labels] = set()
     for j, raw_sample in enumerate(_list(raw, "samples")):
         if not isinstance(raw_sample, dict):
             _fail("schema", f"{where}.samples[{j}] must be an object")
         labels = _labels(raw_sample.get("labels", {}), f"{where}.samples[{j}].labels", limits)
+        if labels in seen:  # two samples of one series would make the exposition invalid
+            _fail("schema", f"{where}.samples[{j}]: repeats the labels of another sample")
+        seen.add(labels)
         samples.append(Sample(labels, _number(raw_sample, "value")))
     metric_type: MetricType = "counter" if mtype == "counter" else "gauge"
     return Family(name, metric_type, help_text[: limits.max_label_length], tuple(samples))
@@ -269,21 +289,24 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
             _fail("schema", f"errors[{i}] must be an object")
         errors.append(ProfileError(_str(raw_error, "profile", limits), _str(raw_error, "error", limits)))
     kind = doc.get("kind", "device")
-    if kind not in BATCH_KINDS:
+    if not isinstance(kind, str) or kind not in BATCH_KINDS:
         _fail("schema", f"kind must be one of {sorted(BATCH_KINDS)}")
+    families = tuple(_family(raw, i, limits) for i, raw in enumerate(raw_metrics))
+    if len({f.name for f in families}) != len(families):
+        _fail("schema", "a metric name appears twice in one poll")
     return PollBatch(
         kind=kind,
         agent=agent,
         boot_id=_str(doc, "boot", limits),
         seq=seq,
-        ts=_number(doc, "ts"),
+        ts=_timestamp(doc),
         device=device,
-        interval=_number(doc, "interval"),
+        interval=_number(doc, "interval", 0.001, 1e6),
         up=_bool(doc, "up"),
-        duration=_number(doc, "duration"),
+        duration=_number(doc, "duration", 0, 1e6),
         site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         errors=tuple(errors),
-        families=tuple(_family(raw, i, limits) for i, raw in enumerate(raw_metrics)),
+        families=families,
     )
 
 
@@ -318,7 +341,7 @@ def decode_trap(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> TrapMessage:
         agent=agent,
         boot_id=_str(doc, "boot", limits),
         seq=_seq(doc),
-        ts=_number(doc, "ts"),
+        ts=_timestamp(doc),
         device=device,
         source=_str(doc, "source", limits),
         version=_str(doc, "version", limits),
@@ -350,13 +373,13 @@ def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatu
     raw_buffer = doc.get("buffer", {})
     if not isinstance(raw_buffer, dict):
         _fail("schema", "buffer must be an object")
-    buffer = tuple(sorted((str(k)[:32], _number(raw_buffer, k)) for k in raw_buffer
+    buffer = tuple(sorted((_encodable(str(k)[:32], "buffer"), _number(raw_buffer, k)) for k in raw_buffer
                           if raw_buffer[k] is not None))[:16]
     return AgentStatus(
         agent=agent,
         boot_id=_str(doc, "boot", limits),
         online=_bool(doc, "online"),
-        ts=_number(doc, "ts"),
+        ts=_timestamp(doc),
         version=version[:64],
         site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         devices=tuple(devices),

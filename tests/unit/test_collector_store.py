@@ -135,7 +135,8 @@ def test_counter64_max_is_rendered_exactly(store: Store) -> None:
     store.ingest(data_topic(AGENT, "core-switch"), batch())
     text = render(store)
     [line] = [line for line in sample_lines(text) if 'if_index="1"' in line]
-    assert line.endswith(" 18446744073709551615")
+    # value, then the poll time in milliseconds
+    assert line.endswith(f" 18446744073709551615 {round((T0 + 1) * 1000)}")
     assert line.startswith("hatang_interface_in_bytes_total{agent=\"xa-dai-dinh\",device=\"core-switch\",")
     assert f'if_alias="{ALIAS_VI}"' in line
 
@@ -236,17 +237,19 @@ def test_sequence_gap_is_counted_and_late_fill_is_accepted(store: Store) -> None
     assert store.ingest(topic, batch(1)) == "accepted"
     assert store.ingest(topic, batch(5)) == "accepted"
     assert value(self_metrics(store), "hatang_collector_sequence_gaps_total") == 3
-    # the missing ones arrive late from the agent's disk queue: not duplicates, but older than the live state
-    assert store.ingest(data_topic(AGENT, "core-switch", replay=True), batch(3)) == "stale"
+    # the missing ones arrive late from the agent's disk queue: not duplicates, but older than the live
+    # state, so they are backfilled, not served
+    assert store.ingest(data_topic(AGENT, "core-switch", replay=True), batch(3)) == "late"
     assert store.ingest(data_topic(AGENT, "core-switch", replay=True), batch(3)) == "duplicate"
     assert value(self_metrics(store), "hatang_collector_sequence_gaps_total") == 3
 
 
-def test_older_replayed_batch_does_not_override_newer_live_state(store: Store) -> None:
+def test_older_replayed_batch_does_not_override_newer_live_state(store: Store, clock: FakeClock) -> None:
+    clock.now = T0 + 601
     live = batch(7, ts=T0 + 600, families=(uptime_family(600.0),))
-    old = batch(6, ts=T0 + 540, families=(uptime_family(540.0),), up=False)
+    old = batch(6, ts=T0 + 590, families=(uptime_family(590.0),), up=False)  # still within its window
     assert store.ingest(data_topic(AGENT, "core-switch"), live) == "accepted"
-    assert store.ingest(data_topic(AGENT, "core-switch", replay=True), old) == "stale"
+    assert store.ingest(data_topic(AGENT, "core-switch", replay=True), old) == "late"
     series = parse(render(store))
     assert value(series, "hatang_device_uptime_seconds", **device_labels()) == 600.0
     assert value(series, "hatang_device_up", **device_labels()) == 1
@@ -454,7 +457,7 @@ def test_values_render_exactly(store: Store) -> None:
     samples = tuple(Sample((("k", str(i)),), v) for i, v in enumerate(numbers))
     family = Family("hatang_values", "gauge", "", samples)
     store.ingest(data_topic(AGENT, "core-switch"), batch(families=(family,)))
-    lines = {line.split('k="')[1].split('"')[0]: line.rsplit(" ", 1)[1]
+    lines = {line.split('k="')[1].split('"')[0]: line.rsplit(" ", 2)[1]
              for line in sample_lines(render(store)) if line.startswith("hatang_values")}
     assert lines == {"0": "0", "1": "-1", "2": "0.1", "3": "1e-09", "4": "9007199254740993",
                      "5": "18446744073709551615", "6": "1e+300"}
@@ -586,3 +589,32 @@ def test_holes_never_exceed_their_bound_and_the_oldest_are_forgotten() -> None:
     assert tracker.see("a", "b", 2) == Verdict(False, 0)  # forgotten: treated as already seen
     last_hole = 2 * (MAX_HOLES_TRACKED + 10)
     assert tracker.see("a", "b", last_hole) == Verdict(True, 0)
+
+
+def test_a_poll_from_the_future_is_rejected_as_a_clock_problem(store: Store) -> None:
+    assert store.ingest(data_topic(AGENT, "core-switch"), batch(ts=T0 + 3600)) == "rejected:clock"
+    assert store.ingest(data_topic(AGENT, "core-switch"), batch(2, ts=T0 + 200)) == "accepted"
+
+
+def test_late_data_of_a_boot_that_said_goodbye_does_not_bring_the_agent_back(store: Store) -> None:
+    assert store.ingest(status_topic(AGENT), status(True)) == "accepted"
+    assert store.ingest(status_topic(AGENT), status(False)) == "accepted"
+    assert store.ingest(data_topic(AGENT, "core-switch"), batch(5)) == "accepted"
+    assert value(parse(render(store)), "hatang_agent_up", agent=AGENT, **dict(SITE)) == 0
+
+
+def test_a_metric_name_keeps_one_type_across_agents(store: Store) -> None:
+    gauge = Family("hatang_shared", "gauge", "", (Sample((), 1),))
+    counter = Family("hatang_shared", "counter", "", (Sample((), 1),))
+    assert store.ingest(data_topic(AGENT, "core-switch"), batch(1, families=(gauge,))) == "accepted"
+    assert store.ingest(data_topic("xa-khac", "sw"), batch(1, agent="xa-khac", device="sw",
+                                                            families=(counter,))) == "rejected:schema"
+
+
+def test_birth_message_forgets_devices_the_agent_no_longer_has(store: Store) -> None:
+    store.ingest(data_topic(AGENT, "core-switch"), batch(1))
+    store.ingest(data_topic(AGENT, "old-switch"), batch(2, device="old-switch"))
+    birth = encode_status(AgentStatus(AGENT, BOOT, True, T0, devices=("core-switch",), site=SITE))
+    assert store.ingest(status_topic(AGENT), birth) == "accepted"
+    devices = {dict(k[1]).get("device") for k in parse(render(store)) if k[0] == "hatang_device_up"}
+    assert devices == {"core-switch"}

@@ -489,8 +489,8 @@ def test_default_limit_is_one_mebibyte() -> None:
 
 
 def test_decode_rejects_too_many_samples_over_all_families() -> None:
-    sample = {"labels": {}, "value": 1}
-    metrics = [{"name": f"m{i}", "type": "gauge", "help": "", "samples": [sample] * 3} for i in range(4)]
+    samples = [{"labels": {"i": str(j)}, "value": 1} for j in range(3)]
+    metrics = [{"name": f"m{i}", "type": "gauge", "help": "", "samples": samples} for i in range(4)]
     payload = dumps(batch_doc(metrics=metrics))
     assert len(decode_batch(payload, Limits(max_samples=12)).families) == 4
     assert reason_of(payload, Limits(max_samples=11)) == "too_many_samples"
@@ -597,21 +597,22 @@ _labels = st.dictionaries(_label_names, _texts, max_size=4).map(lambda d: tuple(
 _values = st.one_of(
     st.integers(min_value=0, max_value=COUNTER64_MAX),
     st.integers(min_value=-(2**63), max_value=2**63),
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300),
 )
 _families = st.builds(
     Family,
     name=st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,30}", fullmatch=True),
     type=st.sampled_from(["gauge", "counter"]),
     help=_texts,
-    samples=st.lists(st.builds(Sample, labels=_labels, value=_values), max_size=4).map(tuple),
+    samples=st.lists(st.builds(Sample, labels=_labels, value=_values), max_size=4,
+                     unique_by=lambda sample: sample.labels).map(tuple),
 )
 valid_batches = st.builds(
     PollBatch,
     agent=st.from_regex(r"[a-z0-9][a-z0-9_-]{0,62}", fullmatch=True),
     boot_id=_texts,
     seq=st.integers(min_value=1, max_value=2**63),
-    ts=st.floats(min_value=0, max_value=4e9),
+    ts=st.floats(min_value=1e9, max_value=4e9),
     device=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", fullmatch=True),
     interval=st.floats(min_value=1, max_value=86400),
     up=st.booleans(),
@@ -619,7 +620,7 @@ valid_batches = st.builds(
     site=st.dictionaries(st.sampled_from(["province", "district", "commune"]), _texts.filter(bool)).map(
         lambda d: tuple(sorted(d.items()))),
     errors=st.lists(st.builds(ProfileError, profile=_texts, error=_texts), max_size=3).map(tuple),
-    families=st.lists(_families, max_size=4).map(tuple),
+    families=st.lists(_families, max_size=4, unique_by=lambda family: family.name).map(tuple),
 )
 
 
@@ -637,7 +638,7 @@ def test_encode_then_decode_is_identity_for_valid_batches(batch: PollBatch) -> N
     agent=st.from_regex(r"[a-z0-9][a-z0-9_-]{0,62}", fullmatch=True),
     boot_id=_texts,
     online=st.booleans(),
-    ts=st.floats(min_value=0, max_value=4e9),
+    ts=st.floats(min_value=1e9, max_value=4e9),
     version=st.text(st.characters(codec="utf-8"), max_size=64),
     site=st.dictionaries(st.sampled_from(["province", "district", "commune"]), _texts).map(
         lambda d: tuple(sorted(d.items()))),
