@@ -63,17 +63,34 @@ AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
 PrivProtocol = Literal["DES", "AES", "AES128", "AES192", "AES256", "AES192C", "AES256C"]
 
 
-class SnmpConfig(_Strict):
-    version: Literal["1", "2c", "3"] = "2c"
-    community: str | None = None
-    community_file: Path | None = None
-    username: str | None = None
+class _UsmSecrets(_Strict):
+    """SNMPv3 user-based security: protocols and their passwords (inline or from files)."""
+
     auth_protocol: AuthProtocol | None = None
     auth_password: str | None = None
     auth_password_file: Path | None = None
     priv_protocol: PrivProtocol | None = None
     priv_password: str | None = None
     priv_password_file: Path | None = None
+
+    def _check_usm(self) -> None:
+        if self.priv_protocol and not self.auth_protocol:
+            raise ValueError("priv_protocol needs auth_protocol too (SNMPv3 has no privacy without auth)")
+        for kind in ("auth", "priv"):
+            protocol = getattr(self, f"{kind}_protocol")
+            given = getattr(self, f"{kind}_password") is not None or getattr(
+                self, f"{kind}_password_file") is not None
+            if protocol and not given:
+                raise ValueError(f"{kind}_protocol {protocol} needs {kind}_password or {kind}_password_file")
+            if given and not protocol:  # never fall back silently to a weaker security level
+                raise ValueError(f"{kind}_password given without {kind}_protocol; add {kind}_protocol")
+
+
+class SnmpConfig(_UsmSecrets):
+    version: Literal["1", "2c", "3"] = "2c"
+    community: str | None = None
+    community_file: Path | None = None
+    username: str | None = None
     context: str = ""
     timeout: float = Field(default=2.0, gt=0, le=60)  # seconds per request
     retries: int = Field(default=1, ge=0, le=5)
@@ -93,32 +110,21 @@ class SnmpConfig(_Strict):
         else:
             if not self.username:
                 raise ValueError("SNMPv3 needs username")
-            if self.priv_protocol and not self.auth_protocol:
-                raise ValueError("priv_protocol needs auth_protocol too (SNMPv3 has no privacy without auth)")
-            for kind in ("auth", "priv"):
-                protocol = getattr(self, f"{kind}_protocol")
-                given = getattr(self, f"{kind}_password") is not None or getattr(
-                    self, f"{kind}_password_file") is not None
-                if protocol and not given:
-                    raise ValueError(f"{kind}_protocol {protocol} needs {kind}_password or "
-                                     f"{kind}_password_file")
-                if given and not protocol:  # never fall back silently to a weaker security level
-                    raise ValueError(f"{kind}_password given without {kind}_protocol; add {kind}_protocol")
+            self._check_usm()
         return self
 
 
-class TrapUserConfig(_Strict):
+class TrapUserConfig(_UsmSecrets):
     """An SNMPv3 user whose traps and informs are accepted."""
 
     username: str = Field(min_length=1)
-    auth_protocol: AuthProtocol | None = None
-    auth_password: str | None = None
-    auth_password_file: Path | None = None
-    priv_protocol: PrivProtocol | None = None
-    priv_password: str | None = None
-    priv_password_file: Path | None = None
     # the sending device's engine id: needed for traps (informs discover it)
     engine_id: str | None = Field(default=None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
+
+    @model_validator(mode="after")
+    def _credentials_fit(self) -> Self:
+        self._check_usm()
+        return self
 
 
 class TrapsConfig(_Strict):
