@@ -106,7 +106,12 @@ def render(store: Store, now: float) -> str:
     fresh = [d for d in store.devices.values() if store.is_fresh(d, now)]
     names: dict[str, tuple[str, str]] = {}
     for d in fresh:
-        names.update(d.meta)
+        for name, (mtype, help_text) in d.meta.items():
+            known = names.get(name)
+            if known is None:
+                names[name] = (mtype, help_text)
+            elif known[0] != mtype:  # agents disagree (a broken profile): valid text, no one wins
+                names[name] = ("untyped", known[1])
     for name in sorted(names):
         mtype, help_text = names[name]
         parts.append(_header(name, mtype, help_text))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 MAX_HOLES_TRACKED = 10_000  # ranges remembered per boot; beyond that the oldest hole is forgotten
 MAX_BOOTS_TRACKED = 4  # boots remembered per agent (replays of an earlier boot may still arrive)
+MAX_GAP = 1_000_000  # a bigger jump is not a gap but a broken or hostile sender: not counted
 
 
 @dataclass
@@ -70,5 +71,5 @@ class SequenceTracker:
             gap = seq - boot.highest - 1
             boot.add_hole(boot.highest + 1, seq)
             boot.highest = seq
-            return Verdict(True, gap)
+            return Verdict(True, gap if gap <= MAX_GAP else 0)
         return Verdict(boot.fill(seq), 0)

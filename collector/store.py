@@ -121,7 +121,7 @@ class Store:
         self.traps: dict[tuple[str, str, str], list[float]] = {}
         self.trap_sites: dict[str, Labels] = {}
         self.max_series_per_agent = max_series_per_agent
-        self.metric_types: dict[str, str] = {}
+        self._traps_per_agent: dict[str, int] = {}
         self._series_per_agent: dict[str, int] = {}
         self._sequences = SequenceTracker()
         self._log_reject = RejectLog(clock)
@@ -207,8 +207,9 @@ class Store:
         key = (agent, trap.device, trap.trap_name[:128])
         stats = self.traps.get(key)
         if stats is None:
-            if sum(1 for k in self.traps if k[0] == agent) >= MAX_TRAP_KEYS_PER_AGENT:
+            if self._traps_per_agent.get(agent, 0) >= MAX_TRAP_KEYS_PER_AGENT:
                 raise DecodeError("cardinality", f"more than {MAX_TRAP_KEYS_PER_AGENT} trap series")
+            self._traps_per_agent[agent] = self._traps_per_agent.get(agent, 0) + 1
             stats = self.traps[key] = [0, 0.0]
         stats[0] += 1
         stats[1] = max(stats[1], trap.ts)
@@ -245,10 +246,6 @@ class Store:
         if kind is not TopicKind.REPLAY and batch.boot_id != agent_state.offline_boot:
             agent_state.online = True  # live data of a boot that did not say goodbye: it is connected
         base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *site)
-        for family in batch.families:  # one type per metric name, whichever agent sends it
-            known = self.metric_types.setdefault(family.name, family.type)
-            if known != family.type:
-                raise DecodeError("schema", f"{family.name} is a {known} elsewhere, here a {family.type}")
         # Late: arrived after its live window, or older than the poll already served (it was overtaken
         # by live data after an outage). Either way it is backfilled, never served.
         late = now - batch.ts > batch.interval + self.live_grace or (

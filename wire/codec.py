@@ -57,6 +57,7 @@ class Limits:
     max_payload_bytes: int = 1 << 20
     max_samples: int = 50_000
     max_label_length: int = 1024
+    max_labels: int = 64  # labels per sample
 
 
 DEFAULT_LIMITS = Limits()
@@ -225,6 +226,8 @@ def _labels(value: Any, where: str, limits: Limits, *, allowed: frozenset[str] |
     """Sample labels (``allowed`` None: any name but the reserved ones) or site labels (only ``allowed``)."""
     if not isinstance(value, dict):
         _fail("schema", f"{where} must be an object of strings")
+    if len(value) > limits.max_labels:
+        _fail("schema", f"{where}: more than {limits.max_labels} labels")
     items: list[tuple[str, str]] = []
     for name, label_value in value.items():
         if not isinstance(label_value, str) or LABEL_NAME.fullmatch(name) is None or name.startswith("__"):
@@ -281,8 +284,8 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
     raw_metrics = _list(doc, "metrics")
     total = sum(len(m.get("samples", ())) if isinstance(m, dict) and isinstance(m.get("samples"), list)
                 else 0 for m in raw_metrics)
-    if total > limits.max_samples:
-        _fail("too_many_samples", f"{total} samples > {limits.max_samples}")
+    if total > limits.max_samples or len(raw_metrics) > limits.max_samples:
+        _fail("too_many_samples", f"{total} samples in {len(raw_metrics)} families > {limits.max_samples}")
     errors = []
     for i, raw_error in enumerate(_list(doc, "errors")):
         if not isinstance(raw_error, dict):
@@ -310,10 +313,13 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
     )
 
 
+MAX_SEQ = 2**63 - 1
+
+
 def _seq(doc: dict[str, Any]) -> int:
     seq = doc.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        _fail("schema", "seq must be a positive integer")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
+        _fail("schema", "seq must be an integer from 1 to 2**63 - 1")
     return seq
 
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector import exposition
 from collector.selfmetrics import REJECT_REASONS, CollectorMetrics
-from collector.sequence import MAX_BOOTS_TRACKED, MAX_HOLES_TRACKED, SequenceTracker, Verdict
+from collector.sequence import MAX_BOOTS_TRACKED, MAX_GAP, MAX_HOLES_TRACKED, SequenceTracker, Verdict
 from collector.store import Store
 from wire.codec import Limits, encode_batch, encode_status, encode_trap
 from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample, TrapMessage
@@ -569,7 +569,7 @@ def test_only_max_boots_tracked_boots_are_remembered_per_agent() -> None:
 def test_huge_gap_uses_bounded_memory_and_is_still_counted_in_full() -> None:
     tracker = SequenceTracker()
     tracker.see("a", "b", 1)
-    far = 10**12
+    far = MAX_GAP + 2
     assert tracker.see("a", "b", far) == Verdict(True, far - 2)
     # the hole is one range: every missing number is remembered, whatever its size
     assert tracker.see("a", "b", far - 1) == Verdict(True, 0)
@@ -577,6 +577,9 @@ def test_huge_gap_uses_bounded_memory_and_is_still_counted_in_full() -> None:
     assert tracker.see("a", "b", 2) == Verdict(False, 0)
     assert tracker.see("a", "b", far + 1) == Verdict(True, 0)
     assert len(tracker._agents["a"]["b"].starts) == 1  # [3, far - 1)
+    # a jump beyond MAX_GAP is a broken sender, not a gap: not counted, but still tracked
+    assert tracker.see("a", "b", far + 10 + MAX_GAP) == Verdict(True, 0)
+    assert tracker.see("a", "b", far + 2) == Verdict(True, 0)
 
 
 def test_holes_never_exceed_their_bound_and_the_oldest_are_forgotten() -> None:
@@ -603,12 +606,15 @@ def test_late_data_of_a_boot_that_said_goodbye_does_not_bring_the_agent_back(sto
     assert value(parse(render(store)), "hatang_agent_up", agent=AGENT, **dict(SITE)) == 0
 
 
-def test_a_metric_name_keeps_one_type_across_agents(store: Store) -> None:
+def test_agents_disagreeing_on_a_type_get_one_untyped_family(store: Store) -> None:
     gauge = Family("hatang_shared", "gauge", "", (Sample((), 1),))
     counter = Family("hatang_shared", "counter", "", (Sample((), 1),))
     assert store.ingest(data_topic(AGENT, "core-switch"), batch(1, families=(gauge,))) == "accepted"
     assert store.ingest(data_topic("xa-khac", "sw"), batch(1, agent="xa-khac", device="sw",
-                                                            families=(counter,))) == "rejected:schema"
+                                                            families=(counter,))) == "accepted"
+    text = render(store)
+    assert "# TYPE hatang_shared untyped" in text and text.count("# TYPE hatang_shared ") == 1
+    assert len([k for k in parse(text) if k[0] == "hatang_shared"]) == 2
 
 
 def test_birth_message_forgets_devices_the_agent_no_longer_has(store: Store) -> None:

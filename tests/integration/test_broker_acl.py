@@ -1,0 +1,356 @@
+"""The shipped broker ACL (deploy/mosquitto/hatang.acl) against a real Mosquitto, and the collector's
+identity check behind it.
+
+docs/wire.md and docs/operations.md ("Broker security") promise: each agent's MQTT username is its agent
+id, ``pattern write hatang/v1/agents/%u/#`` keeps it inside its own subtree, the collector user reads
+everything, and a payload that claims another agent on the agent's own topic is rejected by the collector
+(``hatang_collector_rejected_messages_total{reason="identity"}``).
+
+Absence is proven, not guessed: after a message that must not arrive, a marker that must arrive is sent
+on the same path (same publisher, same broker), and once the marker is in, the receiver that must not
+get the forbidden message does one QoS 1 round trip of its own. Mosquitto is single-threaded and
+writes a connection's packets in order, so anything queued for that receiver before its PUBACK would
+have been read before the PUBACK.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from tests.support.hatang import HatangProcess, one, parse, scrape, wait_for_series, write_yaml
+from tests.support.services import Mosquitto, free_tcp_port, require_binary, start_mosquitto
+from tests.support.waiting import wait_until
+from wire.codec import encode_batch
+from wire.messages import Family, PollBatch, Sample
+from wire.topics import data_topic, subscription
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_ACL = REPO / "deploy" / "mosquitto" / "hatang.acl"
+PASSWORDS = {"xa-a": "mat-khau-a", "xa-b": "mat-khau-b", "collector.hatang": "mat-khau-trung-tam"}
+
+SUCCESS = 0
+NOT_AUTHORIZED = 135  # MQTT v5 reason code 0x87
+BAD_USERNAME_OR_PASSWORD = 134  # 0x86; Mosquitto 2.0.11 answers 135 for a wrong password, newer ones 134
+REFUSED = {BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED}
+TIMEOUT = 10.0
+
+
+# ---------------------------------------------------------------------------------------------- broker
+
+
+@pytest.fixture
+def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mosquitto]:
+    """Mosquitto with the project's own ACL file (copied verbatim) and a password file for xa-a, xa-b and
+    the collector; anonymous clients refused."""
+    passwd = require_binary("mosquitto_passwd", "mosquitto")
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    acl = workdir / "hatang.acl"
+    shutil.copyfile(SHIPPED_ACL, acl)
+    password_file = workdir / "hatang.passwd"
+    for i, (user, password) in enumerate(PASSWORDS.items()):
+        create = ["-c"] if i == 0 else []
+        subprocess.run([passwd, *create, "-b", str(password_file), user, password], check=True, timeout=30,
+                       capture_output=True)
+    extra = f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl}\n"
+    mosquitto = start_mosquitto(workdir, extra_config=extra)
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()
+        if request.session.testsfailed:
+            sys.stderr.write(f"\n----- mosquitto log -----\n{mosquitto.log()[-6000:]}\n")
+
+
+def test_the_acl_under_test_is_the_shipped_one(broker: Mosquitto) -> None:
+    config = broker.config_path.read_text()
+    acl_path = next(line.split(None, 1)[1] for line in config.splitlines() if line.startswith("acl_file "))
+    assert Path(acl_path).read_bytes() == SHIPPED_ACL.read_bytes()
+    assert "pattern write hatang/v1/agents/%u/#" in SHIPPED_ACL.read_text()
+
+
+# ---------------------------------------------------------------------------------------------- client
+
+
+class Client:
+    """A paho MQTT client (v5 unless told otherwise) on its own network thread, recording what the broker
+    answered: CONNACK, SUBACK and PUBACK reason codes, and the messages delivered to it."""
+
+    def __init__(self, broker: Mosquitto, username: str | None, password: str | None = None, *,
+                 protocol: MQTTProtocolVersion = mqtt.MQTTv5) -> None:
+        self.broker = broker
+        self.username = username
+        self.protocol = protocol
+        client_id = f"test-{username}-{uuid.uuid4().hex[:8]}"
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        self._lock = threading.Lock()
+        self._threaded = False
+        self.connack: int | None = None
+        self.acks: dict[int, int] = {}
+        self.subacks: dict[int, list[int]] = {}
+        self._messages: list[tuple[str, bytes]] = []
+        self._client.on_connect = self._on_connect
+        self._client.on_publish = self._on_publish
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+
+    # paho callbacks (network thread)
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        with self._lock:
+            self.connack = reason.value
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
+        with self._lock:
+            self.acks[mid] = reason.value
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: list[ReasonCode],
+                      props: Any) -> None:
+        with self._lock:
+            self.subacks[mid] = [r.value for r in reasons]
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self._messages.append((message.topic, bytes(message.payload)))
+
+    # test side
+    def connect(self, *, threaded: bool = True) -> int:
+        """Connect and return the CONNACK reason code (0 on success; paho maps 3.1.1 codes to v5 ones).
+        ``threaded`` False pumps the network loop here instead, so that a refused client does not sit in
+        paho's reconnect backoff."""
+        self._client.connect(self.broker.host, self.broker.port, keepalive=30)
+        if threaded:
+            self._client.loop_start()
+            self._threaded = True
+
+        def connack() -> tuple[int] | None:
+            if not threaded:
+                self._client.loop(timeout=0.05)
+            return (self.connack,) if self.connack is not None else None
+
+        return wait_until(connack, TIMEOUT, interval=0.01, message=f"CONNACK for {self.username}")[0]
+
+    def close(self) -> None:
+        self._client.disconnect()
+        if self._threaded:
+            self._client.loop_stop()
+
+    def subscribe(self, topic: str, qos: int = 1) -> list[int]:
+        _, mid = self._client.subscribe(topic, qos=qos)
+        assert mid is not None
+        return wait_until(lambda: self.subacks.get(mid), TIMEOUT, message=f"SUBACK for {topic}")
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
+        """Publish and return the PUBACK reason code (QoS 1; always 0 under MQTT 3.1.1). With QoS 0 there
+        is no PUBACK: paho reports 0 once the packet is written."""
+        info = self._client.publish(topic, payload, qos=qos)
+        mid = info.mid
+        return wait_until(lambda: (self.acks[mid],) if mid in self.acks else None, TIMEOUT,
+                          message=f"PUBACK for {topic}")[0]
+
+    def messages(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return list(self._messages)
+
+    def wait_for(self, topic: str, payload: bytes) -> None:
+        wait_until(lambda: (topic, payload) in self.messages(), TIMEOUT,
+                   message=f"{self.username} to receive {payload!r} on {topic}")
+
+
+@pytest.fixture
+def connect(broker: Mosquitto) -> Iterator[Any]:
+    """``connect(user, password=<the right one>, protocol=...)`` -> connected Client; closed at teardown."""
+    clients: list[Client] = []
+
+    def make(user: str, password: str | None = None, *,
+             protocol: MQTTProtocolVersion = mqtt.MQTTv5) -> Client:
+        client = Client(broker, user, PASSWORDS[user] if password is None else password, protocol=protocol)
+        clients.append(client)
+        assert client.connect() == SUCCESS, f"{user} could not connect"
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def marker() -> bytes:
+    return f"marker-{uuid.uuid4().hex}".encode()
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+def test_an_agent_publishes_in_its_own_subtree_and_the_collector_user_receives_it(connect: Any) -> None:
+    collector = connect("collector.hatang")
+    assert collector.subscribe(subscription()) == [1]  # granted QoS 1
+    agent = connect("xa-a")
+    topic = data_topic("xa-a", "sw")
+    for qos in (0, 1):
+        payload = marker()
+        assert agent.publish(topic, payload, qos=qos) == SUCCESS
+        collector.wait_for(topic, payload)
+    for topic_kind in ("status", "events", "self", "replay/sw"):
+        payload = marker()
+        assert agent.publish(f"hatang/v1/agents/xa-a/{topic_kind}", payload) == SUCCESS
+        collector.wait_for(f"hatang/v1/agents/xa-a/{topic_kind}", payload)
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311], ids=["mqtt5", "mqtt311"])
+def test_an_agent_cannot_publish_as_another_agent(connect: Any, protocol: MQTTProtocolVersion) -> None:
+    collector = connect("collector.hatang")
+    collector.subscribe(subscription())
+    agent = connect("xa-a", protocol=protocol)
+    forbidden = [data_topic("xa-b", "sw"), "hatang/v1/agents/xa-b/status", "hatang/v1/agents/xa-ab/data/sw",
+                 "hatang/v1/agents/collector/data/sw", "hatang/v1/other", "hatang/v2/agents/xa-a/data/sw"]
+    spoof = b"spoofed-by-xa-a"
+    for topic in forbidden:
+        reason = agent.publish(topic, spoof)
+        if protocol == mqtt.MQTTv5:
+            assert reason == NOT_AUTHORIZED, f"{topic}: PUBACK reason {reason}, expected 135 not authorized"
+        else:  # MQTT 3.1.1 has no reason in PUBACK: Mosquitto acknowledges and drops the message silently
+            assert reason == SUCCESS
+    fence = marker()
+    assert agent.publish(data_topic("xa-a", "sw"), fence) == SUCCESS
+    collector.wait_for(data_topic("xa-a", "sw"), fence)  # published after the spoofs, by the same client
+    assert [m for m in collector.messages() if m[1] == spoof] == []
+    assert [topic for topic, _ in collector.messages()] == [data_topic("xa-a", "sw")]
+
+
+def test_an_agent_cannot_read_any_topic_not_even_another_agents(connect: Any) -> None:
+    """The ACL gives agents write access only. Mosquitto grants the SUBSCRIBE and checks read access per
+    message at delivery, so the proof is that nothing is ever delivered."""
+    collector = connect("collector.hatang")
+    collector.subscribe(subscription())
+    snoop = connect("xa-a")
+    for pattern in (subscription(), "hatang/v1/agents/xa-b/#", "#", data_topic("xa-b", "sw")):
+        granted = snoop.subscribe(pattern, qos=0)
+        assert all(code in (0, 1, 2, NOT_AUTHORIZED) for code in granted), granted
+    other = connect("xa-b")
+    secret = b"xa-b-private-data"
+    assert other.publish(data_topic("xa-b", "sw"), secret) == SUCCESS
+    assert other.publish("hatang/v1/agents/xa-b/status", secret) == SUCCESS
+    assert snoop.publish(data_topic("xa-a", "sw"), b"own") == SUCCESS  # own subtree: write-only, too
+    fence = marker()
+    assert other.publish(data_topic("xa-b", "sw"), fence) == SUCCESS
+    collector.wait_for(data_topic("xa-b", "sw"), fence)
+    assert snoop.publish(data_topic("xa-a", "sw"), marker()) == SUCCESS  # round trip on snoop's connection
+    assert snoop.messages() == [], "an agent received messages it has no read access to"
+    assert (data_topic("xa-b", "sw"), secret) in collector.messages()  # the positive control
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311], ids=["mqtt5", "mqtt311"])
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("xa-a", "wrong"), ("xa-a", PASSWORDS["xa-b"]), ("xa-khong-co", "x"), ("collector.hatang", ""),
+     (None, None)],
+    ids=["wrong-password", "another-agents-password", "unknown-user", "empty-password", "anonymous"],
+)
+def test_a_wrong_password_an_unknown_user_and_anonymous_are_refused(
+    broker: Mosquitto, protocol: MQTTProtocolVersion, user: str | None, password: str | None
+) -> None:
+    client = Client(broker, user, password, protocol=protocol)
+    try:
+        code = client.connect(threaded=False)
+        assert code in REFUSED, f"CONNACK reason {code}"
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------------- collector
+
+
+@dataclass
+class RunningCollector:
+    process: HatangProcess
+    url: str
+
+
+@pytest.fixture
+def authenticated_collector(tmp_path: Path, broker: Mosquitto,
+                            request: pytest.FixtureRequest) -> Iterator[RunningCollector]:
+    """``hatang collector`` logged in as user ``collector`` with its password from a file."""
+    secret = tmp_path / "collector-password"
+    secret.write_text(PASSWORDS["collector.hatang"] + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    listen = f"127.0.0.1:{free_tcp_port()}"
+    config = write_yaml(tmp_path / "collector.yaml", {
+        "mqtt": {"url": broker.url, "username": "collector.hatang", "password_file": str(secret),
+                 "client_id": f"hatang-collector-{uuid.uuid4().hex[:8]}"},
+        "listen": listen,
+    })
+    process = HatangProcess(["collector", "-c", str(config)], tmp_path / "collector.log").start()
+    url = f"http://{listen}/metrics"
+    try:
+        wait_until(lambda: one(parse(scrape(url)), "hatang_collector_broker_connected") == 1, 20,
+                   interval=0.2, message="the collector to log in to the broker", ignore=(OSError,))
+        yield RunningCollector(process, url)
+    finally:
+        process.stop()
+        if request.session.testsfailed:
+            sys.stderr.write(f"\n----- collector log -----\n{process.log()[-6000:]}\n")
+
+
+def _batch(agent: str, device: str, seq: int, value: float) -> bytes:
+    return encode_batch(PollBatch(
+        agent=agent, boot_id="acl-test", seq=seq, ts=time.time(), device=device, interval=60, up=True,
+        duration=0.01, site=(("province", "Vĩnh Phúc"),),
+        families=(Family("hatang_device_uptime_seconds", "gauge", "Uptime.", (Sample((), value),)),),
+    ))
+
+
+def test_the_collector_rejects_a_payload_claiming_another_agent_as_identity(
+    connect: Any, authenticated_collector: RunningCollector
+) -> None:
+    agent = connect("xa-a")
+    # 1. On xa-b's topic: the broker refuses it, the collector never sees it.
+    assert agent.publish(data_topic("xa-b", "sw"), _batch("xa-b", "sw", 1, 111)) == NOT_AUTHORIZED
+    # 2. On its own topic, claiming to be xa-b: passes the broker, the collector rejects it.
+    assert agent.publish(data_topic("xa-a", "sw"), _batch("xa-b", "sw", 2, 222)) == SUCCESS
+    # 3. On its own topic, claiming another device of its own: also identity.
+    assert agent.publish(data_topic("xa-a", "sw"), _batch("xa-a", "router", 3, 333)) == SUCCESS
+    # 4. Honest: accepted. The collector handles one connection's messages in order, so once this is
+    #    served, 1-3 have been handled (or dropped by the broker).
+    assert agent.publish(data_topic("xa-a", "sw"), _batch("xa-a", "sw", 4, 444)) == SUCCESS
+
+    series = wait_for_series(authenticated_collector.url, "hatang_device_uptime_seconds", timeout=15,
+                             agent="xa-a")
+    assert one(series, "hatang_device_uptime_seconds", agent="xa-a", device="sw") == 444
+    assert one(series, "hatang_collector_rejected_messages_total", reason="identity") == 2
+    assert one(series, "hatang_collector_messages_total", kind="data") == 1  # only the honest one counts
+    for (name, labels), _ in series.items():
+        assert ("agent", "xa-b") not in labels, f"{name}{dict(labels)}: xa-b data got through"
+        assert ("device", "router") not in labels, f"{name}{dict(labels)}: spoofed device got through"
+    log = authenticated_collector.process.log()
+    assert ("rejected message on hatang/v1/agents/xa-a/data/sw: identity: "
+            "payload claims xa-b/sw on xa-a/sw") in log
+
+
+def test_the_collector_user_reads_but_cannot_publish_as_an_agent(connect: Any) -> None:
+    """Leaked collector credentials must not let anyone inject agent data."""
+    collector = connect("collector.hatang")
+    collector.subscribe(subscription())
+    for topic in (data_topic("xa-a", "sw"), "hatang/v1/agents/xa-a/status", "hatang/v1/agents/xa-b/events"):
+        assert collector.publish(topic, b"injected") == NOT_AUTHORIZED, topic
+    agent = connect("xa-a")
+    fence = marker()
+    assert agent.publish(data_topic("xa-a", "sw"), fence) == SUCCESS
+    collector.wait_for(data_topic("xa-a", "sw"), fence)
+    assert [m for m in collector.messages() if m[1] == b"injected"] == []
