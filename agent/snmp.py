@@ -96,6 +96,8 @@ from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as hlapi
 from pysnmp.proto import errind, rfc1902, rfc1905
 
+from agent.snmp_ber import GET, GET_BULK, GET_NEXT, VERSIONS, Response, encode_request
+from agent.snmp_community import CommunityTransport, RequestTimeout
 from agent.varbind import NUMERIC_KINDS, OID, SnmpValue, oid_text
 
 log = logging.getLogger("hatang.agent.snmp")
@@ -362,10 +364,12 @@ class _Transport(udp.UdpAsyncioTransport):  # type: ignore[misc]
 class SnmpEngine:
     """One pysnmp engine (and one UDP socket) for the whole process."""
 
-    def __init__(self, *, receive_buffer: int = RECEIVE_BUFFER_BYTES) -> None:
+    def __init__(self, *, receive_buffer: int = RECEIVE_BUFFER_BYTES, fast_path: bool = True) -> None:
         self._engine = hlapi.SnmpEngine()
         self._wanted_buffer = receive_buffer
+        self.fast_path = fast_path  # v1/v2c through agent.snmp_community instead of pysnmp
         self._transport: _Transport | None = None
+        self._community: CommunityTransport | None = None
         self._transport_lock = asyncio.Lock()
         self.receive_buffer: int | None = None  # what the kernel granted (Linux reports twice the ask)
         self._v3_keys: dict[str, set[tuple[Any, ...]]] = {}  # user name -> distinct credential sets
@@ -375,6 +379,15 @@ class SnmpEngine:
             if self._transport is None:
                 self._transport = await self._open_transport()
             return self._transport
+
+    async def _ensure_community(self) -> CommunityTransport:
+        async with self._transport_lock:
+            if self._community is None:
+                community = CommunityTransport()
+                await community.open(self._wanted_buffer)
+                self._community = community
+                self.receive_buffer = community.receive_buffer
+            return self._community
 
     async def _open_transport(self) -> _Transport:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -413,6 +426,13 @@ class SnmpEngine:
         if creds.version == "3":
             self._v3_keys.setdefault(creds.username, set()).add(
                 (creds.auth_protocol, creds.auth_password, creds.priv_protocol, creds.priv_password))
+        if self.fast_path and creds.version in VERSIONS:
+            community = await self._ensure_community()
+            address = await _resolve(host, port)
+            return SnmpTarget(self._engine, None, creds, auth=auth, host=host, port=port,
+                              counter=community.received, max_repetitions=max_repetitions,
+                              max_walk_time=max_walk_time, fast=community, address=address,
+                              timeout=timeout, retries=retries)
         transport = await self._ensure_transport()
         try:
             udp_target = await hlapi.UdpTransportTarget.create((host, port), timeout=timeout, retries=retries)
@@ -431,18 +451,37 @@ class SnmpEngine:
         """True when pysnmp has no request in flight, counting requests whose caller was cancelled (pysnmp
         keeps retransmitting those until their own timeout x tries is over, then drops them)."""
         dispatcher = self._engine.transport_dispatcher
-        return dispatcher is None or not dispatcher.jobs_are_pending()
+        community_idle = self._community is None or self._community.idle
+        return community_idle and (dispatcher is None or not dispatcher.jobs_are_pending())
 
     @property
     def repaired_datagrams(self) -> int:
-        """How many datagrams had negative unsigned integers rewritten."""
-        return self._transport.repaired if self._transport is not None else 0
+        """How many datagrams had negative unsigned integers rewritten (or, on the fast path, read as
+        unsigned)."""
+        return ((self._transport.repaired if self._transport is not None else 0)
+                + (self._community.repaired if self._community is not None else 0))
 
     def close(self) -> None:
         dispatcher = self._engine.transport_dispatcher
         if dispatcher is not None:
             dispatcher.close_dispatcher()
         self._transport = None
+        if self._community is not None:
+            self._community.close()
+            self._community = None
+
+
+async def _resolve(host: str, port: int) -> tuple[str, int]:
+    """The IPv4 address datagrams of ``host`` come from (like pysnmp's UdpTransportTarget)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_INET,
+                                                             type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as exc:
+        raise SnmpError(f"cannot use address {host}:{port}: {exc}") from None
+    if not infos:
+        raise SnmpError(f"cannot use address {host}:{port}: no IPv4 address")
+    address = infos[0][4]
+    return str(address[0]), int(address[1])
 
 
 _Response = tuple[Any, Any, Any, Any]
@@ -464,19 +503,28 @@ class SnmpTarget:
         max_repetitions: int = DEFAULT_MAX_REPETITIONS,
         max_walk_time: float | None = None,
         shared_user: Callable[[str], bool] | None = None,
+        fast: CommunityTransport | None = None,
+        address: tuple[str, int] | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
     ) -> None:
         self._engine = engine
         self._transport = transport
         self._creds = creds
         self._auth = auth if auth is not None else _auth_data(creds)
         self._context = hlapi.ContextData(contextName=creds.context) if creds.context else hlapi.ContextData()
-        resolved: tuple[Any, Any] = getattr(transport, "transport_address", None) or (host, port)
+        resolved: tuple[Any, Any] = (address or getattr(transport, "transport_address", None)
+                                     or (host, port))
         self.host = host if host is not None else str(resolved[0])
         self.port = port if port is not None else int(resolved[1])
         self._address = (str(resolved[0]), int(resolved[1] or 0))  # datagrams arrive from this address
         self._received = counter if counter is not None else Counter()
-        self._timeout = float(getattr(transport, "timeout", None) or 0)
-        self._tries = int(getattr(transport, "retries", None) or 0) + 1
+        self._timeout = float(timeout if timeout is not None else getattr(transport, "timeout", None) or 0)
+        self._tries = int(retries if retries is not None else getattr(transport, "retries", None) or 0) + 1
+        # the fast path (v1/v2c without pysnmp): see agent/snmp_community.py
+        self._fast = fast
+        self._fast_version = VERSIONS.get(creds.version, 1)
+        self._fast_community = creds.community.encode()
         self.max_repetitions = max(1, max_repetitions)
         self._reps_ceiling = self.max_repetitions  # lowered for good by tooBig
         self._good_bulks = 0
@@ -548,17 +596,21 @@ class SnmpTarget:
                 self._auth = _auth_data(self._creds)
             raise self._indication_error(indication)
         if status and int(status) != 0:
-            name = status.prettyPrint()
             position = int(index)
-            oid = ""
-            if 0 < position <= len(varbinds):
-                oid = f" ({oid_text(tuple(varbinds[position - 1][0]))})"
-            if name in ("authorizationError", "noAccess"):
-                raise SnmpAuthError(
-                    f"{self._where()} refused access ({name}) at varbind {position}{oid}: the community or "
-                    f"user may read nothing here (net-snmp: rouser/rocommunity and its view; for SNMPv3 the "
-                    f"user may need a higher security level than {self._creds.security_level()})")
-            raise SnmpError(f"{self._where()} reported {name} at varbind {position}{oid}")
+            names = [tuple(v[0]) for v in varbinds]
+            raise self._status_error(status.prettyPrint(), position, names)
+
+    def _status_error(self, name: str, position: int, names: Sequence[OID]) -> SnmpError:
+        """The error for a response whose error-status is not noError."""
+        oid = ""
+        if 0 < position <= len(names):
+            oid = f" ({oid_text(names[position - 1])})"
+        if name in ("authorizationError", "noAccess"):
+            return SnmpAuthError(
+                f"{self._where()} refused access ({name}) at varbind {position}{oid}: the community or "
+                f"user may read nothing here (net-snmp: rouser/rocommunity and its view; for SNMPv3 the "
+                f"user may need a higher security level than {self._creds.security_level()})")
+        return SnmpError(f"{self._where()} reported {name} at varbind {position}{oid}")
 
     async def _discover_engine_id(self) -> bytes:
         loop = asyncio.get_running_loop()
@@ -603,10 +655,83 @@ class SnmpTarget:
             self.answered = True
         return result, datagrams
 
+    async def _fast_request(self, pdu: int, oids: Sequence[OID], max_repetitions: int = 0) -> Response:
+        """One v1/v2c request on the fast path; raises :class:`SnmpTimeout`."""
+        fast = self._fast
+        assert fast is not None
+        request_id = fast.request_id()
+        datagram = encode_request(self._fast_version, self._fast_community, pdu, request_id, tuple(oids),
+                                  0, max_repetitions)
+        before = self._received[self._address]
+        try:
+            response = await fast.request(self._address, self._fast_community, request_id, datagram,
+                                          self._timeout, self._tries)
+        except RequestTimeout:
+            raise self._timeout_error(self._received[self._address] - before) from None
+        self.answered = True
+        return response
+
+    def _fast_status_error(self, response: Response) -> SnmpError:
+        return self._status_error(response.error_name, response.error_index,
+                                  [oid for oid, _ in response.varbinds])
+
+    async def _fast_get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]:
+        wanted = list(oids)
+        found: dict[OID, SnmpValue] = {}
+        while wanted:
+            response = await self._fast_request(GET, wanted)
+            status, index = response.error_status, response.error_index
+            if status == 2 and self._creds.version == "1" and 0 < index <= len(wanted):
+                wanted.pop(index - 1)  # v1 noSuchName fails the whole request: drop and retry
+                continue
+            if status:
+                raise self._fast_status_error(response)
+            found = dict(response.varbinds)
+            break
+        missing = SnmpValue("no_such_object", None)
+        return [(o, found.get(o, missing)) for o in oids]
+
+    async def _fast_next(self, oid: OID) -> list[tuple[OID, SnmpValue]]:
+        if self._creds.version == "1":
+            response = await self._fast_request(GET_NEXT, (oid,))
+            if response.error_status == 2:  # noSuchName: end of the MIB view
+                return []
+            if response.error_status:
+                raise self._fast_status_error(response)
+            return response.varbinds
+        retried_timeout = False
+        while True:
+            reps = self.max_repetitions
+            try:
+                response = await self._fast_request(GET_BULK, (oid,), reps)
+            except SnmpTimeout:
+                if reps > 1 and self.answered and not retried_timeout:
+                    retried_timeout = True  # see _next_bulk
+                    self.max_repetitions = 1
+                    self._reps_ceiling = max(1, min(self._reps_ceiling, reps // 2))
+                    self._good_bulks = 0
+                    log.debug("%s: bulk timeout, max-repetitions now 1", self._where())
+                    continue
+                raise
+            if response.error_status == 1 and reps > 1:  # tooBig
+                self.max_repetitions = self._reps_ceiling = max(1, reps // 2)
+                self._good_bulks = 0
+                log.debug("%s: tooBig, max-repetitions now %d", self._where(), self.max_repetitions)
+                continue
+            if response.error_status:
+                raise self._fast_status_error(response)
+            self._good_bulks += 1
+            if self._good_bulks >= _GROW_AFTER and self.max_repetitions < self._reps_ceiling:
+                self.max_repetitions = min(self._reps_ceiling, self.max_repetitions * 2)
+                self._good_bulks = 0
+            return response.varbinds
+
     # ---------------------------------------------------------------- GET
 
     async def get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]:
         """GET the given OIDs. Missing objects come back as ``no_such_*`` values, also on SNMPv1."""
+        if self._fast is not None:
+            return await self._fast_get(oids)
         await self._pin_engine_id()
         wanted = list(oids)
         while wanted:
@@ -662,6 +787,8 @@ class SnmpTarget:
             return [(tuple(name), convert(value)) for name, value in varbinds]
 
     async def _next_rows(self, oid: OID) -> list[tuple[OID, SnmpValue]]:
+        if self._fast is not None:
+            return await self._fast_next(oid)
         await self._pin_engine_id()
         request = hlapi.ObjectType(hlapi.ObjectIdentity(oid_text(oid)))
         if self._creds.version == "1":

@@ -1,0 +1,129 @@
+"""SNMP v1/v2c requests on our own UDP socket: the agent's fast path (no pysnmp in the hot loop).
+
+One :class:`CommunityTransport` (one socket) serves every v1/v2c device of the process. A request is
+sent, retransmitted with the same request-id after each timeout (like net-snmp, so a late answer to an
+earlier try still counts), and completed by the first well-formed response from the device's address
+with that request-id and community. Everything else is dropped: malformed datagrams and answers
+that match nothing are counted per sender, so a timeout can say that the device did answer but with
+something unusable. Encoding and decoding are in :mod:`agent.snmp_ber` (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import Counter
+from typing import Any, cast
+
+from agent.snmp_ber import BerError, Response, decode_response
+
+log = logging.getLogger("hatang.agent.snmp")
+
+Address = tuple[str, int]
+
+
+class RequestTimeout(Exception):
+    """No usable response within timeout x tries."""
+
+
+class CommunityTransport(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self._transport: asyncio.DatagramTransport | None = None
+        self._pending: dict[int, tuple[Address, bytes, asyncio.Future[Response]]] = {}
+        self._next_id = int.from_bytes(os.urandom(3), "big")
+        self.received: Counter[Address] = Counter()  # datagrams per sender
+        self.malformed = 0
+        self.repaired = 0  # responses with a negative unsigned integer read as unsigned
+        self.receive_buffer: int | None = None
+
+    # ---------------------------------------------------------------- socket
+
+    async def open(self, receive_buffer: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            except OSError as exc:  # pragma: no cover - platform without the option
+                log.debug("cannot set SO_RCVBUF: %s", exc)
+            self.receive_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            sock.bind(("0.0.0.0", 0))
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        sender: Address = (str(addr[0]), int(addr[1]))
+        self.received[sender] += 1
+        try:
+            response = decode_response(data)
+        except BerError as exc:
+            self.malformed += 1
+            log.debug("dropped malformed datagram from %s:%s: %s", sender[0], sender[1], exc)
+            return
+        entry = self._pending.get(response.request_id)
+        if entry is None:
+            return  # a late or duplicate answer
+        address, community, future = entry
+        if address != sender or community != response.community or future.done():
+            return
+        if response.repaired:
+            self.repaired += 1
+        future.set_result(response)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SNMP socket error: %s", exc)  # ICMP port unreachable etc.: the request times out
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        for _, _, future in self._pending.values():
+            if not future.done():
+                future.cancel()
+        self._pending.clear()
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending
+
+    # ---------------------------------------------------------------- requests
+
+    def request_id(self) -> int:
+        self._next_id = (self._next_id + 1) & 0x7FFFFFFF
+        return self._next_id
+
+    async def request(self, address: Address, community: bytes, request_id: int, datagram: bytes,
+                      timeout: float, tries: int) -> Response:
+        """Send ``datagram`` (which carries ``request_id``) up to ``tries`` times; the response or
+        :class:`RequestTimeout`. Cancelling the caller withdraws the request at once."""
+        if self._transport is None:
+            raise RequestTimeout("socket closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Response] = loop.create_future()
+        self._pending[request_id] = (address, community, future)
+        try:
+            for _ in range(max(1, tries)):
+                try:
+                    self._transport.sendto(datagram, address)
+                except OSError as exc:
+                    log.debug("cannot send to %s:%s: %s", address[0], address[1], exc)
+                try:
+                    # not asyncio.wait_for: on 3.11 it swallows the caller's cancellation when the
+                    # answer arrives in the same loop iteration, and a fast device always does that
+                    async with asyncio.timeout(timeout):
+                        return await asyncio.shield(future)
+                except TimeoutError:
+                    continue
+            raise RequestTimeout(f"no answer from {address[0]}:{address[1]}")
+        finally:
+            self._pending.pop(request_id, None)
+            if not future.done():
+                future.cancel()
