@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hatang import configfile
 from hatang.configfile import ConfigError
+
+DEFAULT_CLIENT_ID = "hatang-collector"
 
 
 class _Strict(BaseModel):
@@ -21,13 +23,34 @@ class MqttConfig(_Strict):
     password: str | None = None
     password_file: Path | None = None
     ca_file: Path | None = None
-    client_id: str = "hatang-collector"
+    client_id: str = DEFAULT_CLIENT_ID
     keepalive: int = Field(default=30, ge=5, le=3600)
     # Persistent MQTT v5 session: the broker keeps the subscription and queues messages for this many
     # seconds while the collector is down (mind Mosquitto's max_queued_messages). 0: clean session.
     session_expiry: int = Field(default=86400, ge=0)
     # MQTT protocol version; 3.1.1 for brokers without v5 (then a persistent session has no expiry).
     protocol: Literal["5", "3.1.1"] = "5"
+    # Several collectors sharing the work (docs/scaling.md): the broker hands each data message to one
+    # member of the group (MQTT 5 shared subscription $share/<group>/...). Each member needs its own
+    # fixed client_id; every member still receives every status message.
+    shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # MQTT 5 Receive Maximum: QoS 1 messages the broker may send before the collector acknowledges. In
+    # push mode a message is acknowledged after its samples are remote-written, so this is the window.
+    receive_maximum: int = Field(default=200, ge=1, le=65535)
+
+    @field_validator("shared_group")
+    @classmethod
+    def _group_needs_v5_and_own_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("protocol") == "3.1.1":
+            raise ValueError('shared subscriptions need MQTT 5: remove protocol: "3.1.1" (the default '
+                             'is "5") or remove shared_group')
+        if info.data.get("client_id") == DEFAULT_CLIENT_ID:
+            raise ValueError(f"every collector of shared group {value!r} needs a client id of its own "
+                             f"that stays the same across restarts: set mqtt.client_id, e.g. "
+                             f"{DEFAULT_CLIENT_ID}-1, {DEFAULT_CLIENT_ID}-2")
+        return value
 
 
 class RemoteWriteConfig(_Strict):

@@ -4,6 +4,11 @@ Used for samples that arrive too late to be scraped (replayed after an outage) a
 every sample. The protobuf encoding of ``WriteRequest`` is small enough to write by hand (no protobuf
 dependency); snappy block compression comes from ``cramjam`` (this is the only module importing it).
 Each endpoint has its own queue and task, so one slow store never holds up another.
+
+A :class:`Receipt` follows the samples of one MQTT message through every endpoint's queue: it
+completes once each endpoint has stored them, refused them as bad input (4xx) or dropped them (queue
+full). The collector acknowledges the message to the broker only then (push mode), so a collector
+killed with samples still queued gets the message again after its restart.
 """
 
 from __future__ import annotations
@@ -84,6 +89,56 @@ HEADERS = {
 PostFn = Callable[[str, bytes, dict[str, str], float], Awaitable[tuple[int, str]]]
 
 
+class Receipt:
+    """Completion of one message's samples across all endpoints.
+
+    ``hold`` once per endpoint queue that took samples, ``release`` when that queue is done with them,
+    ``seal`` when no more samples will be added; callbacks registered with ``then`` run once, when the
+    receipt is sealed and nothing is held (at once if that is already the case).
+    """
+
+    __slots__ = ("_callbacks", "_held", "_sealed")
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+        self._held = 0
+        self._sealed = False
+
+    @property
+    def done(self) -> bool:
+        return self._sealed and self._held == 0
+
+    def hold(self) -> None:
+        if self._sealed:
+            raise RuntimeError("receipt already sealed")
+        self._held += 1
+
+    def release(self) -> None:
+        self._held -= 1
+        self._fire()
+
+    def seal(self) -> None:
+        self._sealed = True
+        self._fire()
+
+    def then(self, callback: Callable[[], None]) -> None:
+        if self.done:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    def _fire(self) -> None:
+        if self.done:
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback()
+
+
+# A queued series; the receipt rides on the last series of its message in each queue (queues are FIFO,
+# so when that series is done, so are the message's earlier ones).
+Item = tuple[Series, Receipt | None]
+
+
 class EndpointQueue:
     """Series waiting for one endpoint; bounded by samples, dropping the oldest when full."""
 
@@ -91,7 +146,7 @@ class EndpointQueue:
         self.url = url
         self.max_samples = max_samples
         self.batch_samples = batch_samples
-        self.items: deque[Series] = deque()
+        self.items: deque[Item] = deque()
         self.samples = 0
         self.dropped = 0
         self.sent = 0
@@ -100,29 +155,41 @@ class EndpointQueue:
         self.inflight = 0  # samples taken and being posted
         self.wakeup = asyncio.Event()
 
-    def put(self, series: Sequence[Series]) -> None:
-        for s in series:
-            self.items.append(s)
+    def put(self, series: Sequence[Series], receipt: Receipt | None = None) -> None:
+        if receipt is not None and series:
+            receipt.hold()
+        last = len(series) - 1
+        for i, s in enumerate(series):
+            self.items.append((s, receipt if i == last else None))
             self.samples += len(s.samples)
         while self.samples > self.max_samples and self.items:
-            old = self.items.popleft()
+            old, old_receipt = self.items.popleft()
             self.samples -= len(old.samples)
             self.dropped += len(old.samples)
+            if old_receipt is not None:  # lost and counted: holding the message back would not help
+                old_receipt.release()
         self.wakeup.set()
 
-    def take(self) -> list[Series]:
-        batch: list[Series] = []
+    def take(self) -> list[Item]:
+        batch: list[Item] = []
         count = 0
         while self.items and count < self.batch_samples:
-            s = self.items.popleft()
-            batch.append(s)
-            count += len(s.samples)
+            item = self.items.popleft()
+            batch.append(item)
+            count += len(item[0].samples)
         self.samples -= count
         return batch
 
-    def put_back(self, batch: list[Series]) -> None:
+    def put_back(self, batch: list[Item]) -> None:
         self.items.extendleft(reversed(batch))
-        self.samples += sum(len(s.samples) for s in batch)
+        self.samples += sum(len(s.samples) for s, _ in batch)
+
+    @staticmethod
+    def finish(batch: list[Item]) -> None:
+        """The endpoint is done with ``batch`` (stored or refused): release the receipts riding on it."""
+        for _, receipt in batch:
+            if receipt is not None:
+                receipt.release()
 
 
 class RemoteWriter:
@@ -141,10 +208,11 @@ class RemoteWriter:
         self._timeout = timeout
         self._max_backoff = max_backoff
 
-    def submit(self, series: Sequence[Series]) -> None:
+    def submit(self, series: Sequence[Series], receipt: Receipt | None = None) -> None:
+        """Queue ``series`` for every endpoint; ``receipt`` (if any) completes when all are done."""
         if series:
             for queue in self.queues:
-                queue.put(series)
+                queue.put(series, receipt)
 
     def pending(self) -> int:
         return sum(q.samples for q in self.queues)
@@ -163,8 +231,8 @@ class RemoteWriter:
                 await queue.wakeup.wait()
                 continue
             batch = queue.take()
-            body = compress(encode_write_request(batch))
-            samples = sum(len(s.samples) for s in batch)
+            body = compress(encode_write_request(s for s, _ in batch))
+            samples = sum(len(s.samples) for s, _ in batch)
             queue.inflight = samples
             try:
                 status, text = await self._post(queue.url, body, HEADERS, self._timeout)
@@ -174,6 +242,7 @@ class RemoteWriter:
                 queue.inflight = 0
             if 200 <= status < 300:
                 queue.sent += samples
+                queue.finish(batch)
                 if failing:
                     log.info("remote write to %s works again", queue.url)
                 failing, backoff = False, 0.5
@@ -189,6 +258,7 @@ class RemoteWriter:
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             queue.rejected += samples  # 4xx: the store refuses these samples (too old, malformed)
+            queue.finish(batch)  # bad input: sending it again would not help
             log.warning("remote write to %s rejected %d samples: %s %s", queue.url, samples, status,
                         text[:200])
 

@@ -1,4 +1,11 @@
-"""Collector composition root."""
+"""Collector composition root.
+
+Push mode acknowledges each MQTT message only after its samples were remote-written (or refused as bad
+input by every endpoint): a collector killed with samples still queued gets the message again from the
+broker after its restart, and the store keeps one copy (VictoriaMetrics with
+``-dedup.minScrapeInterval``; Prometheus ignores an identical sample). Scrape mode acknowledges on
+arrival (what is served is scraped, there is nothing to wait for).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +18,10 @@ from collector import inventory as inventory_file
 from collector import state
 from collector.config import CollectorConfig
 from collector.http import HttpPoster, HttpServer, make_app
-from collector.remote_write import RemoteWriter
+from collector.remote_write import Receipt, RemoteWriter, Series
 from collector.selfmetrics import CollectorMetrics
 from collector.store import Store
-from collector.subscriber import BrokerSettings, Subscriber
+from collector.subscriber import Ack, BrokerSettings, Subscriber
 from hatang.configfile import read_secret
 from wire.codec import Limits
 
@@ -36,6 +43,11 @@ class CollectorService:
         self.metrics = CollectorMetrics()
         self.poster = HttpPoster()
         self.remote_writer: RemoteWriter | None = None
+        self._receipt: Receipt | None = None  # of the message being ingested
+        # Messages whose samples are still on their way to the store, by (topic, payload): a copy the
+        # broker sends again meanwhile (reconnect) is a duplicate for the store but must not be
+        # acknowledged before the first copy's samples are written.
+        self._writing: dict[tuple[str, bytes], Receipt] = {}
         if config.remote_write:
             first = config.remote_write[0]
             self.remote_writer = RemoteWriter(
@@ -48,7 +60,7 @@ class CollectorService:
             _limits(config),
             stale_after_intervals=config.stale_after_intervals,
             live_grace=config.live_grace,
-            late_sink=self.remote_writer.submit if self.remote_writer is not None else None,
+            late_sink=self._write if self.remote_writer is not None else None,
             push=config.mode == "push",
             inventory=inventory_file.load(config.inventory) if config.inventory is not None else None,
             max_series_per_agent=config.limits.max_series_per_agent,
@@ -63,16 +75,45 @@ class CollectorService:
             password = read_secret(mqtt.password_file, config_path, "mqtt.password_file")
         self.metrics.broker_connected(False)
         self.store.broker_connected = False
+        push = config.mode == "push"
         self.subscriber = Subscriber(
             BrokerSettings(mqtt.url, mqtt.client_id, mqtt.username, password,
                            str(mqtt.ca_file) if mqtt.ca_file else None, mqtt.keepalive, mqtt.session_expiry,
-                           mqtt.protocol),
-            self.store.ingest,
+                           mqtt.protocol, shared_group=mqtt.shared_group, manual_ack=push,
+                           receive_maximum=mqtt.receive_maximum if push else None),
+            self._on_message,
             self._on_connection,
         )
         self.metrics.watch_incoming(self.subscriber.pending)
         host, port = config.listen_host_port
         self.http = HttpServer(make_app(self.store, lambda: self.subscriber.connected), host, port)
+
+    def _write(self, series: list[Series]) -> None:
+        """The store's sink: remote write, tied to the receipt of the message being ingested."""
+        assert self.remote_writer is not None
+        self.remote_writer.submit(series, self._receipt)
+
+    def _on_message(self, topic: str, payload: bytes, ack: Ack) -> None:
+        receipt = self._receipt = Receipt()
+        try:
+            self.store.ingest(topic, payload)
+        finally:
+            self._receipt = None
+            receipt.seal()
+        key = (topic, payload)
+        if not receipt.done:
+            self._writing[key] = receipt
+            receipt.then(lambda: self._forget(key))
+            receipt.then(ack)
+            return
+        earlier = self._writing.get(key)
+        if earlier is not None:
+            earlier.then(ack)
+        else:
+            ack()
+
+    def _forget(self, key: tuple[str, bytes]) -> None:
+        self._writing.pop(key, None)
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file and the inventory; keep all state. Settings that need a new
@@ -129,10 +170,13 @@ class CollectorService:
                 saver = group.create_task(self._save_state_periodically(), name="state")
                 await stop.wait()
                 saver.cancel()
-                subscriber.cancel()  # stop taking messages first, then finish writing what we have
+                # Stop taking messages first, then finish writing what we have. The connection stays up
+                # meanwhile, so in push mode the messages written now are still acknowledged.
+                self.subscriber.pause()
                 if self.remote_writer is not None and not await self.remote_writer.flush(FLUSH_TIMEOUT):
                     log.warning("stopping with %d samples not yet remote-written",
                                 self.remote_writer.pending())
+                subscriber.cancel()
                 if writer is not None:
                     writer.cancel()
         finally:

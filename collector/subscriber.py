@@ -2,6 +2,16 @@
 
 Subscribes to every agent's topics with QoS 1 and hands each message to a callback; reconnects with
 jittered exponential backoff and logs once per state change.
+
+In a shared group (``shared_group``, MQTT 5) the data topics are subscribed as a shared subscription
+(``$share/GROUP/...``: the broker hands each message to one member of the group) and the status topic
+as an ordinary one, so every member sees every birth, last will and retained status.
+
+With ``manual_ack`` a QoS 1 message is acknowledged (PUBACK) only when the callback's ``ack`` is
+called, in the order the messages arrived (MQTT 5 section 4.6), on the connection that received it.
+aiomqtt 2.5 has no public switch for this (aiomqtt issue #345, draft PR #346); paho-mqtt >= 2.0 has
+``manual_ack_set`` and ``ack``, reached through aiomqtt's paho client here and nowhere else. Messages
+not acknowledged when the connection ends are sent again by the broker (persistent session).
 """
 
 from __future__ import annotations
@@ -10,16 +20,18 @@ import asyncio
 import logging
 import random
 import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.client import Client as PahoClient
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from wire.topics import subscription
+from wire.topics import ROOT, TopicKind, subscription
 
 log = logging.getLogger("hatang.collector.subscriber")
 
@@ -34,13 +46,84 @@ class BrokerSettings:
     keepalive: int = 30
     session_expiry: int = 86400  # seconds; 0 = clean session
     protocol: str = "5"  # or "3.1.1"
+    shared_group: str | None = None  # MQTT 5 shared subscription group of several collectors
+    manual_ack: bool = False  # PUBACK only when the message's ``ack`` is called
+    receive_maximum: int | None = None  # MQTT 5: unacknowledged QoS 1 messages the broker may send
+
+
+Ack = Callable[[], None]
+# (topic, payload, ack): call ``ack`` once the message is handled (at once, later, or never)
+OnMessage = Callable[[str, bytes, Ack], object]
+
+
+def subscriptions(shared_group: str | None) -> list[str]:
+    """Topic filters to subscribe to. In a shared group every kind but ``status`` is shared; the status
+    topic stays an ordinary subscription so that each member knows every agent's birth and will."""
+    if shared_group is None:
+        return [subscription()]
+    shared = [f"$share/{shared_group}/{ROOT}/+/{kind.value}/#" for kind in TopicKind
+              if kind is not TopicKind.STATUS]
+    return [f"{ROOT}/+/{TopicKind.STATUS.value}", *shared]
+
+
+def _paho(client: aiomqtt.Client) -> PahoClient:
+    """aiomqtt's underlying paho client (private attribute; see the module docstring)."""
+    paho: PahoClient = client._client
+    return paho
+
+
+def _ignore() -> None:
+    return None
+
+
+@dataclass(slots=True)
+class _Unacked:
+    mid: int
+    qos: int
+    handled: bool = False
+
+
+class AckQueue:
+    """PUBACKs of one connection, sent in the order the messages arrived, each once its message is
+    handled. After ``close`` (the connection ended) nothing more is sent: the broker redelivers."""
+
+    def __init__(self, send: Callable[[int, int], object]) -> None:
+        self._send = send
+        self._waiting: deque[_Unacked] = deque()
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def track(self, mid: int, qos: int) -> Ack:
+        if qos == 0:
+            return _ignore
+        entry = _Unacked(mid, qos)
+        self._waiting.append(entry)
+
+        def ack() -> None:
+            if not entry.handled:
+                entry.handled = True
+                self._flush()
+
+        return ack
+
+    def _flush(self) -> None:
+        while self._waiting and self._waiting[0].handled:
+            entry = self._waiting.popleft()
+            if not self.closed:
+                self._send(entry.mid, entry.qos)
+
+    def close(self) -> None:
+        self.closed = True
+        self._waiting.clear()
 
 
 class Subscriber:
     def __init__(
         self,
         settings: BrokerSettings,
-        on_message: Callable[[str, bytes], object],
+        on_message: OnMessage,
         on_connection: Callable[[bool], None],
         *,
         max_backoff: float = 10.0,
@@ -51,6 +134,8 @@ class Subscriber:
         self._max_backoff = max_backoff
         self.connected = False
         self._current: aiomqtt.Client | None = None
+        self._acks: AckQueue | None = None
+        self._paused = False
 
     def _client(self) -> aiomqtt.Client:
         """MQTT v5; with ``session_expiry`` a persistent session (fixed client id, clean_start false),
@@ -60,13 +145,16 @@ class Subscriber:
         persistent = self._settings.session_expiry > 0
         v5 = self._settings.protocol == "5"
         properties = None
-        if v5 and persistent:
+        if v5 and (persistent or self._settings.receive_maximum):
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = self._settings.session_expiry
+            if persistent:
+                properties.SessionExpiryInterval = self._settings.session_expiry
+            if self._settings.receive_maximum:
+                properties.ReceiveMaximum = self._settings.receive_maximum
         session: dict[str, Any] = (
             {"clean_start": not persistent} if v5 else {"clean_session": not persistent}
         )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             parts.hostname or "127.0.0.1",
             parts.port or (8883 if tls else 1883),
             identifier=self._settings.client_id,
@@ -80,12 +168,25 @@ class Subscriber:
             max_queued_incoming_messages=0,  # unbounded: never drop silently (see FIELD-NOTES)
             timeout=10,
         )
+        if self._settings.manual_ack:
+            _paho(client).manual_ack_set(True)
+        return client
 
     def pending(self) -> int:
         """Messages received from the broker and not yet handled (aiomqtt's internal queue)."""
         client = self._current
         queue = getattr(client, "_queue", None) if client is not None else None
         return queue.qsize() if queue is not None else 0
+
+    def unacknowledged(self) -> int:
+        """Messages of the current connection handed on and not yet acknowledged (manual_ack)."""
+        return len(self._acks) if self._acks is not None else 0
+
+    def pause(self) -> None:
+        """Stop handing messages on (clean stop): the connection stays up, so acknowledgements of what
+        was already handed on still reach the broker; what arrives now is left unacknowledged and
+        comes again after the restart."""
+        self._paused = True
 
     def _set_connected(self, connected: bool) -> None:
         if connected != self.connected:
@@ -99,15 +200,27 @@ class Subscriber:
             try:
                 async with self._client() as client:
                     self._current = client
-                    await client.subscribe(subscription(), qos=1)
-                    self._set_connected(True)
-                    log.info("connected to broker %s", self._settings.url)
-                    backoff, reported = 1.0, False
-                    async for message in client.messages:
-                        payload = message.payload
-                        if not isinstance(payload, bytes | bytearray):
-                            payload = str(payload or "").encode()
-                        self._on_message(message.topic.value, bytes(payload))
+                    acks = self._acks = AckQueue(_paho(client).ack)
+                    try:
+                        for topic_filter in subscriptions(self._settings.shared_group):
+                            await client.subscribe(topic_filter, qos=1)
+                        self._set_connected(True)
+                        log.info("connected to broker %s%s", self._settings.url,
+                                 f" (shared group {self._settings.shared_group})"
+                                 if self._settings.shared_group else "")
+                        backoff, reported = 1.0, False
+                        async for message in client.messages:
+                            if self._paused:
+                                continue  # stopping: never acknowledged, so the broker sends it again
+                            payload = message.payload
+                            if not isinstance(payload, bytes | bytearray):
+                                payload = str(payload or "").encode()
+                            ack = _ignore
+                            if self._settings.manual_ack:
+                                ack = acks.track(message.mid, message.qos)
+                            self._on_message(message.topic.value, bytes(payload), ack)
+                    finally:
+                        acks.close()
             except aiomqtt.MqttError as exc:
                 error = str(exc) or type(exc).__name__
                 if not reported:

@@ -1,0 +1,237 @@
+"""Shared groups and acknowledge-after-write (no sockets): config checks, topic filters, the PUBACK
+queue, receipts through the remote-write queues, and the collector's message handler."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from collector import config as collector_config
+from collector.remote_write import EndpointQueue, Receipt, RemoteWriter, Series
+from collector.service import CollectorService
+from collector.subscriber import AckQueue, subscriptions
+from hatang.configfile import ConfigError
+from wire.codec import encode_batch, encode_status
+from wire.messages import AgentStatus, Family, PollBatch, Sample
+from wire.topics import data_topic, parse_topic, status_topic
+
+
+def _load(tmp_path: Path, text: str) -> collector_config.CollectorConfig:
+    path = tmp_path / "collector.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return collector_config.load(path)
+
+
+def _problems(tmp_path: Path, text: str) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text)
+    return info.value.problems
+
+
+# --- config ---------------------------------------------------------------------------------------
+
+
+def test_shared_group_config_loads(tmp_path: Path) -> None:
+    config = _load(tmp_path, """\
+        mqtt: {url: "mqtt://127.0.0.1:1883", client_id: hatang-collector-1, shared_group: hatang}
+        mode: push
+        remote_write: [{url: "http://127.0.0.1:8428/api/v1/write"}]
+        """)
+    assert config.mqtt.shared_group == "hatang"
+    assert config.mqtt.receive_maximum == 200
+    assert _load(tmp_path, "mqtt: {url: 'mqtt://h'}\n").mqtt.shared_group is None
+
+
+def test_shared_group_needs_mqtt_5(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, """\
+        mqtt: {url: "mqtt://h", client_id: c1, shared_group: hatang, protocol: "3.1.1"}
+        """)
+    assert len(problems) == 1
+    key, message = problems[0]
+    assert key == "mqtt.shared_group"
+    assert "MQTT 5" in message and 'protocol: "3.1.1"' in message
+
+
+def test_shared_group_needs_an_own_client_id(tmp_path: Path) -> None:
+    [(key, message)] = _problems(tmp_path, "mqtt: {url: 'mqtt://h', shared_group: hatang}\n")
+    assert key == "mqtt.shared_group"
+    assert "mqtt.client_id" in message and "hatang-collector-1" in message
+
+
+@pytest.mark.parametrize("group", ["a/b", "a+", "#", "", "x" * 65])
+def test_shared_group_name_is_one_topic_level(tmp_path: Path, group: str) -> None:
+    [(key, _)] = _problems(tmp_path, f"mqtt: {{url: 'mqtt://h', client_id: c1, shared_group: '{group}'}}\n")
+    assert key == "mqtt.shared_group"
+
+
+# --- topic filters --------------------------------------------------------------------------------
+
+
+def _matches(topic_filter: str, topic: str) -> bool:
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    f, t = topic_filter.split("/"), topic.split("/")
+    for i, level in enumerate(f):
+        if level == "#":
+            return len(t) >= i
+        if i >= len(t) or (level != "+" and level != t[i]):
+            return False
+    return len(f) == len(t)
+
+
+def test_without_a_group_one_filter_for_everything() -> None:
+    assert subscriptions(None) == ["hatang/v1/agents/#"]
+
+
+def test_group_shares_every_kind_but_status() -> None:
+    filters = subscriptions("g")
+    assert filters[0] == "hatang/v1/agents/+/status"
+    assert all(f.startswith("$share/g/hatang/v1/agents/+/") for f in filters[1:])
+    topics = [status_topic("a"), data_topic("a", "sw"), data_topic("a", "sw", replay=True),
+              "hatang/v1/agents/a/events", "hatang/v1/agents/a/self"]
+    for topic in topics:
+        parse_topic(topic)  # all valid contract topics
+        matching = [f for f in filters if _matches(f, topic)]
+        assert len(matching) == 1, (topic, matching)  # delivered once per member, never twice
+        assert matching[0].startswith("$share/") == (topic != status_topic("a"))
+
+
+# --- PUBACK order ---------------------------------------------------------------------------------
+
+
+def test_acks_go_out_in_arrival_order() -> None:
+    sent: list[int] = []
+    acks = AckQueue(lambda mid, qos: sent.append(mid))
+    first, second, third = acks.track(1, 1), acks.track(2, 1), acks.track(3, 1)
+    second()
+    third()
+    assert sent == [] and len(acks) == 3  # message 1 is not handled yet
+    first()
+    assert sent == [1, 2, 3] and len(acks) == 0
+    first()  # idempotent
+    assert sent == [1, 2, 3]
+
+
+def test_qos0_needs_no_ack_and_closed_connection_sends_nothing() -> None:
+    sent: list[int] = []
+    acks = AckQueue(lambda mid, qos: sent.append(mid))
+    acks.track(7, 0)()
+    pending = acks.track(8, 1)
+    acks.close()  # the connection ended: the broker will send message 8 again
+    pending()
+    assert sent == []
+
+
+# --- receipts through the remote-write queues ------------------------------------------------------
+
+
+def _series(n: int, samples: int = 1) -> list[Series]:
+    return [Series((("__name__", "m"), ("i", str(i))), tuple((1.0, t) for t in range(samples)))
+            for i in range(n)]
+
+
+def test_receipt_completes_when_every_endpoint_is_done() -> None:
+    done: list[str] = []
+    writer = RemoteWriter(["http://a", "http://b"], post=None)  # type: ignore[arg-type]
+    receipt = Receipt()
+    writer.submit(_series(3), receipt)
+    receipt.seal()
+    receipt.then(lambda: done.append("acked"))
+    a, b = writer.queues
+    batch = a.take()
+    a.finish(batch)
+    assert done == []  # endpoint b still has them
+    b.finish(b.take())
+    assert done == ["acked"]
+
+
+def test_receipt_waits_for_the_last_batch_of_its_message() -> None:
+    queue = EndpointQueue("http://a", max_samples=10_000, batch_samples=2)
+    done: list[int] = []
+    receipt = Receipt()
+    queue.put(_series(5), receipt)
+    receipt.seal()
+    receipt.then(lambda: done.append(1))
+    first = queue.take()
+    assert len(first) == 2
+    queue.put_back(first)  # the store was down: retried later, nothing completes
+    queue.finish(queue.take())
+    queue.finish(queue.take())
+    assert done == []
+    queue.finish(queue.take())
+    assert done == [1] and not queue.items
+
+
+def test_dropped_samples_release_their_receipt() -> None:
+    queue = EndpointQueue("http://a", max_samples=3, batch_samples=10)
+    done: list[int] = []
+    old = Receipt()
+    queue.put(_series(2), old)
+    old.seal()
+    old.then(lambda: done.append(1))
+    queue.put(_series(2))  # over max_samples: the oldest are dropped (and counted)
+    assert queue.dropped == 1 and done == []
+    queue.put(_series(1))
+    assert queue.dropped == 2 and done == [1]
+
+
+def test_empty_receipt_is_done_at_once() -> None:
+    receipt = Receipt()
+    receipt.seal()
+    calls: list[int] = []
+    receipt.then(lambda: calls.append(1))
+    assert receipt.done and calls == [1]
+
+
+# --- the collector's handler (push mode) ----------------------------------------------------------
+
+
+def _poll(seq: int) -> bytes:
+    return encode_batch(PollBatch(
+        agent="xa-a", boot_id="b" * 32, seq=seq, ts=1_795_550_709.0 + seq, device="sw", interval=60.0,
+        up=True, duration=0.1, site=(("province", "P"),),
+        families=(Family("hatang_device_uptime_seconds", "gauge", "Up.", (Sample((), 1.0 + seq),)),),
+    ))
+
+
+@pytest.fixture
+def push_service(tmp_path: Path) -> CollectorService:
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        "mqtt: {url: 'mqtt://127.0.0.1:1', client_id: c1, shared_group: g}\n"
+        "mode: push\nremote_write: [{url: 'http://127.0.0.1:1/api/v1/write'}]\n", encoding="utf-8")
+    return CollectorService(collector_config.load(path), path)
+
+
+def test_push_mode_acks_after_the_samples_are_written(push_service: CollectorService) -> None:
+    acked: list[str] = []
+    topic = data_topic("xa-a", "sw")
+    push_service._on_message(topic, _poll(1), lambda: acked.append("1"))
+    status = encode_status(AgentStatus(agent="xa-a", boot_id="b" * 32, online=True, ts=1_795_550_700.0))
+    push_service._on_message(status_topic("xa-a"), status, lambda: acked.append("status"))
+    push_service._on_message(topic, b"not json", lambda: acked.append("bad"))
+    assert acked == ["status", "bad"]  # nothing to write: acknowledged at once (the order is the
+    # AckQueue's business); the poll waits for the store
+    assert push_service.remote_writer is not None
+    queue = push_service.remote_writer.queues[0]
+    queue.finish(queue.take())
+    assert acked == ["status", "bad", "1"]
+
+
+def test_a_redelivered_copy_is_acked_only_with_the_first(push_service: CollectorService) -> None:
+    acked: list[str] = []
+    topic, payload = data_topic("xa-a", "sw"), _poll(1)
+    push_service._on_message(topic, payload, lambda: acked.append("first"))
+    # The connection dropped before the PUBACK; the broker sends the message again. For the store it is
+    # a duplicate (nothing to write), but its samples are not in the store yet.
+    push_service._on_message(topic, payload, lambda: acked.append("again"))
+    assert acked == []
+    assert push_service.remote_writer is not None
+    queue = push_service.remote_writer.queues[0]
+    queue.finish(queue.take())
+    assert acked == ["first", "again"]
+    push_service._on_message(topic, payload, lambda: acked.append("late copy"))  # written: ack at once
+    assert acked == ["first", "again", "late copy"]
+    assert not push_service._writing
