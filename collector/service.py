@@ -21,7 +21,7 @@ from collector.http import HttpPoster, HttpServer, make_app
 from collector.remote_write import Receipt, RemoteWriter, Series
 from collector.selfmetrics import CollectorMetrics
 from collector.store import Store
-from collector.subscriber import Ack, BrokerSettings, Subscriber
+from collector.subscriber import BrokerSettings, Subscriber
 from hatang.configfile import read_secret
 from wire.codec import Limits
 
@@ -93,7 +93,9 @@ class CollectorService:
         assert self.remote_writer is not None
         self.remote_writer.submit(series, self._receipt)
 
-    def _on_message(self, topic: str, payload: bytes, ack: Ack) -> None:
+    def _on_message(self, topic: str, payload: bytes) -> Receipt | None:
+        """Ingest one message. Returns the receipt of its samples' remote write while that is not
+        done (the subscriber acknowledges the message when it completes), else None (handled)."""
         receipt = self._receipt = Receipt()
         try:
             self.store.ingest(topic, payload)
@@ -104,13 +106,8 @@ class CollectorService:
         if not receipt.done:
             self._writing[key] = receipt
             receipt.then(lambda: self._forget(key))
-            receipt.then(ack)
-            return
-        earlier = self._writing.get(key)
-        if earlier is not None:
-            earlier.then(ack)
-        else:
-            ack()
+            return receipt
+        return self._writing.get(key)  # a copy of a message still being written: done with it
 
     def _forget(self, key: tuple[str, bytes]) -> None:
         self._writing.pop(key, None)

@@ -7,8 +7,9 @@ In a shared group (``shared_group``, MQTT 5) the data topics are subscribed as a
 (``$share/GROUP/...``: the broker hands each message to one member of the group) and the status topic
 as an ordinary one, so every member sees every birth, last will and retained status.
 
-With ``manual_ack`` a QoS 1 message is acknowledged (PUBACK) only when the callback's ``ack`` is
-called, in the order the messages arrived (MQTT 5 section 4.6), on the connection that received it.
+With ``manual_ack`` a QoS 1 message is acknowledged (PUBACK) once it is handled: at once when the
+callback returns, or, when the callback returns a :class:`Completion`, once that completes; always in
+the order the messages arrived (MQTT 5 section 4.6) and on the connection that received it.
 aiomqtt 2.5 has no public switch for this (aiomqtt issue #345, draft PR #346); paho-mqtt >= 2.0 has
 ``manual_ack_set`` and ``ack``, reached through aiomqtt's paho client here and nowhere else. Messages
 not acknowledged when the connection ends are sent again by the broker (persistent session).
@@ -23,7 +24,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -52,8 +53,17 @@ class BrokerSettings:
 
 
 Ack = Callable[[], None]
-# (topic, payload, ack): call ``ack`` once the message is handled (at once, later, or never)
-OnMessage = Callable[[str, bytes, Ack], object]
+
+
+@runtime_checkable
+class Completion(Protocol):
+    """Returned by the message callback when handling goes on after it returned (remote write)."""
+
+    def then(self, callback: Callable[[], None]) -> None: ...
+
+
+# (topic, payload) -> anything; a Completion delays the acknowledgement (manual_ack) until it completes
+OnMessage = Callable[[str, bytes], object]
 
 
 def subscriptions(shared_group: str | None) -> list[str]:
@@ -215,10 +225,15 @@ class Subscriber:
                             payload = message.payload
                             if not isinstance(payload, bytes | bytearray):
                                 payload = str(payload or "").encode()
-                            ack = _ignore
-                            if self._settings.manual_ack:
-                                ack = acks.track(message.mid, message.qos)
-                            self._on_message(message.topic.value, bytes(payload), ack)
+                            if not self._settings.manual_ack:
+                                self._on_message(message.topic.value, bytes(payload))
+                                continue
+                            ack = acks.track(message.mid, message.qos)
+                            result = self._on_message(message.topic.value, bytes(payload))
+                            if isinstance(result, Completion):
+                                result.then(ack)
+                            else:
+                                ack()
                     finally:
                         acks.close()
             except aiomqtt.MqttError as exc:

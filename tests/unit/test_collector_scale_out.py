@@ -11,7 +11,7 @@ import pytest
 from collector import config as collector_config
 from collector.remote_write import EndpointQueue, Receipt, RemoteWriter, Series
 from collector.service import CollectorService
-from collector.subscriber import AckQueue, subscriptions
+from collector.subscriber import AckQueue, Completion, subscriptions
 from hatang.configfile import ConfigError
 from wire.codec import encode_batch, encode_status
 from wire.messages import AgentStatus, Family, PollBatch, Sample
@@ -205,14 +205,23 @@ def push_service(tmp_path: Path) -> CollectorService:
     return CollectorService(collector_config.load(path), path)
 
 
+def _handle(service: CollectorService, topic: str, payload: bytes, acked: list[str], name: str) -> None:
+    """What the subscriber does with manual_ack: acknowledge at once, or when the completion completes."""
+    result = service._on_message(topic, payload)
+    if isinstance(result, Completion):
+        result.then(lambda: acked.append(name))
+    else:
+        acked.append(name)
+
+
 def test_push_mode_acks_after_the_samples_are_written(push_service: CollectorService) -> None:
     acked: list[str] = []
     topic = data_topic("xa-a", "sw")
-    push_service._on_message(topic, _poll(1), lambda: acked.append("1"))
+    _handle(push_service, topic, _poll(1), acked, "1")
     status = encode_status(AgentStatus(agent="xa-a", boot_id="b" * 32, online=True, ts=1_795_550_700.0))
-    push_service._on_message(status_topic("xa-a"), status, lambda: acked.append("status"))
-    push_service._on_message(topic, b"not json", lambda: acked.append("bad"))
-    assert acked == ["status", "bad"]  # nothing to write: acknowledged at once (the order is the
+    _handle(push_service, status_topic("xa-a"), status, acked, "status")
+    _handle(push_service, topic, b"not json", acked, "bad")
+    assert acked == ["status", "bad"]  # nothing to write: handled at once (the PUBACK order is the
     # AckQueue's business); the poll waits for the store
     assert push_service.remote_writer is not None
     queue = push_service.remote_writer.queues[0]
@@ -223,15 +232,15 @@ def test_push_mode_acks_after_the_samples_are_written(push_service: CollectorSer
 def test_a_redelivered_copy_is_acked_only_with_the_first(push_service: CollectorService) -> None:
     acked: list[str] = []
     topic, payload = data_topic("xa-a", "sw"), _poll(1)
-    push_service._on_message(topic, payload, lambda: acked.append("first"))
+    _handle(push_service, topic, payload, acked, "first")
     # The connection dropped before the PUBACK; the broker sends the message again. For the store it is
     # a duplicate (nothing to write), but its samples are not in the store yet.
-    push_service._on_message(topic, payload, lambda: acked.append("again"))
+    _handle(push_service, topic, payload, acked, "again")
     assert acked == []
     assert push_service.remote_writer is not None
     queue = push_service.remote_writer.queues[0]
     queue.finish(queue.take())
     assert acked == ["first", "again"]
-    push_service._on_message(topic, payload, lambda: acked.append("late copy"))  # written: ack at once
+    _handle(push_service, topic, payload, acked, "late copy")  # already written: handled at once
     assert acked == ["first", "again", "late copy"]
     assert not push_service._writing
