@@ -1,6 +1,7 @@
 """Prometheus text exposition (format 0.0.4) of the store. Pure: no I/O, only reads memory.
 
-Sample lines are rendered once, when a batch arrives; a scrape groups them under one HELP/TYPE per
+Sample lines are rendered once, when a batch arrives (collector/ingest.py), as one text block per device
+and metric name; a scrape groups them under one HELP/TYPE per
 metric name and adds the liveness series computed at scrape time.
 """
 
@@ -116,8 +117,7 @@ def render(store: Store, now: float) -> str:
         mtype, help_text = names[name]
         parts.append(_header(name, mtype, help_text))
         for d in fresh:
-            lines = d.lines.get(name)
-            if lines:
-                parts.append("\n".join(lines))
-                parts.append("\n")
+            block = d.blocks.get(name)
+            if block:
+                parts.append(block)
     return "".join(parts)

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from collector.exposition import render_lines
+from collector.exposition import format_labels
+from collector.ingest import LabelCache, render_families, trim_cache
 from collector.inventory import Inventory
 from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
-from wire.codec import DecodeError, Limits, decode_batch, decode_status, decode_trap
-from wire.messages import AgentStatus, Labels, PollBatch
+from wire.codec import DecodeError, Limits, decode_families, decode_status, decode_trap, load_batch
+from wire.messages import AgentStatus, Family, Labels
 from wire.topics import TopicError, TopicKind, parse_topic
 
 SELF = "@self"  # key of an agent's own metrics among its devices (device names cannot start with '@')
@@ -85,8 +86,9 @@ class DeviceState:
     errors: int
     kind: str = "device"  # or "probe": no device liveness series
     series: int = 0  # samples in this poll (counted against the agent's cap)
-    lines: dict[str, list[str]] = field(default_factory=dict)  # metric name -> exposition lines
+    blocks: dict[str, str] = field(default_factory=dict)  # metric name -> its exposition lines
     meta: dict[str, tuple[str, str]] = field(default_factory=dict)  # metric name -> (type, help)
+    label_cache: LabelCache = field(default_factory=dict)  # formatted label sets (collector/ingest.py)
 
     @property
     def is_self(self) -> bool:
@@ -218,51 +220,61 @@ class Store:
         return "accepted"
 
     def _ingest_batch(self, agent: str, device: str | None, kind: TopicKind, payload: bytes) -> str:
-        batch: PollBatch = decode_batch(payload, self.limits)
+        batch, raw_metrics = load_batch(payload, self.limits)
         if batch.agent != agent or (device is not None and batch.device != device):
             raise DecodeError("identity", f"payload claims {batch.agent}/{batch.device} on {agent}/{device}")
         self.metrics.message(kind.value)
-        samples = sum(len(f.samples) for f in batch.families)
+        samples = sum(len(m["samples"]) for m in raw_metrics
+                      if isinstance(m, dict) and isinstance(m.get("samples"), list))
         key = SELF if kind is TopicKind.SELF else batch.device
         current = self.devices.get((agent, key))
         in_use = self._series_per_agent.get(agent, 0) - (current.series if current is not None else 0)
         if in_use + samples > self.max_series_per_agent:
             raise DecodeError("cardinality", f"agent {agent} would have {in_use + samples} series "
                                              f"(limit {self.max_series_per_agent})")
+        now = self.clock()
+        if batch.ts > now + MAX_CLOCK_SKEW:
+            raise DecodeError("clock", f"poll time {batch.ts:.0f} is {batch.ts - now:.0f} s ahead of the "
+                                       "collector's clock; fix NTP on the agent")
+        site = self._site(agent, batch.site)
+        base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *site)
+        # Late: arrived after its live window, or older than the poll already served (it was overtaken
+        # by live data after an outage). Either way it is backfilled, never served.
+        late = now - batch.ts > batch.interval + self.live_grace or (
+            current is not None and batch.ts < current.ts)
+        ts_ms = round(batch.ts * 1000)
+        state = DeviceState(agent, key, site, batch.interval, batch.ts, now, batch.up,
+                            batch.duration, len(batch.errors), batch.kind, series=samples)
+        series: list[Series] = []
+        # validate (and render) every family before the message counts as seen, so that a rejected
+        # message leaves no trace in the sequence tracker
+        if late or self.push:
+            families = decode_families(raw_metrics, self.limits)
+            series = to_series(families, base, ts_ms)
+            for family in families:
+                state.meta[family.name] = (family.type, family.help)
+        else:
+            cache = current.label_cache if current is not None else {}
+            trim_cache(cache, samples)
+            rendered = render_families(raw_metrics, format_labels(base)[1:-1], ts_ms, self.limits, cache)
+            state.blocks, state.meta, state.label_cache = rendered.blocks, rendered.meta, cache
         verdict = self._sequences.see(agent, batch.boot_id, batch.seq)
         if not verdict.new:
             self.metrics.duplicate()
             return "duplicate"
         if verdict.gap:
             self.metrics.gap(verdict.gap)
-        now = self.clock()
-        if batch.ts > now + MAX_CLOCK_SKEW:
-            raise DecodeError("clock", f"poll time {batch.ts:.0f} is {batch.ts - now:.0f} s ahead of the "
-                                       "collector's clock; fix NTP on the agent")
         agent_state = self._agent(agent)
         agent_state.last_seen = now
-        site = self._site(agent, batch.site)
         agent_state.site = site or agent_state.site
         if kind is not TopicKind.REPLAY and batch.boot_id != agent_state.offline_boot:
             agent_state.online = True  # live data of a boot that did not say goodbye: it is connected
-        base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *site)
-        # Late: arrived after its live window, or older than the poll already served (it was overtaken
-        # by live data after an outage). Either way it is backfilled, never served.
-        late = now - batch.ts > batch.interval + self.live_grace or (
-            current is not None and batch.ts < current.ts)
         if late or self.push:
             if self.late_sink is not None:
-                self.late_sink(to_series(batch, base))
+                self.late_sink(series)
             if late:
                 self.metrics.late(samples)
                 return "late"
-        ts_ms = round(batch.ts * 1000)
-        state = DeviceState(agent, key, site, batch.interval, batch.ts, now, batch.up,
-                            batch.duration, len(batch.errors), batch.kind, series=samples)
-        for family in batch.families:
-            state.meta[family.name] = (family.type, family.help)
-            if not self.push:
-                state.lines.setdefault(family.name, []).extend(render_lines(family, base, ts_ms))
         self.devices[(agent, key)] = state
         self._series_per_agent[agent] = in_use + samples
         return "accepted"
@@ -278,11 +290,10 @@ class Store:
         )
 
 
-def to_series(batch: PollBatch, base: Labels) -> list[Series]:
-    """Every sample of a batch as a remote-write series stamped with the poll time."""
-    ts_ms = round(batch.ts * 1000)
+def to_series(families: Sequence[Family], base: Labels, ts_ms: int) -> list[Series]:
+    """Every sample of a poll as a remote-write series stamped with the poll time."""
     return [
         Series((("__name__", family.name), *base, *sample.labels), ((float(sample.value), ts_ms),))
-        for family in batch.families
+        for family in families
         for sample in family.samples
     ]

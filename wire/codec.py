@@ -11,8 +11,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
+
+import orjson
 
 from wire.messages import (
     AgentStatus,
@@ -148,12 +150,15 @@ def _load(payload: bytes, limits: Limits, expected_type: str) -> dict[str, Any]:
     if len(payload) > limits.max_payload_bytes:
         _fail("too_large", f"{len(payload)} bytes > {limits.max_payload_bytes}")
     try:
-        text = payload.decode("utf-8")
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except DecodeError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        _fail("json", str(exc)[:200])
+        doc = orjson.loads(payload)  # fast; anything it refuses gets the exact verdict of the stdlib
+    except orjson.JSONDecodeError:
+        try:
+            text = payload.decode("utf-8")
+            doc = json.loads(text, parse_constant=_reject_constant)
+        except DecodeError:
+            raise
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            _fail("json", str(exc)[:200])
     if not isinstance(doc, dict):
         _fail("schema", "payload is not a JSON object")
     version = doc.get("v")
@@ -170,10 +175,10 @@ def _str(doc: Mapping[str, Any], key: str, limits: Limits) -> str:
         _fail("schema", f"{key} must be a string")
     if len(value) > limits.max_label_length:
         _fail("schema", f"{key} longer than {limits.max_label_length}")
-    return _encodable(value, key)
+    return check_text(value, key)
 
 
-def _encodable(value: str, where: str) -> str:
+def check_text(value: str, where: str) -> str:
     """Reject lone surrogates (JSON escapes like \\ud800): they cannot be written out as UTF-8 again."""
     if not value.isascii():
         try:
@@ -222,7 +227,8 @@ def _list(doc: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _labels(value: Any, where: str, limits: Limits, *, allowed: frozenset[str] | None = None) -> Labels:
+def validate_labels(value: Any, where: str, limits: Limits, *,
+                    allowed: frozenset[str] | None = None) -> Labels:
     """Sample labels (``allowed`` None: any name but the reserved ones) or site labels (only ``allowed``)."""
     if not isinstance(value, dict):
         _fail("schema", f"{where} must be an object of strings")
@@ -236,7 +242,7 @@ def _labels(value: Any, where: str, limits: Limits, *, allowed: frozenset[str] |
             _fail("schema", f"{where}: label {name!r} is set by the collector")
         if allowed is not None and name not in allowed:
             _fail("schema", f"{where}: label {name!r} is not one of {sorted(allowed)}")
-        _encodable(label_value, f"{where}.{name}")
+        check_text(label_value, f"{where}.{name}")
         if len(label_value) > limits.max_label_length or len(name) > limits.max_label_length:
             _fail("schema", f"{where}: label {name[:64]!r} too long")
         items.append((name, label_value))
@@ -259,13 +265,13 @@ def _family(raw: Any, index: int, limits: Limits) -> Family:
     help_text = raw.get("help", "")
     if not isinstance(help_text, str):
         _fail("schema", f"{where}: help must be a string")
-    _encodable(help_text, f"{where}.help")
+    check_text(help_text, f"{where}.help")
     samples = []
     seen: set[Labels] = set()
     for j, raw_sample in enumerate(_list(raw, "samples")):
         if not isinstance(raw_sample, dict):
             _fail("schema", f"{where}.samples[{j}] must be an object")
-        labels = _labels(raw_sample.get("labels", {}), f"{where}.samples[{j}].labels", limits)
+        labels = validate_labels(raw_sample.get("labels", {}), f"{where}.samples[{j}].labels", limits)
         if labels in seen:  # two samples of one series would make the exposition invalid
             _fail("schema", f"{where}.samples[{j}]: repeats the labels of another sample")
         seen.add(labels)
@@ -274,7 +280,9 @@ def _family(raw: Any, index: int, limits: Limits) -> Family:
     return Family(name, metric_type, help_text[: limits.max_label_length], tuple(samples))
 
 
-def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
+def load_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[PollBatch, list[Any]]:
+    """A poll payload's envelope, validated, with ``families=()``, and its raw ``metrics`` list (not
+    yet validated: :func:`decode_families`, or the collector's fast path collector/ingest.py)."""
     doc = _load(payload, limits, "poll")
     agent = _str(doc, "agent", limits)
     device = _str(doc, "device", limits)
@@ -294,10 +302,7 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
     kind = doc.get("kind", "device")
     if not isinstance(kind, str) or kind not in BATCH_KINDS:
         _fail("schema", f"kind must be one of {sorted(BATCH_KINDS)}")
-    families = tuple(_family(raw, i, limits) for i, raw in enumerate(raw_metrics))
-    if len({f.name for f in families}) != len(families):
-        _fail("schema", "a metric name appears twice in one poll")
-    return PollBatch(
+    batch = PollBatch(
         kind=kind,
         agent=agent,
         boot_id=_str(doc, "boot", limits),
@@ -307,10 +312,22 @@ def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
         interval=_number(doc, "interval", 0.001, 1e6),
         up=_bool(doc, "up"),
         duration=_number(doc, "duration", 0, 1e6),
-        site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
+        site=validate_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         errors=tuple(errors),
-        families=families,
     )
+    return batch, raw_metrics
+
+
+def decode_families(raw_metrics: list[Any], limits: Limits = DEFAULT_LIMITS) -> tuple[Family, ...]:
+    families = tuple(_family(raw, i, limits) for i, raw in enumerate(raw_metrics))
+    if len({f.name for f in families}) != len(families):
+        _fail("schema", "a metric name appears twice in one poll")
+    return families
+
+
+def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
+    batch, raw_metrics = load_batch(payload, limits)
+    return replace(batch, families=decode_families(raw_metrics, limits))
 
 
 MAX_SEQ = 2**63 - 1
@@ -340,8 +357,8 @@ def decode_trap(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> TrapMessage:
     for i, raw in enumerate(raw_varbinds):
         if not (isinstance(raw, list) and len(raw) == 3 and all(isinstance(x, str) for x in raw)):
             _fail("schema", f"varbinds[{i}] must be [oid, kind, value] strings")
-        varbinds.append((_encodable(raw[0][:256], "varbinds"), _encodable(raw[1][:32], "varbinds"),
-                         _encodable(raw[2][: limits.max_label_length], "varbinds")))
+        varbinds.append((check_text(raw[0][:256], "varbinds"), check_text(raw[1][:32], "varbinds"),
+                         check_text(raw[2][: limits.max_label_length], "varbinds")))
     uptime = None if doc.get("uptime") is None else _number(doc, "uptime")
     return TrapMessage(
         agent=agent,
@@ -356,7 +373,7 @@ def decode_trap(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> TrapMessage:
         if_index=_optional_str(doc, "if_index", limits),
         uptime=uptime,
         varbinds=tuple(varbinds),
-        site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
+        site=validate_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
     )
 
 
@@ -369,17 +386,17 @@ def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatu
     if not all(isinstance(d, str) for d in devices):
         _fail("schema", "devices must be a list of strings")
     for d in devices:
-        _encodable(d, "devices")
+        check_text(d, "devices")
     version = doc.get("version", "")
     config_version = doc.get("config_version", "")
     if not isinstance(version, str) or not isinstance(config_version, str):
         _fail("schema", "version and config_version must be strings")
-    _encodable(version, "version")
-    _encodable(config_version, "config_version")
+    check_text(version, "version")
+    check_text(config_version, "config_version")
     raw_buffer = doc.get("buffer", {})
     if not isinstance(raw_buffer, dict):
         _fail("schema", "buffer must be an object")
-    buffer = tuple(sorted((_encodable(str(k)[:32], "buffer"), _number(raw_buffer, k)) for k in raw_buffer
+    buffer = tuple(sorted((check_text(str(k)[:32], "buffer"), _number(raw_buffer, k)) for k in raw_buffer
                           if raw_buffer[k] is not None))[:16]
     return AgentStatus(
         agent=agent,
@@ -387,7 +404,7 @@ def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatu
         online=_bool(doc, "online"),
         ts=_timestamp(doc),
         version=version[:64],
-        site=_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
+        site=validate_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         devices=tuple(devices),
         config_version=config_version[:64],
         buffer=buffer,

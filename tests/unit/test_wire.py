@@ -611,7 +611,7 @@ valid_batches = st.builds(
     PollBatch,
     agent=st.from_regex(r"[a-z0-9][a-z0-9_-]{0,62}", fullmatch=True),
     boot_id=_texts,
-    seq=st.integers(min_value=1, max_value=2**63),
+    seq=st.integers(min_value=1, max_value=2**63 - 1),
     ts=st.floats(min_value=1e9, max_value=4e9),
     device=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", fullmatch=True),
     interval=st.floats(min_value=1, max_value=86400),

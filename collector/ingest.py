@@ -1,0 +1,186 @@
+"""The collector's hot path: the metric families of a live poll, validated and rendered straight from
+the decoded JSON into exposition text, one block per metric name. Pure: no I/O.
+
+:func:`wire.codec.decode_batch` builds a dataclass per sample and a sorted label tuple per sample; the
+store then formats every label again. Here a poll's label sets are validated and formatted once per
+device and reused: an access switch repeats the same 48 label sets in its 20 interface families, and
+from poll to poll. A sample then costs one dict lookup, a type check of its value and one f-string.
+
+The rules are exactly those of :func:`wire.codec.decode_batch` (same :class:`~wire.codec.DecodeError`
+reasons) and the text exactly that of :func:`collector.exposition.render_lines`;
+tests/unit/test_collector_ingest.py checks both against the reference on generated and fuzzed payloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from collector.exposition import escape
+from wire.codec import (
+    MAX_ABS_FLOAT,
+    MAX_INT,
+    METRIC_NAME,
+    METRIC_TYPES,
+    MIN_INT,
+    RESERVED_METRIC_PREFIXES,
+    RESERVED_METRICS,
+    DecodeError,
+    Limits,
+    check_text,
+    validate_labels,
+)
+
+# Formatted label sets of one device: (name, value) items as sent -> 'a="1",b="2"' (sorted, escaped).
+LabelCache = dict[tuple[tuple[str, Any], ...], str]
+MAX_CACHE_FACTOR = 4  # a device's cache is dropped when it grows past 4x its series (label churn)
+
+
+class RenderedFamilies:
+    __slots__ = ("blocks", "meta", "samples")
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, str] = {}  # metric name -> its sample lines, each ending in "\n"
+        self.meta: dict[str, tuple[str, str]] = {}  # metric name -> (type, help)
+        self.samples = 0
+
+
+def _fail(detail: str) -> DecodeError:
+    return DecodeError("schema", detail)
+
+
+def _fragment(raw_labels: Any, where: str, limits: Limits) -> str:
+    labels = validate_labels(raw_labels, where, limits)
+    return ",".join(f'{name}="{escape(value)}"' for name, value in labels)
+
+
+def render_families(raw_metrics: list[Any], base: str, ts_ms: int, limits: Limits,
+                    cache: LabelCache) -> RenderedFamilies:
+    """Validate and render the ``metrics`` list of a poll payload.
+
+    ``base`` is the formatted collector labels (``agent="..",device="..",province=".."``), never empty;
+    ``cache`` the device's label cache (updated here). Raises :class:`DecodeError` like decode_batch.
+    """
+    out = RenderedFamilies()
+    blocks, meta = out.blocks, out.meta
+    stamp = f" {ts_ms}\n"
+    # the label dicts of the previous family and their fragments: families of one table (20 interface
+    # metrics) list the same label sets in the same order, so comparing the dicts saves the lookups
+    previous: tuple[list[Any], list[str]] = ([], [])
+    for index, raw in enumerate(raw_metrics):
+        where = f"metrics[{index}]"
+        if not isinstance(raw, dict):
+            raise _fail(f"{where} must be an object")
+        name, mtype, help_text = _family_head(raw, where, limits)
+        if name in meta:
+            raise _fail("a metric name appears twice in one poll")
+        raw_samples = raw.get("samples", [])
+        if not isinstance(raw_samples, list):
+            raise _fail("samples must be a list")
+        fast = _fast_block(raw_samples, name, base, stamp, cache, previous)
+        if fast is None:  # a label set not seen yet, or something invalid: sample by sample
+            block = _careful_block(raw_samples, name, base, stamp, cache, where, limits)
+        else:
+            block, previous = fast
+        meta[name] = (mtype, help_text)
+        if block:
+            blocks[name] = block
+        out.samples += len(raw_samples)
+    return out
+
+
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _fast_block(raw_samples: list[Any], name: str, base: str, stamp: str, cache: LabelCache,
+                previous: tuple[list[Any], list[str]]) -> tuple[str, tuple[list[Any], list[str]]] | None:
+    """The family's lines when every label set is cached and every value plainly valid, else None.
+    Whole-list operations (C loops) instead of a Python loop per sample."""
+    try:
+        labels = [s["labels"] for s in raw_samples]
+        if labels == previous[0]:
+            frags = previous[1]
+        else:
+            frags = [cache[tuple(d.items())] for d in labels]
+            if len(set(frags)) != len(frags):
+                return None
+        values = [s["value"] for s in raw_samples]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if not values:
+        return "", previous
+    if not set(map(type, values)) <= _NUMBER_TYPES:  # also keeps out bool, a subclass of int
+        return None
+    # every |value| <= the sum <= 2**64 - 1 (so floats are finite, far below MAX_ABS_FLOAT, and no NaN)
+    if not (sum(map(abs, values)) <= MAX_INT and min(values) >= MIN_INT):
+        return None
+    head = f"{name}{{{base},"
+    plain = f"{name}{{{base}}} "
+    # str() of a float is its repr(), as render_lines writes it
+    block = "".join([f"{head}{frag}}} {text}{stamp}" if frag else f"{plain}{text}{stamp}"
+                     for frag, text in zip(frags, map(str, values), strict=True)])
+    return block, (labels, frags)
+
+
+def _careful_block(raw_samples: list[Any], name: str, base: str, stamp: str, cache: LabelCache,
+                   where: str, limits: Limits) -> str:
+    """Sample by sample, with decode_batch's exact errors; fills the label cache."""
+    plain = "{" + base + "} "
+    lines: list[str] = []
+    frags: list[str] = []
+    for j, sample in enumerate(raw_samples):
+        if type(sample) is not dict:
+            raise _fail(f"{where}.samples[{j}] must be an object")
+        raw_labels = sample.get("labels", _EMPTY)
+        try:
+            frag = cache.get(tuple(raw_labels.items()))
+        except (AttributeError, TypeError):  # not an object, or unhashable values: invalid anyway
+            frag = None
+        if frag is None:
+            frag = _fragment(raw_labels, f"{where}.samples[{j}].labels", limits)
+            cache[tuple(raw_labels.items())] = frag
+        value: Any = sample.get("value")
+        kind = type(value)
+        if kind is int:
+            if not MIN_INT <= value <= MAX_INT:
+                raise _fail(f"{where}.samples[{j}]: value is outside the 64-bit range")
+            text = str(value)
+        elif kind is float:
+            if not abs(value) <= MAX_ABS_FLOAT:  # also false for NaN
+                raise _fail(f"{where}.samples[{j}]: value must be finite and at most {MAX_ABS_FLOAT:g}")
+            text = repr(value)
+        else:
+            raise _fail(f"{where}.samples[{j}]: value must be a number")
+        frags.append(frag)
+        lines.append(f"{name}{{{base},{frag}}} {text}{stamp}" if frag else f"{name}{plain}{text}{stamp}")
+    if len(set(frags)) != len(frags):  # two samples of one series would make the exposition invalid
+        raise _fail(f"{where}: a sample repeats the labels of another sample")
+    return "".join(lines)
+
+
+_EMPTY: Mapping[str, str] = {}
+
+
+def _family_head(raw: dict[str, Any], where: str, limits: Limits) -> tuple[str, str, str]:
+    name = raw.get("name")
+    if not isinstance(name, str) or len(name) > limits.max_label_length:
+        raise _fail(f"{where}: name must be a string of at most {limits.max_label_length} characters")
+    check_text(name, "name")
+    if METRIC_NAME.fullmatch(name) is None:
+        raise _fail(f"{where}: bad metric name {name[:64]!r}")
+    if name in RESERVED_METRICS or name.startswith(RESERVED_METRIC_PREFIXES):
+        raise _fail(f"{where}: metric name {name!r} is reserved for the collector")
+    mtype = raw.get("type")
+    if not isinstance(mtype, str) or mtype not in METRIC_TYPES:
+        raise _fail(f"{where}: type must be one of {sorted(METRIC_TYPES)}")
+    help_text = raw.get("help", "")
+    if not isinstance(help_text, str):
+        raise _fail(f"{where}: help must be a string")
+    check_text(help_text, f"{where}.help")
+    return name, mtype, help_text[: limits.max_label_length]
+
+
+def trim_cache(cache: LabelCache, series: int) -> None:
+    """Bound a device's label cache: clear it when label values churn (e.g. a changing ifAlias)."""
+    if len(cache) > MAX_CACHE_FACTOR * max(series, 64):
+        cache.clear()
