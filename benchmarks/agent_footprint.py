@@ -1,0 +1,364 @@
+"""Agent footprint: RSS and CPU share of a commune agent (10 devices, 60 s interval).
+
+Goal (issue #6): <= 60 MB RSS and <= 1 % of one core.
+
+What runs, all on loopback and stopped by PID at the end:
+
+- a real Mosquitto (tests/support/services.py) and a bare MQTT subscriber in this process that counts the
+  polls the agent publishes;
+- 9 simulated devices (hatang/sim: a router and switches of 8-24 ports) served by a helper process
+  (benchmarks/_proc_sim.py), so answering SNMP is not counted as the agent's CPU, and one real net-snmp
+  ``snmpd`` as the office server (profiles system, interfaces, host);
+- the real agent, ``hatang agent -c agent.yaml`` from the venv, polling the 10 devices every 60 s.
+
+After a warm-up (every device polled once: the first poll also reads interface labels and pays for lazy
+imports) the agent's CPU seconds (/proc/PID/stat) and RSS (/proc/PID/status, every second) are measured
+over ``intervals`` polling intervals. CPU share = CPU seconds / wall seconds; CPU per poll = all the
+agent's CPU in the window / polls published in the window (so it includes self-metrics, MQTT keep-alives,
+the disk queue's fsyncs and idle wake-ups).
+
+References, in the same run:
+
+- RSS: an idle Python process that imports the same modules as ``hatang agent`` and does nothing else:
+  the floor set by the interpreter and the libraries, with what each step adds (asyncio/ssl/sqlite3,
+  pydantic, the config models, pysnmp, aiomqtt, the rest).
+- CPU: net-snmp's ``snmpbulkwalk`` (C) reading the same subtrees of the same devices (system group, the
+  whole ifTable and ifXTable, the host subtrees for the server), one process per subtree, with the same
+  max-repetitions (10), for as many device polls as the agent made. It reads a superset of the agent's
+  columns; the cost of its process starts (measured with an snmpget of one OID) is taken out, leaving the
+  walking work.
+
+    python -m benchmarks.agent_footprint [--quick] [--intervals N]
+
+``--quick`` polls every 10 s instead of 60 s over a 30 s window: six times the polling rate of the goal,
+so its CPU share is not comparable with the goal (the per-poll CPU is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from benchmarks._proc import (
+    BenchError,
+    Proc,
+    SimDevice,
+    bench_tmpdir,
+    fs_type,
+    hatang_argv,
+    machine_load,
+    proc_status_kb,
+    start_simulator,
+    wait_for,
+    write_yaml,
+)
+from benchmarks.common import Result, children_cpu_seconds, process_cpu_seconds, process_rss_bytes, table
+from tests.support.services import require_binary, start_mosquitto, start_snmpd
+
+BENCHMARK = "Agent footprint"
+AGENT_ID = "xa-dai-dinh"
+SITE = {"province": "Vĩnh Phúc", "district": "Tam Đảo", "commune": "Đại Đình"}
+GOAL_RSS_MB = 60.0
+GOAL_CPU_PERCENT = 1.0
+MB = 1024 * 1024
+MAX_REPETITIONS = 10  # agent/snmp.py DEFAULT_MAX_REPETITIONS: the reference walks with the same
+SETTLE = 2.0  # seconds after the last first poll before the window starts
+REFERENCE_ROUNDS = 3
+
+# A commune office: the router on the government network, a core switch, access switches per floor and
+# room, and (below) the office server as a real snmpd.
+SIM_DEVICES = (
+    SimDevice("router-tsldcd", kind="router", seed=1),
+    SimDevice("core-switch", ports=24, seed=2),
+    SimDevice("sw-mot-cua", ports=24, seed=3),
+    SimDevice("sw-tang-1", ports=24, seed=4),
+    SimDevice("sw-tang-2", ports=24, seed=5),
+    SimDevice("sw-tang-3", ports=16, seed=6),
+    SimDevice("sw-camera", ports=16, seed=7),
+    SimDevice("sw-hoi-truong", ports=8, seed=8),
+    SimDevice("sw-phong-may", ports=8, seed=9),
+)
+SERVER = "may-chu"
+
+# Subtrees the reference walks per profile (the agent walks columns of these).
+SUBTREES = {
+    "system": ("1.3.6.1.2.1.1",),
+    "interfaces": ("1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1"),
+    "host": ("1.3.6.1.2.1.25.1", "1.3.6.1.2.1.25.2.3", "1.3.6.1.2.1.25.3.3", "1.3.6.1.4.1.2021.4",
+             "1.3.6.1.4.1.2021.10.1.3", "1.3.6.1.4.1.2021.11"),
+}
+
+# What `hatang agent` imports before it does anything: the floor of its memory.
+FLOOR_STEPS = (  # imported in this order by one idle interpreter; RSS is read after each
+    ("asyncio, ssl, sqlite3", ("asyncio", "ssl", "sqlite3")),
+    ("pydantic, PyYAML", ("pydantic", "yaml")),
+    ("config models", ("agent.config",)),
+    ("pysnmp", ("pysnmp.hlapi.v3arch.asyncio", "agent.snmp", "agent.traps")),
+    ("aiomqtt", ("aiomqtt", "agent.uplink")),
+    ("rest of agent", ("agent.service", "hatang.cli")),
+)
+
+
+@dataclass
+class PollCounter:
+    """A bare MQTT subscriber (paho, in a thread) that timestamps every poll the agent publishes."""
+
+    host: str
+    port: int
+    topic: str
+    arrivals: list[tuple[float, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _client: mqtt.Client | None = None
+
+    def start(self) -> PollCounter:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-counter-{os.getpid()}")
+        client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(self.topic, qos=1)
+        client.on_message = self._on_message
+        client.connect(self.host, self.port, keepalive=30)
+        client.loop_start()
+        self._client = client
+        return self
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.arrivals.append((time.monotonic(), message.topic.rsplit("/", 1)[-1]))
+
+    def devices_seen(self) -> set[str]:
+        with self._lock:
+            return {device for _, device in self.arrivals}
+
+    def between(self, t0: float, t1: float) -> int:
+        with self._lock:
+            return sum(1 for t, _ in self.arrivals if t0 <= t < t1)
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.loop_stop()
+            self._client.disconnect()
+            self._client = None
+
+
+@dataclass
+class Window:
+    wall: float
+    cpu: float
+    polls: int
+    rss: list[int]  # bytes, one sample per second
+    peak_rss: int  # VmHWM at the end: the largest RSS since the agent started
+    startup_cpu: float  # CPU seconds from exec to the end of the warm-up
+
+
+_FLOOR_SCRIPT = """
+import importlib, json, pathlib, sys, time
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+steps = json.loads(sys.argv[1])
+sizes = [["python", rss()]]
+for name, modules in steps:
+    for module in modules:
+        importlib.import_module(module)
+    sizes.append([name, rss()])
+tmp = pathlib.Path(sys.argv[2] + ".tmp")
+tmp.write_text(json.dumps(sizes))
+tmp.replace(sys.argv[2])
+time.sleep(120)
+"""
+
+
+def _floor_rss(workdir: Path) -> tuple[int, list[tuple[str, int]]]:
+    """RSS of an idle interpreter that imported what ``hatang agent`` imports (the floor), and how much
+    each step of FLOOR_STEPS added."""
+    out = workdir / "floor.json"
+    proc = Proc("python (floor)", [sys.executable, "-c", _FLOOR_SCRIPT, json.dumps(FLOOR_STEPS), str(out)],
+                workdir / "floor.log").start()
+    try:
+        sizes: list[tuple[str, int]] = wait_for(lambda: json.loads(out.read_text()) if out.exists() else None,
+                                                60, "the idle interpreter", [proc])
+        time.sleep(0.5)
+        floor = process_rss_bytes(proc.pid)
+    finally:
+        proc.stop()
+    steps = [(sizes[0][0], sizes[0][1])]
+    steps += [(name, size - previous) for (name, size), (_, previous) in zip(sizes[1:], sizes, strict=False)]
+    return floor, steps
+
+
+def _agent_config(workdir: Path, mqtt_url: str, interval: float, endpoints: dict[str, tuple[str, int]],
+                  server_port: int) -> Path:
+    devices = [
+        {"name": name, "address": host, "port": port, "interval": interval,
+         "profiles": ["system", "interfaces"], "snmp": {"version": "2c", "community": "public"}}
+        for name, (host, port) in endpoints.items()
+    ]
+    devices.append({"name": SERVER, "address": "127.0.0.1", "port": server_port, "interval": interval,
+                    "profiles": ["system", "interfaces", "host"],
+                    "snmp": {"version": "2c", "community": "public"}})
+    return write_yaml(workdir / "agent.yaml", {
+        "agent_id": AGENT_ID, "site": SITE, "mqtt": {"url": mqtt_url},
+        "buffer": {"path": str(workdir / "buffer")}, "log_level": "info", "devices": devices,
+    })
+
+
+def _measure_agent(agent: Proc, counter: PollCounter, devices: int, interval: float, intervals: int,
+                   watch: list[Proc]) -> Window:
+    wait_for(lambda: len(counter.devices_seen()) >= devices or None, interval + 60,
+             f"a first poll of all {devices} devices", watch, interval=0.2)
+    time.sleep(SETTLE)
+    startup_cpu = process_cpu_seconds(agent.pid)
+    t0, cpu0 = time.monotonic(), startup_cpu
+    rss: list[int] = []
+    end = t0 + intervals * interval
+    while (now := time.monotonic()) < end:
+        for proc in watch:
+            proc.check()
+        rss.append(process_rss_bytes(agent.pid))
+        time.sleep(min(1.0, max(0.0, end - now)))
+    t1, cpu1 = time.monotonic(), process_cpu_seconds(agent.pid)
+    peak = proc_status_kb(agent.pid, "VmHWM") * 1024
+    return Window(t1 - t0, cpu1 - cpu0, counter.between(t0, t1), rss, peak, startup_cpu)
+
+
+@dataclass
+class Reference:
+    per_poll: float  # CPU seconds per device poll, process starts included
+    per_start: float  # CPU seconds of starting a net-snmp tool that sends one GET
+    starts_per_poll: float  # tool processes per device poll
+    varbinds: int  # per round over all devices
+
+    @property
+    def walking_per_poll(self) -> float:
+        """CPU seconds per device poll with the process starts taken out: the C walking work."""
+        return max(0.0, self.per_poll - self.starts_per_poll * self.per_start)
+
+
+def _reference_cpu(targets: list[tuple[str, tuple[str, ...]]], env: dict[str, str]) -> Reference:
+    """net-snmp's tools reading the same subtrees of the same devices, REFERENCE_ROUNDS times."""
+    walk = require_binary("snmpbulkwalk", "snmp")
+    get = require_binary("snmpget", "snmp")
+    varbinds = 0
+    before = children_cpu_seconds()
+    for _ in range(REFERENCE_ROUNDS):
+        varbinds = 0
+        for address, subtrees in targets:
+            for subtree in subtrees:
+                out = subprocess.run([walk, "-v2c", "-c", "public", f"-Cr{MAX_REPETITIONS}", "-On", "-Oq",
+                                      "-t", "2", "-r", "1", address, subtree],
+                                     capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+                varbinds += sum(1 for line in out.splitlines() if line.startswith("."))
+    per_poll = (children_cpu_seconds() - before) / (REFERENCE_ROUNDS * len(targets))
+    starts = REFERENCE_ROUNDS * sum(len(subtrees) for _, subtrees in targets)
+    before = children_cpu_seconds()
+    for i in range(starts):
+        address = targets[i % len(targets)][0]
+        subprocess.run([get, "-v2c", "-c", "public", "-On", "-Oq", address, "1.3.6.1.2.1.1.3.0"],
+                       capture_output=True, env=env, timeout=30, check=True)
+    per_start = (children_cpu_seconds() - before) / starts
+    return Reference(per_poll, per_start, starts / (REFERENCE_ROUNDS * len(targets)), varbinds)
+
+
+def run(quick: bool = False, intervals: int = 3) -> list[Result]:
+    interval = 10.0 if quick else 60.0
+    mode = "quick: 10 s interval, " if quick else ""
+    devices = len(SIM_DEVICES) + 1
+    load = machine_load()
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(bench_tmpdir("hatang-bench-footprint-")))
+        floor, floor_steps = _floor_rss(tmp)
+        broker = start_mosquitto(tmp / "mosquitto")
+        stack.callback(broker.stop)
+        sim, endpoints = start_simulator(tmp, SIM_DEVICES)
+        stack.callback(sim.stop)
+        snmpd = start_snmpd(tmp / "snmpd")
+        stack.callback(snmpd.stop)
+        counter = PollCounter(broker.host, broker.port, f"hatang/v1/agents/{AGENT_ID}/data/+").start()
+        stack.callback(counter.stop)
+        config = _agent_config(tmp, broker.url, interval, endpoints, snmpd.port)
+        agent = Proc("agent", [*hatang_argv(), "agent", "-c", str(config)], tmp / "agent.log").start()
+        stack.callback(agent.stop)
+        window = _measure_agent(agent, counter, devices, interval, intervals, [agent, sim])
+        agent.stop()
+        if "Traceback" in agent.log(1_000_000):
+            raise BenchError(f"the agent logged a traceback:\n{agent.log()}")
+        env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(tmp), SNMPCONFPATH=str(tmp))
+        targets = [(f"{host}:{port}", SUBTREES["system"] + SUBTREES["interfaces"])
+                   for host, port in endpoints.values()]
+        targets.append((snmpd.address, SUBTREES["system"] + SUBTREES["interfaces"] + SUBTREES["host"]))
+        ref = _reference_cpu(targets, env)
+        buffer_fs = fs_type(tmp)
+
+    if window.polls == 0:
+        raise BenchError("no poll was published in the measurement window")
+    steady = statistics.median(window.rss)
+    share = window.cpu / window.wall * 100
+    per_poll = window.cpu / window.polls
+    ref_share = ref.walking_per_poll * window.polls / window.wall * 100
+    projected = per_poll * devices / 60.0 * 100  # the same polls at the goal's interval of 60 s
+    setup = (f"{devices} devices ({len(SIM_DEVICES)} simulated router/switches of 4-24 ports + snmpd as the "
+             f"server), interval {interval:g} s, window {window.wall:.0f} s = {intervals} intervals after a "
+             f"warm-up, {window.polls} polls published in it; disk queue on {buffer_fs}; {load} at the start")
+    parts = ", ".join(f"{name} {'+' if i else ''}{size / MB:.1f}"
+                      for i, (name, size) in enumerate(floor_steps))
+    floor_note = (f"reference: an idle python that imported what the agent imports ({parts} MB) and does "
+                  f"nothing; agent - floor = {(steady - floor) / MB:.1f} MB is the agent's own state (SNMP "
+                  "engine and targets, queue, label caches, MQTT client, buffers)")
+    extra_rss = {"rss_window_min_mb": min(window.rss) / MB, "rss_window_max_mb": max(window.rss) / MB,
+                 "rss_window_start_mb": window.rss[0] / MB, "rss_window_end_mb": window.rss[-1] / MB,
+                 **{f"floor_{name.replace(' ', '_').replace(',', '')}_mb": size / MB
+                    for name, size in floor_steps}}
+    cpu_note = (f"quick mode polls 6x as often as the goal's 60 s, so this share is not the goal's; the same "
+                f"polls every 60 s would cost {projected:.3f} % (per-poll CPU x {devices} / 60 s). "
+                if quick else "")
+    ref_note = (f"reference: {len(targets)} devices x {REFERENCE_ROUNDS} rounds of one snmpbulkwalk "
+                f"process per subtree (-Cr{MAX_REPETITIONS}), {ref.varbinds} varbinds per round for all "
+                f"devices (a superset of the agent's columns): {ref.per_poll * 1000:.2f} CPU ms per device "
+                f"poll, of which {ref.starts_per_poll:.1f} process starts x {ref.per_start * 1000:.2f} ms "
+                "(an snmpget of one OID) are taken out to leave the walking work")
+    return [
+        Result(BENCHMARK, f"hatang agent, steady RSS ({mode}median over the window)", steady / MB, "MB",
+               "idle python, same imports", floor / MB, f"<= {GOAL_RSS_MB:g} MB",
+               steady / MB <= GOAL_RSS_MB, f"{setup}. {floor_note}", extra_rss),
+        Result(BENCHMARK, f"hatang agent, peak RSS ({mode}VmHWM since start)", window.peak_rss / MB, "MB",
+               "idle python, same imports", floor / MB, f"<= {GOAL_RSS_MB:g} MB",
+               window.peak_rss / MB <= GOAL_RSS_MB,
+               "VmHWM covers start-up and the first polls (label walks) as well as the window"),
+        Result(BENCHMARK, f"hatang agent, CPU share ({mode}window)", share, "% of one core",
+               "snmpbulkwalk walking work, same subtrees, same polls", ref_share,
+               f"<= {GOAL_CPU_PERCENT:g} % at 60 s", None if quick else share <= GOAL_CPU_PERCENT,
+               f"{cpu_note}CPU seconds (/proc/PID/stat, 10 ms ticks) / wall seconds of the window; start-up "
+               f"to the end of the warm-up cost {window.startup_cpu:.2f} CPU s (not counted)",
+               {"projected_share_at_60s_percent": projected, "agent_cpu_seconds": window.cpu,
+                "window_seconds": window.wall, "startup_cpu_seconds": window.startup_cpu}),
+        Result(BENCHMARK, "hatang agent, CPU per device poll" + (" (quick)" if quick else ""),
+               per_poll * 1000, "CPU ms / poll", "snmpbulkwalk walking work (net-snmp, C), same subtrees",
+               ref.walking_per_poll * 1000, "", None,
+               "agent: all its CPU in the window / polls published (so it includes self-metrics, MQTT, the "
+               f"queue's fsyncs, timers). {ref_note}",
+               {"reference_with_process_starts_ms": ref.per_poll * 1000,
+                "reference_tool_start_ms": ref.per_start * 1000,
+                "reference_varbinds_per_poll": ref.varbinds / len(targets)}),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="10 s interval, 30 s window")
+    parser.add_argument("--intervals", type=int, default=3, help="polling intervals in the window")
+    args = parser.parse_args()
+    print(table(run(quick=args.quick, intervals=args.intervals)))
+
+
+if __name__ == "__main__":
+    main()
