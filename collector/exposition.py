@@ -99,11 +99,11 @@ def _traps(store: Store) -> Iterator[str]:
             yield f"{name}{labels} {format_value(stats[index])}\n"
 
 
-def render(store: Store, now: float) -> str:
-    """The device and liveness part of /metrics."""
-    parts: list[str] = list(_liveness(store, now))
-    parts.extend(_sites(store))
-    parts.extend(_traps(store))
+def render_bytes(store: Store, now: float) -> bytes:
+    """The device and liveness part of /metrics, UTF-8."""
+    parts: list[bytes] = [text.encode() for text in _liveness(store, now)]
+    parts.extend(text.encode() for text in _sites(store))
+    parts.extend(text.encode() for text in _traps(store))
     fresh = [d for d in store.devices.values() if store.is_fresh(d, now)]
     names: dict[str, tuple[str, str]] = {}
     for d in fresh:
@@ -115,9 +115,14 @@ def render(store: Store, now: float) -> str:
                 names[name] = ("untyped", known[1])
     for name in sorted(names):
         mtype, help_text = names[name]
-        parts.append(_header(name, mtype, help_text))
+        parts.append(_header(name, mtype, help_text).encode())
         for d in fresh:
             block = d.blocks.get(name)
             if block:
                 parts.append(block)
-    return "".join(parts)
+    return b"".join(parts)
+
+
+def render(store: Store, now: float) -> str:
+    """:func:`render_bytes` as text."""
+    return render_bytes(store, now).decode("utf-8")

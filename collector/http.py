@@ -16,9 +16,9 @@ from collector.store import Store
 def make_app(store: Store, is_ready: Callable[[], bool]) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         t0 = time.perf_counter()
-        body = exposition.render(store, store.clock())
+        body = exposition.render_bytes(store, store.clock())
         store.metrics.rendered(time.perf_counter() - t0)
-        data = body.encode("utf-8") + store.metrics.render()
+        data = body + store.metrics.render()
         return web.Response(body=data, headers={"Content-Type": exposition.CONTENT_TYPE})
 
     async def healthz(_: web.Request) -> web.Response:
