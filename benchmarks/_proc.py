@@ -13,6 +13,7 @@ import ctypes
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,6 +52,16 @@ def fs_type(path: Path) -> str:
             if target == parts[1] or target.startswith(parts[1].rstrip("/") + "/"):
                 best, kind = parts[1], parts[2]
     return kind
+
+
+def require(*programs: tuple[str, str]) -> None:
+    """Fail with a BenchError naming the Debian package when a (program, package) is missing. Checked up
+    front because tests/support/services.py would raise pytest's Skipped, a BaseException."""
+    search = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
+    missing = [f"{name} (apt-get install {package})" for name, package in programs
+               if shutil.which(name, path=search) is None]
+    if missing:
+        raise BenchError(f"missing programs: {', '.join(missing)}")
 
 
 def machine_load() -> str:

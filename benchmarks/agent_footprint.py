@@ -60,6 +60,7 @@ from benchmarks._proc import (
     hatang_argv,
     machine_load,
     proc_status_kb,
+    require,
     start_simulator,
     wait_for,
     write_yaml,
@@ -273,6 +274,7 @@ def run(quick: bool = False, intervals: int = 3) -> list[Result]:
     interval = 10.0 if quick else 60.0
     mode = "quick: 10 s interval, " if quick else ""
     devices = len(SIM_DEVICES) + 1
+    require(("mosquitto", "mosquitto"), ("snmpd", "snmpd"), ("snmpbulkwalk", "snmp"), ("snmpget", "snmp"))
     load = machine_load()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(bench_tmpdir("hatang-bench-footprint-")))

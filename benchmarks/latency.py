@@ -55,6 +55,7 @@ from benchmarks._proc import (
     hatang_argv,
     machine_load,
     percentile,
+    require,
     start_simulator,
     wait_for,
     write_yaml,
@@ -305,6 +306,7 @@ def run(quick: bool = False, traps: int | None = None, polls: int | None = None)
     traps = traps if traps is not None else (30 if quick else 200)
     polls = polls if polls is not None else (30 if quick else 200)
     mode = " (quick)" if quick else ""
+    require(("mosquitto", "mosquitto"))
     load = machine_load()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(bench_tmpdir("hatang-bench-latency-")))
