@@ -55,8 +55,9 @@ def _fragment(raw_labels: Any, where: str, limits: Limits) -> str:
 
 
 def render_families(raw_metrics: list[Any], base: str, ts_ms: int, limits: Limits,
-                    cache: LabelCache) -> RenderedFamilies:
-    """Validate and render the ``metrics`` list of a poll payload.
+                    cache: LabelCache, raw_label_sets: list[Any] | None = None) -> RenderedFamilies:
+    """Validate and render the ``metrics`` list of a poll payload (verbose or compact families; the
+    compact ones index ``raw_label_sets``).
 
     ``base`` is the formatted collector labels (``agent="..",device="..",province=".."``), never empty;
     ``cache`` the device's label cache (updated here). Raises :class:`DecodeError` like decode_batch.
@@ -64,6 +65,8 @@ def render_families(raw_metrics: list[Any], base: str, ts_ms: int, limits: Limit
     out = RenderedFamilies()
     blocks, meta = out.blocks, out.meta
     stamp = f" {ts_ms}\n"
+    table = _label_table(raw_label_sets or [], cache, limits)
+    previous_series: tuple[list[Any], list[str]] = ([], [])
     # the label dicts of the previous family and their fragments: families of one table (20 interface
     # metrics) list the same label sets in the same order, so comparing the dicts saves the lookups
     previous: tuple[list[Any], list[str]] = ([], [])
@@ -74,6 +77,14 @@ def render_families(raw_metrics: list[Any], base: str, ts_ms: int, limits: Limit
         name, mtype, help_text = _family_head(raw, where, limits)
         if name in meta:
             raise _fail("a metric name appears twice in one poll")
+        if "values" in raw:
+            block, count, previous_series = _compact_block(raw, name, base, stamp, table, previous_series,
+                                                           where)
+            meta[name] = (mtype, help_text)
+            if block:
+                blocks[name] = block
+            out.samples += count
+            continue
         raw_samples = raw.get("samples", [])
         if not isinstance(raw_samples, list):
             raise _fail("samples must be a list")
@@ -112,7 +123,10 @@ def _fast_block(raw_samples: list[Any], name: str, base: str, stamp: str, cache:
     if not set(map(type, values)) <= _NUMBER_TYPES:  # also keeps out bool, a subclass of int
         return None
     # every |value| <= the sum <= 2**64 - 1 (so floats are finite, far below MAX_ABS_FLOAT, and no NaN)
-    if not (sum(map(abs, values)) <= MAX_INT and min(values) >= MIN_INT):
+    try:
+        if not (sum(map(abs, values)) <= MAX_INT and min(values) >= MIN_INT):
+            return None
+    except OverflowError:  # float + an int beyond float64 (10**400): invalid, the careful path says why
         return None
     head = f"{name}{{{base},"
     plain = f"{name}{{{base}}} "
@@ -120,6 +134,80 @@ def _fast_block(raw_samples: list[Any], name: str, base: str, stamp: str, cache:
     block = "".join([f"{head}{frag}}} {text}{stamp}" if frag else f"{plain}{text}{stamp}"
                      for frag, text in zip(frags, map(str, values), strict=True)])
     return block, (labels, frags)
+
+
+def _label_table(raw_label_sets: Any, cache: LabelCache, limits: Limits) -> list[str]:
+    """The formatted fragment of every label set of a compact poll (validated on a cache miss)."""
+    if not isinstance(raw_label_sets, list):
+        raise _fail("label_sets must be a list")
+    table = []
+    for i, raw_labels in enumerate(raw_label_sets):
+        try:
+            frag = cache.get(tuple(raw_labels.items()))
+        except (AttributeError, TypeError):
+            frag = None
+        if frag is None:
+            frag = _fragment(raw_labels, f"label_sets[{i}]", limits)
+            cache[tuple(raw_labels.items())] = frag
+        table.append(frag)
+    return table
+
+
+def _compact_block(raw: dict[str, Any], name: str, base: str, stamp: str, table: list[str],
+                   previous: tuple[list[Any], list[str]], where: str
+                   ) -> tuple[str, int, tuple[list[Any], list[str]]]:
+    """A compact family (``series`` indexes into the label sets, ``values``): its lines, its size and
+    the (series, fragments) pair for the next family."""
+    if "samples" in raw:
+        raise _fail(f"{where}: has both samples and values")
+    series, values = raw.get("series"), raw.get("values")
+    if type(series) is not list or type(values) is not list or len(series) != len(values):
+        raise _fail(f"{where}: series and values must be lists of the same length")
+    if not values:
+        return "", 0, previous
+    if not set(map(type, series)) <= _INT_TYPE:  # before comparing: [True] == [1] and [1.0] == [1]
+        raise _fail(f"{where}: series must index label_sets")
+    if series == previous[0]:  # the same rows as the family before (a table's columns)
+        frags = previous[1]
+    else:
+        if min(series) < 0 or max(series) >= len(table):
+            raise _fail(f"{where}: series must index label_sets")
+        frags = [table[i] for i in series]
+        if len(set(frags)) != len(frags):
+            raise _fail(f"{where}: a sample repeats the labels of another sample")
+    texts = _value_texts(values, where)
+    head = f"{name}{{{base},"
+    plain = f"{name}{{{base}}} "
+    block = "".join([f"{head}{frag}}} {text}{stamp}" if frag else f"{plain}{text}{stamp}"
+                     for frag, text in zip(frags, texts, strict=True)])
+    return block, len(values), (series, frags)
+
+
+_INT_TYPE = frozenset({int})
+
+
+def _value_texts(values: list[Any], where: str) -> list[str]:
+    """Values as exposition text; whole-list checks first, value by value (exact errors) if they fail."""
+    if set(map(type, values)) <= _NUMBER_TYPES:  # also keeps out bool, a subclass of int
+        try:
+            if sum(map(abs, values)) <= MAX_INT and min(values) >= MIN_INT:
+                return list(map(str, values))  # str() of a float is its repr(), as render_lines writes
+        except OverflowError:  # float + an int beyond float64
+            pass
+    texts = []
+    for j, value in enumerate(values):
+        kind = type(value)
+        if kind is int:
+            if not MIN_INT <= value <= MAX_INT:
+                raise _fail(f"{where}.values[{j}]: value is outside the 64-bit range")
+            texts.append(str(value))
+        elif kind is float:
+            if not abs(value) <= MAX_ABS_FLOAT:  # also false for NaN
+                raise _fail(f"{where}.values[{j}]: value must be finite and at most {MAX_ABS_FLOAT:g}")
+            texts.append(repr(value))
+        else:
+            raise _fail(f"{where}.values[{j}]: value must be a number")
+    return texts
 
 
 def _careful_block(raw_samples: list[Any], name: str, base: str, stamp: str, cache: LabelCache,

@@ -29,7 +29,15 @@ from collector.inventory import Inventory
 from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
-from wire.codec import DecodeError, Limits, decode_families, decode_status, decode_trap, load_batch
+from wire.codec import (
+    DecodeError,
+    Limits,
+    decode_families,
+    decode_status,
+    decode_trap,
+    family_size,
+    load_batch,
+)
 from wire.messages import AgentStatus, Family, Labels
 from wire.topics import TopicError, TopicKind, parse_topic
 
@@ -220,12 +228,11 @@ class Store:
         return "accepted"
 
     def _ingest_batch(self, agent: str, device: str | None, kind: TopicKind, payload: bytes) -> str:
-        batch, raw_metrics = load_batch(payload, self.limits)
+        batch, raw_metrics, raw_label_sets = load_batch(payload, self.limits)
         if batch.agent != agent or (device is not None and batch.device != device):
             raise DecodeError("identity", f"payload claims {batch.agent}/{batch.device} on {agent}/{device}")
         self.metrics.message(kind.value)
-        samples = sum(len(m["samples"]) for m in raw_metrics
-                      if isinstance(m, dict) and isinstance(m.get("samples"), list))
+        samples = sum(map(family_size, raw_metrics))
         key = SELF if kind is TopicKind.SELF else batch.device
         current = self.devices.get((agent, key))
         in_use = self._series_per_agent.get(agent, 0) - (current.series if current is not None else 0)
@@ -249,14 +256,15 @@ class Store:
         # validate (and render) every family before the message counts as seen, so that a rejected
         # message leaves no trace in the sequence tracker
         if late or self.push:
-            families = decode_families(raw_metrics, self.limits)
+            families = decode_families(raw_metrics, self.limits, raw_label_sets)
             series = to_series(families, base, ts_ms)
             for family in families:
                 state.meta[family.name] = (family.type, family.help)
         else:
             cache = current.label_cache if current is not None else {}
             trim_cache(cache, samples)
-            rendered = render_families(raw_metrics, format_labels(base)[1:-1], ts_ms, self.limits, cache)
+            rendered = render_families(raw_metrics, format_labels(base)[1:-1], ts_ms, self.limits, cache,
+                                       raw_label_sets)
             # UTF-8 once here, so that a scrape only joins bytes (1,000,000 series in ~0.1 s)
             state.blocks = {name: block.encode() for name, block in rendered.blocks.items()}
             state.meta, state.label_cache = rendered.meta, cache

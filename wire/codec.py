@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
-
-import orjson
 
 from wire.messages import (
     AgentStatus,
@@ -69,7 +67,10 @@ def _labels_json(labels: Labels) -> dict[str, str]:
     return dict(labels)
 
 
-def encode_batch(batch: PollBatch) -> bytes:
+def encode_batch(batch: PollBatch, *, compact: bool = True) -> bytes:
+    """The poll as JSON: compact (label sets listed once, families as index and value lists; what the
+    agent sends) or verbose (every sample an object with its labels; also accepted, easier to write by
+    hand). See docs/wire.md."""
     doc: dict[str, Any] = {
         "v": WIRE_VERSION,
         "type": "poll",
@@ -84,16 +85,25 @@ def encode_batch(batch: PollBatch) -> bytes:
         "site": _labels_json(batch.site),
         "kind": batch.kind,
         "errors": [{"profile": e.profile, "error": e.error} for e in batch.errors],
-        "metrics": [
-            {
-                "name": f.name,
-                "type": f.type,
-                "help": f.help,
-                "samples": [{"labels": _labels_json(s.labels), "value": s.value} for s in f.samples],
-            }
-            for f in batch.families
-        ],
     }
+    if compact:
+        # each distinct label set once; a family lists indexes into it and the values, in order
+        index: dict[Labels, int] = {}
+        for f in batch.families:
+            for s in f.samples:
+                index.setdefault(s.labels, len(index))
+        doc["label_sets"] = [_labels_json(labels) for labels in index]
+        doc["metrics"] = [
+            {"name": f.name, "type": f.type, "help": f.help,
+             "series": [index[s.labels] for s in f.samples], "values": [s.value for s in f.samples]}
+            for f in batch.families
+        ]
+    else:
+        doc["metrics"] = [
+            {"name": f.name, "type": f.type, "help": f.help,
+             "samples": [{"labels": _labels_json(s.labels), "value": s.value} for s in f.samples]}
+            for f in batch.families
+        ]
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -150,15 +160,12 @@ def _load(payload: bytes, limits: Limits, expected_type: str) -> dict[str, Any]:
     if len(payload) > limits.max_payload_bytes:
         _fail("too_large", f"{len(payload)} bytes > {limits.max_payload_bytes}")
     try:
-        doc = orjson.loads(payload)  # fast; anything it refuses gets the exact verdict of the stdlib
-    except orjson.JSONDecodeError:
-        try:
-            text = payload.decode("utf-8")
-            doc = json.loads(text, parse_constant=_reject_constant)
-        except DecodeError:
-            raise
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            _fail("json", str(exc)[:200])
+        text = payload.decode("utf-8")
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except DecodeError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        _fail("json", str(exc)[:200])
     if not isinstance(doc, dict):
         _fail("schema", "payload is not a JSON object")
     version = doc.get("v")
@@ -250,7 +257,7 @@ def validate_labels(value: Any, where: str, limits: Limits, *,
     return tuple(items)
 
 
-def _family(raw: Any, index: int, limits: Limits) -> Family:
+def _family(raw: Any, index: int, limits: Limits, label_sets: Sequence[Labels]) -> Family:
     where = f"metrics[{index}]"
     if not isinstance(raw, dict):
         _fail("schema", f"{where} must be an object")
@@ -266,6 +273,8 @@ def _family(raw: Any, index: int, limits: Limits) -> Family:
     if not isinstance(help_text, str):
         _fail("schema", f"{where}: help must be a string")
     check_text(help_text, f"{where}.help")
+    if "values" in raw:
+        return _compact_family(raw, where, name, mtype, help_text, label_sets, limits)
     samples = []
     seen: set[Labels] = set()
     for j, raw_sample in enumerate(_list(raw, "samples")):
@@ -280,9 +289,46 @@ def _family(raw: Any, index: int, limits: Limits) -> Family:
     return Family(name, metric_type, help_text[: limits.max_label_length], tuple(samples))
 
 
-def load_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[PollBatch, list[Any]]:
-    """A poll payload's envelope, validated, with ``families=()``, and its raw ``metrics`` list (not
-    yet validated: :func:`decode_families`, or the collector's fast path collector/ingest.py)."""
+def _compact_family(raw: dict[str, Any], where: str, name: str, mtype: str, help_text: str,
+                    label_sets: Sequence[Labels], limits: Limits) -> Family:
+    if "samples" in raw:
+        _fail("schema", f"{where}: has both samples and values")
+    series, values = raw.get("series"), raw.get("values")
+    if not isinstance(series, list) or not isinstance(values, list) or len(series) != len(values):
+        _fail("schema", f"{where}: series and values must be lists of the same length")
+    samples = []
+    seen: set[Labels] = set()
+    for j, (ref, value) in enumerate(zip(series, values, strict=True)):
+        if type(ref) is not int or not 0 <= ref < len(label_sets):
+            _fail("schema", f"{where}.series[{j}] must index label_sets")
+        labels = label_sets[ref]
+        if labels in seen:
+            _fail("schema", f"{where}.series[{j}]: repeats the labels of another sample")
+        seen.add(labels)
+        samples.append(Sample(labels, _number({"value": value}, "value")))
+    metric_type: MetricType = "counter" if mtype == "counter" else "gauge"
+    return Family(name, metric_type, help_text[: limits.max_label_length], tuple(samples))
+
+
+def family_size(raw: Any) -> int:
+    """Samples a raw family claims (verbose or compact), before validation; 0 when malformed."""
+    if not isinstance(raw, dict):
+        return 0
+    entries = raw.get("values") if "values" in raw else raw.get("samples")
+    return len(entries) if isinstance(entries, list) else 0
+
+
+def validate_label_sets(raw: Any, limits: Limits) -> tuple[Labels, ...]:
+    """The ``label_sets`` of a compact poll, each validated like a sample's labels."""
+    if not isinstance(raw, list):
+        _fail("schema", "label_sets must be a list")
+    return tuple(validate_labels(item, f"label_sets[{i}]", limits) for i, item in enumerate(raw))
+
+
+def load_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[PollBatch, list[Any], list[Any]]:
+    """A poll payload's envelope, validated, with ``families=()``, and its raw ``metrics`` and
+    ``label_sets`` lists (not yet validated: :func:`decode_families`, or the collector's fast path
+    collector/ingest.py)."""
     doc = _load(payload, limits, "poll")
     agent = _str(doc, "agent", limits)
     device = _str(doc, "device", limits)
@@ -290,10 +336,13 @@ def load_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[PollBat
         _fail("schema", "bad agent id or device name")
     seq = _seq(doc)
     raw_metrics = _list(doc, "metrics")
-    total = sum(len(m.get("samples", ())) if isinstance(m, dict) and isinstance(m.get("samples"), list)
-                else 0 for m in raw_metrics)
-    if total > limits.max_samples or len(raw_metrics) > limits.max_samples:
+    raw_label_sets = doc.get("label_sets", [])
+    total = sum(map(family_size, raw_metrics))
+    sets = len(raw_label_sets) if isinstance(raw_label_sets, list) else 0
+    if total > limits.max_samples or len(raw_metrics) > limits.max_samples or sets > limits.max_samples:
         _fail("too_many_samples", f"{total} samples in {len(raw_metrics)} families > {limits.max_samples}")
+    if not isinstance(raw_label_sets, list):
+        _fail("schema", "label_sets must be a list")
     errors = []
     for i, raw_error in enumerate(_list(doc, "errors")):
         if not isinstance(raw_error, dict):
@@ -315,19 +364,21 @@ def load_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[PollBat
         site=validate_labels(doc.get("site", {}), "site", limits, allowed=SITE_LABELS),
         errors=tuple(errors),
     )
-    return batch, raw_metrics
+    return batch, raw_metrics, raw_label_sets
 
 
-def decode_families(raw_metrics: list[Any], limits: Limits = DEFAULT_LIMITS) -> tuple[Family, ...]:
-    families = tuple(_family(raw, i, limits) for i, raw in enumerate(raw_metrics))
+def decode_families(raw_metrics: list[Any], limits: Limits = DEFAULT_LIMITS,
+                    raw_label_sets: list[Any] | None = None) -> tuple[Family, ...]:
+    label_sets = validate_label_sets(raw_label_sets or [], limits)
+    families = tuple(_family(raw, i, limits, label_sets) for i, raw in enumerate(raw_metrics))
     if len({f.name for f in families}) != len(families):
         _fail("schema", "a metric name appears twice in one poll")
     return families
 
 
 def decode_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> PollBatch:
-    batch, raw_metrics = load_batch(payload, limits)
-    return replace(batch, families=decode_families(raw_metrics, limits))
+    batch, raw_metrics, raw_label_sets = load_batch(payload, limits)
+    return replace(batch, families=decode_families(raw_metrics, limits, raw_label_sets))
 
 
 MAX_SEQ = 2**63 - 1

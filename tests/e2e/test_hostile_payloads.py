@@ -126,7 +126,7 @@ def valid_batch(agent: str, device: str, seq: int, *, boot: str = "hostile", lab
                 label_value: str = "x") -> dict[str, Any]:
     samples = [Sample(tuple(sorted((f"l{i}_{j}", label_value) for j in range(labels))), float(i))
                for i in range(2)]
-    doc: dict[str, Any] = json.loads(encode_batch(PollBatch(
+    doc: dict[str, Any] = json.loads(encode_batch(compact=False, batch=PollBatch(
         agent=agent, boot_id=boot, seq=seq, ts=time.time(), device=device, interval=60, up=True, duration=0.1,
         site=(("province", "Vĩnh Phúc"),),
         families=(Family("hatang_hostile_test", "gauge", "Hostile test.", tuple(samples)),),

@@ -87,11 +87,17 @@ def _queued(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def _sample(batch: dict[str, Any], name: str, **labels: str) -> float | None:
+    """A sample of a queued poll payload, compact (what the agent sends) or verbose (docs/wire.md)."""
+    label_sets = batch.get("label_sets", [])
     for family in batch["metrics"]:
         if family["name"] == name:
-            for s in family["samples"]:
-                if all(s["labels"].get(k) == v for k, v in labels.items()):
-                    return float(s["value"])
+            if "values" in family:
+                pairs = list(zip((label_sets[i] for i in family["series"]), family["values"], strict=True))
+            else:
+                pairs = [(s["labels"], s["value"]) for s in family["samples"]]
+            for sample_labels, value in pairs:
+                if all(sample_labels.get(k) == v for k, v in labels.items()):
+                    return float(value)
     return None
 
 

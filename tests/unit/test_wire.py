@@ -69,7 +69,7 @@ def make_batch(**overrides: Any) -> PollBatch:
 
 def batch_doc(**overrides: Any) -> dict[str, Any]:
     """A valid poll payload as a JSON document; overrides replace top-level fields."""
-    doc: dict[str, Any] = json.loads(encode_batch(make_batch()))
+    doc: dict[str, Any] = json.loads(encode_batch(make_batch(), compact=False))
     doc.update(overrides)
     return doc
 
@@ -647,3 +647,71 @@ def test_encode_then_decode_is_identity_for_valid_batches(batch: PollBatch) -> N
 ))
 def test_encode_then_decode_is_identity_for_valid_statuses(status: AgentStatus) -> None:
     assert decode_status(encode_status(status)) == status
+
+
+# --- the compact poll form (what the agent sends) ---------------------------------------------------
+
+
+def compact_doc(**overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(encode_batch(make_batch()))
+    doc.update(overrides)
+    return doc
+
+
+def test_compact_and_verbose_forms_decode_to_the_same_batch() -> None:
+    compact, verbose = encode_batch(make_batch()), encode_batch(make_batch(), compact=False)
+    assert decode_batch(compact) == decode_batch(verbose) == make_batch()
+    doc = json.loads(compact)
+    # each label set once; the uptime family's sample has no labels of its own
+    assert doc["label_sets"] == [{}, {"if_alias": ALIAS_VI, "if_descr": "GigabitEthernet0/1", "if_index": "1",
+                                      "if_name": "Gi0/1"},
+                                 {"if_alias": "", "if_descr": "Vlan1", "if_index": "2", "if_name": "Vl1"}]
+    assert doc["metrics"][1]["series"] == [1, 2] and doc["metrics"][1]["values"] == [COUNTER64_MAX, 0]
+    assert len(compact) < len(verbose)
+
+
+def test_compact_form_shares_label_sets_between_families() -> None:
+    labels = (("if_index", "1"),), (("if_index", "2"),)
+    families = tuple(Family(f"m{n}", "gauge", "", tuple(Sample(lab, n) for lab in labels)) for n in range(5))
+    doc = json.loads(encode_batch(make_batch(families=families)))
+    assert len(doc["label_sets"]) == 2
+    assert all(f["series"] == [0, 1] for f in doc["metrics"])
+    assert decode_batch(dumps(doc)).families == families
+
+
+def _compact_family(series: Any, values: Any, **extra: Any) -> dict[str, Any]:
+    return {"name": "hatang_test", "type": "gauge", "help": "", "series": series, "values": values, **extra}
+
+
+@pytest.mark.parametrize(
+    ("label_sets", "family"),
+    [
+        ([{"a": "1"}], _compact_family([1], [1])),  # index out of range
+        ([{"a": "1"}], _compact_family([-1], [1])),
+        ([{"a": "1"}], _compact_family([True], [1])),  # a bool is no index
+        ([{"a": "1"}], _compact_family([0.0], [1])),
+        ([{"a": "1"}], _compact_family([0], [1, 2])),  # lengths differ
+        ([{"a": "1"}], _compact_family(0, [1])),
+        ([{"a": "1"}], _compact_family([0], [True])),
+        ([{"a": "1"}], _compact_family([0], [float("nan")])),
+        ([{"a": "1"}], _compact_family([0], [2**64])),
+        ([{"a": "1"}], _compact_family([0, 0], [1, 2])),  # one series twice
+        ([{"a": "1"}, {"a": "1"}], _compact_family([0, 1], [1, 2])),  # two sets with the same labels
+        ([{"a": "1"}], _compact_family([0], [1], samples=[])),  # both forms at once
+        ([{"agent": "x"}], _compact_family([0], [1])),  # reserved label, even if the set were unused
+        ([{"a": 1}], _compact_family([0], [1])),
+        ({"a": "1"}, _compact_family([0], [1])),  # label_sets not a list
+    ],
+)
+def test_compact_form_rejects(label_sets: Any, family: dict[str, Any]) -> None:
+    doc = compact_doc(label_sets=label_sets, metrics=[family])
+    assert reason_of(json.dumps(doc, ensure_ascii=False, allow_nan=True).encode()) == "schema"
+
+
+def test_compact_form_counts_values_against_the_sample_limit() -> None:
+    limits = Limits(max_samples=3)
+    doc = compact_doc(label_sets=[{"a": str(i)} for i in range(4)],
+                      metrics=[_compact_family([0, 1, 2, 3], [1, 2, 3, 4])])
+    assert reason_of(dumps(doc), limits) == "too_many_samples"
+    doc = compact_doc(label_sets=[{"a": str(i)} for i in range(4)], metrics=[])
+    assert reason_of(dumps(doc), limits) == "too_many_samples"  # label sets are bounded too
