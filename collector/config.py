@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from hatang import configfile
 from hatang.configfile import ConfigError
@@ -44,12 +45,13 @@ class MqttConfig(_Strict):
         if value is None:
             return value
         if info.data.get("protocol") == "3.1.1":
-            raise ValueError('shared subscriptions need MQTT 5: remove protocol: "3.1.1" (the default '
-                             'is "5") or remove shared_group')
+            raise PydanticCustomError("shared_group", 'shared subscriptions need MQTT 5: remove protocol: '
+                                      '"3.1.1" (the default is "5") or remove shared_group')
         if info.data.get("client_id") == DEFAULT_CLIENT_ID:
-            raise ValueError(f"every collector of shared group {value!r} needs a client id of its own "
-                             f"that stays the same across restarts: set mqtt.client_id, e.g. "
-                             f"{DEFAULT_CLIENT_ID}-1, {DEFAULT_CLIENT_ID}-2")
+            raise PydanticCustomError("shared_group", (
+                f"every collector of shared group {value!r} needs a client id of its own that stays the "
+                f"same across restarts: set mqtt.client_id, e.g. {DEFAULT_CLIENT_ID}-1, "
+                f"{DEFAULT_CLIENT_ID}-2"))
         return value
 
 
@@ -88,6 +90,12 @@ class CollectorConfig(_Strict):
     def _push_needs_a_store(self) -> CollectorConfig:
         if self.mode == "push" and not self.remote_write:
             raise ValueError("mode push needs at least one remote_write endpoint")
+        if self.mqtt.shared_group is not None and self.mode != "push":
+            # In scrape mode every member would serve every device now and then (the broker hands out
+            # polls round robin): nothing is split, and members would serve stale copies of each other.
+            raise PydanticCustomError("shared_group", (
+                "mqtt.shared_group: a shared group works in push mode only: set mode: push with a "
+                "remote_write endpoint (docs/scaling.md), or remove mqtt.shared_group"))
         return self
 
     @field_validator("listen")

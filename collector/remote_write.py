@@ -20,6 +20,7 @@ import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cramjam
 
@@ -38,8 +39,14 @@ class Series:
 
 # --- protobuf encoding (pure) ---------------------------------------------------------------------
 
+_SMALL = [bytes([i]) for i in range(0x80)]  # one-byte varints
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+_double = struct.Struct("<d").pack
+
 
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL[value]
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -52,25 +59,33 @@ def _field_bytes(number: int, payload: bytes) -> bytes:
     return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
-def _label(name: str, value: str) -> bytes:
-    return _field_bytes(1, name.encode()) + _field_bytes(2, value.encode())
+@lru_cache(maxsize=1 << 17)
+def _label_field(name: str, value: str) -> bytes:
+    """``TimeSeries.labels`` field (1) holding one ``Label``. Cached: the same label pairs (agent,
+    device, site, interface names) repeat in every poll, and this is most of the encoding cost."""
+    return _field_bytes(1, _field_bytes(1, name.encode()) + _field_bytes(2, value.encode()))
 
 
-def _sample(value: float, timestamp_ms: int) -> bytes:
-    # field 1: double (wire type 1, fixed 64-bit little endian); field 2: int64 varint
-    return b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(timestamp_ms & 0xFFFFFFFFFFFFFFFF)
+@lru_cache(maxsize=1 << 12)
+def _timestamp_tail(timestamp_ms: int) -> bytes:
+    return b"\x10" + _varint(timestamp_ms & _MASK64)  # Sample.timestamp: field 2, int64 varint
+
+
+def _sample_field(value: float, timestamp_ms: int) -> bytes:
+    # Sample.value: field 1, double (wire type 1, fixed 64-bit little endian); then the timestamp.
+    # The Sample is at most 1 + 8 + 11 bytes: its length is one varint byte.
+    payload = b"\x09" + _double(value) + _timestamp_tail(timestamp_ms)
+    return b"\x12" + _SMALL[len(payload)] + payload  # TimeSeries.samples: field 2
 
 
 def encode_write_request(series: Iterable[Series]) -> bytes:
     """Serialize a ``prometheus.WriteRequest``. Labels are sorted by name, as the protocol requires."""
     out = bytearray()
     for s in series:
-        body = bytearray()
-        for name, value in sorted(s.labels):
-            body += _field_bytes(1, _label(name, value))
-        for sample_value, ts in s.samples:
-            body += _field_bytes(2, _sample(float(sample_value), ts))
-        out += _field_bytes(1, bytes(body))
+        parts = [_label_field(name, value) for name, value in sorted(s.labels)]
+        parts += [_sample_field(float(value), ts) for value, ts in s.samples]
+        body = b"".join(parts)
+        out += b"\x0a" + _varint(len(body)) + body  # WriteRequest.timeseries: field 1
     return bytes(out)
 
 

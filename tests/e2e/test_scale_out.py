@@ -12,6 +12,7 @@ VictoriaMetrics exactly once, with its value and poll timestamp.
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -24,7 +25,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.hatang import HatangProcess, find, one, parse, try_scrape, write_yaml
-from tests.support.services import Mosquitto, free_tcp_port, start_mosquitto
+from tests.support.services import Mosquitto, free_tcp_port, require_binary, start_mosquitto
 from tests.support.victoriametrics import VictoriaMetrics, start_victoria_metrics
 from tests.support.waiting import wait_until
 from wire.codec import encode_batch, encode_status
@@ -42,6 +43,7 @@ METRICS = ("hatang_device_uptime_seconds", "hatang_interface_in_bytes_total",
            "hatang_interface_out_bytes_total")
 SELECTOR = '{__name__=~"hatang_device_uptime_seconds|hatang_interface_(in|out)_bytes_total"}'
 SITE = (("commune", "Đại Đình"), ("province", "Vĩnh Phúc"))
+RULES = Path(__file__).resolve().parents[2] / "deploy/prometheus/rules"
 
 
 # ------------------------------------------------------------------------------------------ publishers
@@ -302,3 +304,14 @@ def test_two_collectors_share_the_work_and_a_killed_one_loses_nothing(
         f"rows written to VictoriaMetrics {inserted:.0f} (duplicates removed by dedup: "
         f"{inserted - expected.count():.0f})"
     )
+
+
+def test_group_recording_rules_pass_promtool() -> None:
+    """deploy/prometheus/rules/hatang-group.rules.yml: the group-wide liveness a shared group needs."""
+    promtool = require_binary("promtool", "prometheus")
+    check = subprocess.run([promtool, "check", "rules", "hatang-group.rules.yml"], cwd=RULES,
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    tests = subprocess.run([promtool, "test", "rules", "hatang-group.rules.test.yml"], cwd=RULES,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr

@@ -3,13 +3,14 @@ queue, receipts through the remote-write queues, and the collector's message han
 
 from __future__ import annotations
 
+import struct
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from collector import config as collector_config
-from collector.remote_write import EndpointQueue, Receipt, RemoteWriter, Series
+from collector.remote_write import EndpointQueue, Receipt, RemoteWriter, Series, encode_write_request
 from collector.service import CollectorService
 from collector.subscriber import AckQueue, Completion, subscriptions
 from hatang.configfile import ConfigError
@@ -44,10 +45,24 @@ def test_shared_group_config_loads(tmp_path: Path) -> None:
     assert _load(tmp_path, "mqtt: {url: 'mqtt://h'}\n").mqtt.shared_group is None
 
 
+def test_example_group_member_config_loads() -> None:
+    root = Path(__file__).resolve().parents[2]
+    config = collector_config.load(root / "deploy/examples/collector-group.yaml")
+    assert config.mqtt.shared_group == "hatang" and config.mode == "push"
+    assert config.mqtt.client_id != collector_config.DEFAULT_CLIENT_ID
+
+
+PUSH = "mode: push\nremote_write: [{url: 'http://127.0.0.1:8428/api/v1/write'}]\n"
+
+
+def test_shared_group_needs_push_mode(tmp_path: Path) -> None:
+    [(key, message)] = _problems(tmp_path, "mqtt: {url: 'mqtt://h', client_id: c1, shared_group: g}\n")
+    assert key == "" and message.startswith("mqtt.shared_group: ") and "mode: push" in message
+
+
 def test_shared_group_needs_mqtt_5(tmp_path: Path) -> None:
-    problems = _problems(tmp_path, """\
-        mqtt: {url: "mqtt://h", client_id: c1, shared_group: hatang, protocol: "3.1.1"}
-        """)
+    mqtt = 'mqtt: {url: "mqtt://h", client_id: c1, shared_group: hatang, protocol: "3.1.1"}\n'
+    problems = _problems(tmp_path, mqtt + PUSH)
     assert len(problems) == 1
     key, message = problems[0]
     assert key == "mqtt.shared_group"
@@ -55,14 +70,15 @@ def test_shared_group_needs_mqtt_5(tmp_path: Path) -> None:
 
 
 def test_shared_group_needs_an_own_client_id(tmp_path: Path) -> None:
-    [(key, message)] = _problems(tmp_path, "mqtt: {url: 'mqtt://h', shared_group: hatang}\n")
+    [(key, message)] = _problems(tmp_path, "mqtt: {url: 'mqtt://h', shared_group: hatang}\n" + PUSH)
     assert key == "mqtt.shared_group"
     assert "mqtt.client_id" in message and "hatang-collector-1" in message
 
 
 @pytest.mark.parametrize("group", ["a/b", "a+", "#", "", "x" * 65])
 def test_shared_group_name_is_one_topic_level(tmp_path: Path, group: str) -> None:
-    [(key, _)] = _problems(tmp_path, f"mqtt: {{url: 'mqtt://h', client_id: c1, shared_group: '{group}'}}\n")
+    [(key, _)] = _problems(tmp_path, f"mqtt: {{url: 'mqtt://h', client_id: c1, shared_group: '{group}'}}\n"
+                                     + PUSH)
     assert key == "mqtt.shared_group"
 
 
@@ -244,3 +260,70 @@ def test_a_redelivered_copy_is_acked_only_with_the_first(push_service: Collector
     _handle(push_service, topic, payload, acked, "late copy")  # already written: handled at once
     assert acked == ["first", "again", "late copy"]
     assert not push_service._writing
+
+
+# --- remote-write encoding ------------------------------------------------------------------------
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _fields(data: bytes) -> list[tuple[int, bytes | int]]:
+    """(field number, bytes or fixed64 as int) of one protobuf message: only wire types 0, 1, 2."""
+    out: list[tuple[int, bytes | int]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 2:
+            length, pos = _read_varint(data, pos)
+            out.append((number, data[pos:pos + length]))
+            pos += length
+        elif wire_type == 1:
+            out.append((number, int.from_bytes(data[pos:pos + 8], "little")))
+            pos += 8
+        else:
+            assert wire_type == 0
+            value, pos = _read_varint(data, pos)
+            out.append((number, value))
+    return out
+
+
+def _decode_write_request(data: bytes) -> list[tuple[list[tuple[str, str]], list[tuple[float, int]]]]:
+    out = []
+    for number, ts_bytes in _fields(data):
+        assert number == 1 and isinstance(ts_bytes, bytes)
+        labels, samples = [], []
+        for field, payload in _fields(ts_bytes):
+            assert isinstance(payload, bytes)
+            if field == 1:
+                pair = dict(_fields(payload))
+                name, value = pair.get(1, b""), pair.get(2, b"")
+                assert isinstance(name, bytes) and isinstance(value, bytes)
+                labels.append((name.decode(), value.decode()))
+            else:
+                parts = dict(_fields(payload))
+                raw, stamp = parts[1], parts.get(2, 0)
+                assert isinstance(raw, int) and isinstance(stamp, int)
+                value_f = struct.unpack("<d", raw.to_bytes(8, "little"))[0]
+                samples.append((value_f, stamp - (1 << 64) if stamp >= 1 << 63 else stamp))
+        out.append((labels, samples))
+    return out
+
+
+def test_write_request_round_trips() -> None:
+    series = [
+        Series((("device", "sw"), ("__name__", "m"), ("if_alias", "Đường truyền " * 20), ("empty", ""),
+                ("agent", "xa-a")), ((1.5, 1_795_550_709_450), (2.0**64 - 1, 1_795_550_769_450))),
+        Series((("__name__", "n"),), ((-0.0, 0), (1e300, 127), (3.0, 128), (4.0, -5))),
+    ]
+    decoded = _decode_write_request(encode_write_request(series))
+    assert decoded == [(sorted(s.labels), list(s.samples)) for s in series]
