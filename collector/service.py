@@ -167,9 +167,15 @@ class CollectorService:
                 saver = group.create_task(self._save_state_periodically(), name="state")
                 await stop.wait()
                 saver.cancel()
-                # Stop taking messages first, then finish writing what we have. The connection stays up
-                # meanwhile, so in push mode the messages written now are still acknowledged.
-                self.subscriber.pause()
+                # Stop taking messages first, then finish writing what we have. In push mode the
+                # connection stays up meanwhile, so the messages written now are still acknowledged (and
+                # what arrives is left unacknowledged). In scrape mode the library acknowledges on
+                # arrival: disconnect at once so that nothing more is acknowledged and then dropped.
+                push = self.config.mode == "push"
+                if push:
+                    self.subscriber.pause()
+                else:
+                    subscriber.cancel()
                 if self.remote_writer is not None and not await self.remote_writer.flush(FLUSH_TIMEOUT):
                     log.warning("stopping with %d samples not yet remote-written",
                                 self.remote_writer.pending())
