@@ -77,6 +77,12 @@ class CollectorMetrics:
                       "MQTT messages received and not yet handled.", registry=self.registry)
         gauge.set_function(pending)
 
+    def watch_unacknowledged(self, unacknowledged: Callable[[], int]) -> None:
+        gauge = Gauge("hatang_collector_unacknowledged_messages",
+                      "MQTT messages received and not yet acknowledged to the broker (push mode: their "
+                      "samples are still on their way to the store).", registry=self.registry)
+        gauge.set_function(unacknowledged)
+
     def watch_remote_write(self, writer: RemoteWriter) -> None:
         self.registry.register(_RemoteWriteCollector(writer))
 

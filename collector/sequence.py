@@ -53,11 +53,32 @@ class Verdict:
     gap: int  # sequence numbers newly found missing before this one
 
 
+RECENT_TRACKED = 1024  # sequences remembered per agent when gaps are not tracked (a shared group)
+
+
 class SequenceTracker:
-    def __init__(self) -> None:
+    """With ``track_gaps`` False (a collector in a shared group sees only its share of each agent's
+    messages, so the others' would all look like gaps) only the agent's last sequences are remembered,
+    to drop redelivered copies; nothing is a gap."""
+
+    def __init__(self, *, track_gaps: bool = True) -> None:
+        self.track_gaps = track_gaps
         self._agents: dict[str, OrderedDict[str, _Boot]] = {}
+        self._recent: dict[str, OrderedDict[tuple[str, int], None]] = {}
+
+    def _see_recent(self, agent: str, boot_id: str, seq: int) -> Verdict:
+        recent = self._recent.setdefault(agent, OrderedDict())
+        key = (boot_id, seq)
+        if key in recent:
+            return Verdict(False, 0)
+        recent[key] = None
+        if len(recent) > RECENT_TRACKED:
+            recent.popitem(last=False)
+        return Verdict(True, 0)
 
     def see(self, agent: str, boot_id: str, seq: int) -> Verdict:
+        if not self.track_gaps:
+            return self._see_recent(agent, boot_id, seq)
         boots = self._agents.setdefault(agent, OrderedDict())
         boot = boots.get(boot_id)
         if boot is None:

@@ -64,6 +64,8 @@ class CollectorService:
             push=config.mode == "push",
             inventory=inventory_file.load(config.inventory) if config.inventory is not None else None,
             max_series_per_agent=config.limits.max_series_per_agent,
+            # in a shared group each member sees a share of every agent: the rest are no gaps
+            track_gaps=config.mqtt.shared_group is None,
         )
         if config.state_file is not None:
             restored = state.load(self.store, config.state_file)
@@ -85,6 +87,7 @@ class CollectorService:
             self._on_connection,
         )
         self.metrics.watch_incoming(self.subscriber.pending)
+        self.metrics.watch_unacknowledged(self.subscriber.unacknowledged)
         host, port = config.listen_host_port
         self.http = HttpServer(make_app(self.store, lambda: self.subscriber.connected), host, port)
 

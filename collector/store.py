@@ -115,6 +115,7 @@ class Store:
         push: bool = False,
         inventory: Inventory | None = None,
         max_series_per_agent: int = 100_000,
+        track_gaps: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.metrics = metrics
@@ -133,7 +134,7 @@ class Store:
         self.max_series_per_agent = max_series_per_agent
         self._traps_per_agent: dict[str, int] = {}
         self._series_per_agent: dict[str, int] = {}
-        self._sequences = SequenceTracker()
+        self._sequences = SequenceTracker(track_gaps=track_gaps)
         self._log_reject = RejectLog(clock)
         self.inventory: Inventory | None = None
         self.set_inventory(inventory)

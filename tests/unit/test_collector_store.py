@@ -624,3 +624,16 @@ def test_birth_message_forgets_devices_the_agent_no_longer_has(store: Store) -> 
     assert store.ingest(status_topic(AGENT), birth) == "accepted"
     devices = {dict(k[1]).get("device") for k in parse(render(store)) if k[0] == "hatang_device_up"}
     assert devices == {"core-switch"}
+
+
+def test_a_shared_group_member_counts_no_gaps_but_still_drops_copies() -> None:
+    """In a shared group a member sees only its share of an agent's sequence numbers."""
+    from collector.sequence import RECENT_TRACKED, SequenceTracker
+
+    tracker = SequenceTracker(track_gaps=False)
+    seen = [tracker.see("xa", "boot", seq) for seq in range(1, 2000, 2)]  # every other one
+    assert all(v.new and v.gap == 0 for v in seen)
+    assert not tracker.see("xa", "boot", 1999).new  # a redelivered copy
+    assert tracker.see("xa", "boot", 2).new  # the other member's, if it ever comes here
+    assert not tracker.see("xa", "boot", 2).new
+    assert sum(len(r) for r in tracker._recent.values()) <= RECENT_TRACKED  # bounded memory
