@@ -4,11 +4,21 @@ This is the agent's hot path. pysnmp's object model costs tens of microseconds p
 decoder reads a response straight into ``(OID tuple, SnmpValue)`` pairs with a few slices per varbind
 (OIDs whose sub-identifiers are all < 128, nearly all of them, are one C-level ``tuple(bytes)``).
 
-It accepts what pysnmp accepts and gives the same values (tests/unit/test_snmp_ber.py compares the two
-on generated and fuzzed datagrams, tests/integration/test_recorded_devices.py on whole walks of
-recorded devices), with one deliberate difference inherited from :func:`agent.snmp.repair_unsigned`: a
-Counter32/Gauge32/TimeTicks/Counter64 encoded as a negative integer (a common device bug) is read as
-the unsigned number it stands for (two's complement) instead of failing the whole response.
+It gives the same values as pysnmp with :func:`agent.snmp.repair_unsigned` in front (what the pysnmp
+path does on our socket) and accepts what that accepts, including BER leniencies pyasn1 has and real
+devices need: an INTEGER with no content octets reads as 0 (some power distribution units send them in
+bulk responses), lengths in up to 8 octets. tests/unit/test_snmp_ber.py compares the two on generated
+and fuzzed datagrams, tests/integration/test_fast_path_differential.py on whole walks of recorded
+devices. The deliberate differences, all listed and checked there:
+
+* a Counter32/Gauge32/TimeTicks/Counter64 encoded as a negative integer (a common device bug) is read
+  as the unsigned number it stands for (two's complement) in every encoding, not only the short forms
+  ``repair_unsigned`` rewrites;
+* not decoded: what RFC 3417 section 8 forbids (indefinite lengths, constructed strings), and a
+  Report-PDU (pysnmp takes one as the response; v1/v2c agents do not send them);
+* not range-checked: request-id (an out-of-range one matches no request anyway), error-index (pysnmp
+  drops a negative one and clamps one past the last varbind: we report it as sent), and the SMIv2
+  types in an SNMPv1 message (Counter64, noSuch*, endOfMibView: pysnmp drops the whole response).
 
 Anything malformed raises :class:`BerError`; the caller counts and drops the datagram.
 """
@@ -123,7 +133,7 @@ def _header(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
         stop = pos + first
     else:
         n = first & 0x7F
-        if not 1 <= n <= 4 or pos + n > end:
+        if not 1 <= n <= 8 or pos + n > end:  # RFC 3417 allows extra length octets; pyasn1 up to 8
             raise BerError("bad length")
         stop = pos + n + int.from_bytes(data[pos:pos + n], "big")
         pos += n
@@ -133,9 +143,7 @@ def _header(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
 
 
 def _integer(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    start, stop = _header(data, pos, end, 0x02)
-    if start == stop:
-        raise BerError("empty integer")
+    start, stop = _header(data, pos, end, 0x02)  # no content octets: 0, like pyasn1
     return int.from_bytes(data[start:stop], "big", signed=True), stop
 
 
@@ -174,9 +182,7 @@ def _value(tag: int, content: bytes) -> SnmpValue:
     if tag == 0x04:
         return SnmpValue("octets", content)
     bits = _UNSIGNED_BITS.get(tag)
-    if bits is not None:
-        if not content:
-            raise BerError("empty integer")
+    if bits is not None:  # no content octets (a device bug) reads as 0, like pyasn1
         number = int.from_bytes(content, "big", signed=True)
         if number < 0:  # a device bug: the unsigned number it stands for (see the module doc)
             number %= 1 << bits
@@ -184,8 +190,6 @@ def _value(tag: int, content: bytes) -> SnmpValue:
             raise BerError(f"value out of range for tag 0x{tag:02x}")
         return SnmpValue(_UNSIGNED_KINDS[tag], number)
     if tag == 0x02:
-        if not content:
-            raise BerError("empty integer")
         number = int.from_bytes(content, "big", signed=True)
         if not _INT32_MIN <= number <= _INT32_MAX:
             raise BerError("integer out of the Integer32 range")

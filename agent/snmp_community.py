@@ -86,8 +86,8 @@ class CommunityTransport(asyncio.DatagramProtocol):
             self._transport.close()
             self._transport = None
         for _, _, future in self._pending.values():
-            if not future.done():
-                future.cancel()
+            if not future.done():  # not cancel(): a CancelledError in a caller nobody cancelled
+                future.set_exception(RequestTimeout("socket closed"))
         self._pending.clear()
 
     @property
@@ -111,8 +111,11 @@ class CommunityTransport(asyncio.DatagramProtocol):
         self._pending[request_id] = (address, community, future)
         try:
             for _ in range(max(1, tries)):
+                transport = self._transport
+                if transport is None:  # closed while we waited
+                    raise RequestTimeout("socket closed")
                 try:
-                    self._transport.sendto(datagram, address)
+                    transport.sendto(datagram, address)
                 except OSError as exc:
                     log.debug("cannot send to %s:%s: %s", address[0], address[1], exc)
                 try:
