@@ -660,8 +660,11 @@ class SnmpTarget:
         fast = self._fast
         assert fast is not None
         request_id = fast.request_id()
-        datagram = encode_request(self._fast_version, self._fast_community, pdu, request_id, tuple(oids),
-                                  0, max_repetitions)
+        try:
+            datagram = encode_request(self._fast_version, self._fast_community, pdu, request_id, tuple(oids),
+                                      0, max_repetitions)
+        except ValueError as exc:  # an OID that BER cannot carry (one arc, 1.40.x): like pysnmp's error
+            raise SnmpError(f"{self._where()}: {exc}") from None
         before = self._received[self._address]
         try:
             response = await fast.request(self._address, self._fast_community, request_id, datagram,

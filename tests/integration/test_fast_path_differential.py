@@ -9,8 +9,7 @@ values derived from the time (boot time, interface last change) are comparable e
 durations are not compared. SNMPv1 (GETNEXT walks, noSuchName, Counter64 hidden by the simulator as RFC
 2576 says) is checked on two recordings. Without snmpsim-data these tests skip, or fail when CI=true.
 
-A strict xfail at the end pins the one difference found between the two paths' SnmpTarget: an OID that
-BER cannot carry raises ValueError on the fast path, SnmpError on the pysnmp path.
+An OID that BER cannot carry (one arc, or 1.40.1) fails alike on both paths, with SnmpError.
 """
 
 from __future__ import annotations
@@ -165,10 +164,6 @@ async def test_snmpv1_walk_and_polls_are_identical_on_both_paths(data_dir: Path,
                           await polls(port, rec.name, V1, fast_path=False))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "agent.snmp's fast path lets encode_request's ValueError escape for an OID BER cannot carry (a single "
-    "arc, or a second arc > 39 under 0 or 1: profile validation admits 1.40.1) where the pysnmp path raises "
-    "SnmpError, which the poller reports as a profile error: catch it in SnmpTarget._fast_request"))
 @pytest.mark.parametrize("oid", [(1,), (1, 40, 1)])
 async def test_an_oid_ber_cannot_carry_fails_alike_on_both_paths(oid: OID) -> None:
     async with await serve(silent()) as responder:
