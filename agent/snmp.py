@@ -97,6 +97,7 @@ from pysnmp.hlapi.v3arch import asyncio as hlapi
 from pysnmp.proto import errind, rfc1902, rfc1905
 
 from agent.snmp_ber import GET, GET_BULK, GET_NEXT, VERSIONS, Response, encode_request
+from agent.snmp_ber import tlv as _tlv
 from agent.snmp_community import CommunityTransport, RequestTimeout
 from agent.varbind import NUMERIC_KINDS, OID, SnmpValue, oid_text
 
@@ -256,14 +257,6 @@ def _tlv_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     return tag, pos, pos + length
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes((tag, n)) + content
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(body))) + body + content
-
-
 def _rewrite(data: bytes, start: int, end: int) -> tuple[bytes, bool]:
     out: list[bytes] = []
     changed = False
@@ -301,7 +294,7 @@ def repair_unsigned(datagram: bytes) -> bytes:
 
 
 def _int_tlv(n: int) -> bytes:
-    return _tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big"))
+    return _tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
 
 
 def discovery_request(msg_id: int) -> bytes:

@@ -75,7 +75,8 @@ class Response:
 # encoding (requests)
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
+def tlv(tag: int, content: bytes) -> bytes:
+    """A BER tag-length-value (definite length)."""
     n = len(content)
     if n < 0x80:
         return bytes((tag, n)) + content
@@ -84,7 +85,7 @@ def _tlv(tag: int, content: bytes) -> bytes:
 
 
 def _int(n: int) -> bytes:
-    return _tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
+    return tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
 
 
 def encode_oid(oid: OID) -> bytes:
@@ -101,7 +102,7 @@ def encode_oid(oid: OID) -> bytes:
             chunk.append(0x80 | (arc & 0x7F))
             arc >>= 7
         out.extend(reversed(chunk))
-    return _tlv(0x06, bytes(out))
+    return tlv(0x06, bytes(out))
 
 
 _NULL_TLV = b"\x05\x00"
@@ -111,10 +112,10 @@ def encode_request(version: int, community: bytes, pdu: int, request_id: int, oi
                    non_repeaters: int = 0, max_repetitions: int = 0) -> bytes:
     """A GET / GETNEXT / GETBULK request for ``oids`` (GETBULK: ``non_repeaters``/``max_repetitions``
     take the places of error-status and error-index)."""
-    varbinds = b"".join(_tlv(0x30, encode_oid(o) + _NULL_TLV) for o in oids)
+    varbinds = b"".join(tlv(0x30, encode_oid(o) + _NULL_TLV) for o in oids)
     body = (_int(request_id) + _int(non_repeaters if pdu == GET_BULK else 0)
-            + _int(max_repetitions if pdu == GET_BULK else 0) + _tlv(0x30, varbinds))
-    return _tlv(0x30, _int(version) + _tlv(0x04, community) + _tlv(pdu, body))
+            + _int(max_repetitions if pdu == GET_BULK else 0) + tlv(0x30, varbinds))
+    return tlv(0x30, _int(version) + tlv(0x04, community) + tlv(pdu, body))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ from benchmarks._proc import (
 from benchmarks.common import Result, children_cpu_seconds, process_cpu_seconds, process_rss_bytes, table
 from tests.support.services import require_binary, start_mosquitto, start_snmpd
 
-BENCHMARK = "Agent footprint"
+BENCHMARK = "2. Agent footprint"
 AGENT_ID = "xa-dai-dinh"
 SITE = {"province": "Vĩnh Phúc", "district": "Tam Đảo", "commune": "Đại Đình"}
 GOAL_RSS_MB = 60.0

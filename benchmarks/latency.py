@@ -64,7 +64,7 @@ from benchmarks.common import Result, process_cpu_seconds, table
 from hatang.sim.ber import OID, encode_message, integer, make_trap_v2
 from tests.support.services import free_tcp_port, free_udp_port, start_mosquitto
 
-BENCHMARK = "Latency"
+BENCHMARK = "5. Latency"
 AGENT_ID = "xa-dai-dinh"
 SITE = {"province": "Vĩnh Phúc", "district": "Tam Đảo", "commune": "Đại Đình"}
 TRAP_DEVICE = "trap-switch"

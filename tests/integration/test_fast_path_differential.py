@@ -14,7 +14,6 @@ An OID that BER cannot carry (one arc, or 1.40.1) fails alike on both paths, wit
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,18 +43,6 @@ KINDS = {ber.INTEGER: "integer", ber.OCTET_STRING: "octets", ber.NULL: "null", b
          ber.TIMETICKS: "timeticks", ber.OPAQUE: "opaque", ber.COUNTER64: "counter64",
          ber.NO_SUCH_OBJECT: "no_such_object", ber.NO_SUCH_INSTANCE: "no_such_instance",
          ber.END_OF_MIB_VIEW: "end_of_mib_view"}
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    found = snmprec.data_dir()
-    if found is None:
-        message = (f"the recordings of real devices need the PyPI package {snmprec.PACKAGE} "
-                   f"(pip install {snmprec.PACKAGE}; it belongs in the test extras)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 def recording(data_dir: Path, device: str) -> snmprec.Recording:

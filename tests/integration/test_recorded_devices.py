@@ -10,7 +10,6 @@ the profiles. Without snmpsim-data these tests skip, or fail when CI=true.
 from __future__ import annotations
 
 import math
-import os
 import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -115,18 +114,6 @@ class Polled:
             return None
         [sample] = family.samples
         return sample.value
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    found = snmprec.data_dir()
-    if found is None:
-        message = (f"the recordings of real devices need the PyPI package {snmprec.PACKAGE} "
-                   f"(pip install {snmprec.PACKAGE}; it belongs in the test extras)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 @asynccontextmanager
