@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from agent.probes import ProbeError, ProbeResult, icmp_socket_kind, run_probe
-from tests.support.services import LOOPBACK, require_binary
+from tests.support.services import LOOPBACK, require_binary, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def closed_port() -> int:
 def needs_icmp() -> str:
     kind = icmp_socket_kind()
     if kind is None:
-        pytest.skip("no ICMP socket allowed here (not root, group outside net.ipv4.ping_group_range)")
+        unavailable("no ICMP socket allowed here (not root, group outside net.ipv4.ping_group_range)")
     return kind
 
 
@@ -172,7 +172,7 @@ def _run_child(prefix: list[str], *args: str) -> dict[str, Any]:
     argv = [*prefix, sys.executable, "-c", textwrap.dedent(_CHILD), *args]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
     if proc.returncode != 0 and not proc.stdout and ("unshare" in proc.stderr or "setpriv" in proc.stderr):
-        pytest.skip(f"cannot drop capabilities or create namespaces here: {proc.stderr.strip()}")
+        unavailable(f"cannot drop capabilities or create namespaces here: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout)
     return result
@@ -197,12 +197,14 @@ def test_unprivileged_ping_socket_in_private_netns() -> None:
         assert rtt_min > 0
 
 
-def test_fallback_to_tcp_without_any_icmp_socket(listening_port: int) -> None:
-    """Outside ping_group_range and without CAP_NET_RAW, "auto" falls back to TCP connects."""
-    ping_range = Path("/proc/sys/net/ipv4/ping_group_range").read_text().split()
-    if int(ping_range[0]) <= os.getgid() <= int(ping_range[1]):
-        pytest.skip("this host's ping_group_range allows our group: ICMP datagram sockets would be used")
-    results = _run_child(_no_net_raw(), str(listening_port))
+def test_fallback_to_tcp_without_any_icmp_socket() -> None:
+    """Outside ping_group_range and without CAP_NET_RAW, "auto" falls back to TCP connects. Run in a
+    private network namespace, whose ping_group_range is the kernel default that admits no group, whatever
+    the host allows; nothing listens there, so every connect is refused: refused = reachable."""
+    unshare = require_binary("unshare", "util-linux")
+    setup = 'ip link set lo up && exec "$@"'
+    results = _run_child([unshare, "--user", "--map-root-user", "--net", "sh", "-c", setup, "sh",
+                          *_no_net_raw()])
     assert results["kind"] is None
     assert results["loopback"][:3] == ["tcp", 3, 3]
     assert results["other"][:3] == ["tcp", 3, 3]  # 127.0.0.4: refused = reachable

@@ -6,9 +6,7 @@ The clock is frozen so that what the tools print must equal the device table exa
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 from hatang.sim import ber
 from hatang.sim.device import IF_ENTRY, IFX_ENTRY, SimulatedDevice, make_router, make_switch
 from hatang.sim.responder import SimulatorHandle, answer, serve_devices
+from tests.support.services import require_binary
 
 IF_TABLE = (1, 3, 6, 1, 2, 1, 2, 2)
 IFX_TABLE = (1, 3, 6, 1, 2, 1, 31, 1, 1)
@@ -31,13 +30,7 @@ def dotted(o: tuple[int, ...]) -> str:
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"net-snmp tool {name!r} not installed (apt package 'snmp')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_binary(name, "snmp")
 
 
 async def run(name: str, *args: str) -> tuple[int, str, str]:

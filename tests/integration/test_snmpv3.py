@@ -30,7 +30,7 @@ from agent.snmp import (
     SnmpTimeout,
 )
 from agent.varbind import SnmpValue
-from tests.support.services import Snmpd, require_binary, snmpget, snmpwalk, start_snmpd
+from tests.support.services import Snmpd, require_binary, snmpget, snmpwalk, start_snmpd, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +140,7 @@ async def test_auth_priv(engine: SnmpEngine, v3_snmpd: Snmpd, supported: tuple[s
                                    "auth_password": "x" * 8, "priv_protocol": priv, "priv_password": "y" * 8})
     auth_ok, priv_ok = supported
     if NET_SNMP_AUTH[auth] not in auth_ok or not _priv_supported(priv, priv_ok):
-        pytest.skip(f"this net-snmp does not support {NET_SNMP_AUTH[auth]}/{NET_SNMP_PRIV[priv]} "
+        unavailable(f"this net-snmp does not support {NET_SNMP_AUTH[auth]}/{NET_SNMP_PRIV[priv]} "
                     f"(snmpget -h lists auth {sorted(auth_ok)}, priv {sorted(priv_ok)}); "
                     "our config accepts the name")
     assert await read_sys_name(engine, v3_snmpd, v3(user_name(auth, priv), auth, priv)) == EXPECTED_NAME
@@ -150,7 +150,7 @@ async def test_auth_priv(engine: SnmpEngine, v3_snmpd: Snmpd, supported: tuple[s
 async def test_auth_no_priv(engine: SnmpEngine, v3_snmpd: Snmpd, supported: tuple[set[str], set[str]],
                             auth: str) -> None:
     if NET_SNMP_AUTH[auth] not in supported[0]:
-        pytest.skip(f"this net-snmp does not support {NET_SNMP_AUTH[auth]}")
+        unavailable(f"this net-snmp does not support {NET_SNMP_AUTH[auth]}")
     assert await read_sys_name(engine, v3_snmpd, v3(user_name(auth, None), auth)) == EXPECTED_NAME
 
 
@@ -260,7 +260,7 @@ def test_net_snmp_lists_what_we_expect_on_debian_12() -> None:
     assert {"MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"} <= auth
     assert {"DES", "AES"} <= priv
     if not {"AES-192", "AES-256"} <= priv:
-        pytest.skip(f"net-snmp here lacks Blumenthal AES-192/256 (lists {sorted(priv)})")
+        unavailable(f"net-snmp here lacks Blumenthal AES-192/256 (lists {sorted(priv)})")
 
 
 # ------------------------------------------------------------------------------------------- poll_once

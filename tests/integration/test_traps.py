@@ -22,7 +22,7 @@ import pytest
 
 from agent.traps import TrapEvent, TrapListenError, TrapReceiver, V3User
 from hatang.sim import ber
-from tests.support.services import LOOPBACK, free_udp_port, require_binary
+from tests.support.services import LOOPBACK, free_udp_port, require_binary, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -318,7 +318,7 @@ async def test_ipv6_loopback(net_snmp: NetSnmp) -> None:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
             probe.bind(("::1", 0))
     except OSError:
-        pytest.skip("no IPv6 loopback here")
+        unavailable("no IPv6 loopback here")
     events = Events()
     receiver = TrapReceiver(("::1", 0), ["public"], [], events)
     await receiver.start()
@@ -342,7 +342,7 @@ def _in_private_netns(script: str) -> subprocess.CompletedProcess[str]:
                            textwrap.dedent(script)], capture_output=True, text=True, cwd=REPO, timeout=60,
                           check=False)
     if proc.returncode != 0 and not proc.stdout and ("unshare" in proc.stderr or "setpriv" in proc.stderr):
-        pytest.skip(f"cannot create user/network namespaces here: {proc.stderr.strip()}")
+        unavailable(f"cannot create user/network namespaces here: {proc.stderr.strip()}")
     return proc
 
 

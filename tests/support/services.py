@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import NoReturn, Self, TypeVar
 
 import pytest
 
@@ -81,6 +81,14 @@ class ServiceError(RuntimeError):
 # binaries
 
 
+def unavailable(message: str) -> NoReturn:
+    """A real dependency or host capability a test needs is missing: ``pytest.fail`` when the
+    environment variable ``CI`` equals "true" (CI must provide it), otherwise ``pytest.skip``."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 def require_binary(name: str, package: str) -> str:
     """Return the absolute path of ``name`` (searched on PATH plus /usr/sbin and /sbin).
 
@@ -95,9 +103,7 @@ def require_binary(name: str, package: str) -> str:
         f"required program {name!r} not found: "
         f"install the Debian package {package!r} (apt-get install {package})"
     )
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+    unavailable(msg)
 
 
 # --------------------------------------------------------------------------------------------------

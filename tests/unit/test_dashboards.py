@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import unicodedata
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.services import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "dashboards"
@@ -400,13 +401,13 @@ def _concrete(expr: str) -> str:
     return VAR_REF_RE.sub(".*", expr)
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 @needs_dashboards
 def test_promql_syntax_with_promtool(path: Path, tmp_path: Path) -> None:
+    promtool = require_binary("promtool", "prometheus")
     rules = [{"record": f"hatang:check:{n}", "expr": _concrete(expr)}
              for n, (_where, expr) in enumerate(_exprs(_load(path)))]
     rule_file = tmp_path / "rules.yml"
     rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}), encoding="utf-8")
-    result = subprocess.run(["promtool", "check", "rules", str(rule_file)], capture_output=True, text=True,
+    result = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
