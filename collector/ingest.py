@@ -20,14 +20,10 @@ from collector.exposition import escape
 from wire.codec import (
     MAX_ABS_FLOAT,
     MAX_INT,
-    METRIC_NAME,
-    METRIC_TYPES,
     MIN_INT,
-    RESERVED_METRIC_PREFIXES,
-    RESERVED_METRICS,
     DecodeError,
     Limits,
-    check_text,
+    validate_family_head,
     validate_labels,
 )
 
@@ -74,7 +70,7 @@ def render_families(raw_metrics: list[Any], base: str, ts_ms: int, limits: Limit
         where = f"metrics[{index}]"
         if not isinstance(raw, dict):
             raise _fail(f"{where} must be an object")
-        name, mtype, help_text = _family_head(raw, where, limits)
+        name, mtype, help_text = validate_family_head(raw, where, limits)
         if name in meta:
             raise _fail("a metric name appears twice in one poll")
         if "values" in raw:
@@ -101,12 +97,59 @@ def render_families(raw_metrics: list[Any], base: str, ts_ms: int, limits: Limit
 
 
 _NUMBER_TYPES = frozenset({int, float})
+_INT_TYPE = frozenset({int})
+
+
+def _join(name: str, base: str, stamp: str, frags: list[str], texts: list[str]) -> str:
+    """The family's exposition lines (``frags``: each sample's own labels, formatted; may be empty)."""
+    head = f"{name}{{{base},"
+    plain = f"{name}{{{base}}} "
+    return "".join([f"{head}{frag}}} {text}{stamp}" if frag else f"{plain}{text}{stamp}"
+                    for frag, text in zip(frags, texts, strict=True)])
+
+
+def _plain_texts(values: list[Any]) -> list[str] | None:
+    """The values as exposition text when whole-list checks (C loops) prove them all valid, else None."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:  # also keeps out bool, a subclass of int
+        return None
+    # every |value| <= the sum <= 2**64 - 1 (so floats are finite, far below MAX_ABS_FLOAT, and no NaN)
+    try:
+        if not (sum(map(abs, values)) <= MAX_INT and min(values, default=0) >= MIN_INT):
+            return None
+    except OverflowError:  # float + an int beyond float64 (10**400): invalid, value_text says why
+        return None
+    return list(map(str, values))  # str() of a float is its repr(), as render_lines writes it
+
+
+def _value_text(value: Any, at: str) -> str:
+    """One value as exposition text, with decode_batch's verdict."""
+    kind = type(value)
+    if kind is int:
+        if not MIN_INT <= value <= MAX_INT:
+            raise _fail(f"{at}: value is outside the 64-bit range")
+        return str(value)
+    if kind is float:
+        if not abs(value) <= MAX_ABS_FLOAT:  # also false for NaN
+            raise _fail(f"{at}: value must be finite and at most {MAX_ABS_FLOAT:g}")
+        return repr(value)
+    raise _fail(f"{at}: value must be a number")
+
+
+def _cached_fragment(raw_labels: Any, cache: LabelCache, where: str, limits: Limits) -> str:
+    """The formatted label set, from the device's cache or validated and formatted now."""
+    try:
+        frag = cache.get(tuple(raw_labels.items()))
+    except (AttributeError, TypeError):  # not an object, or unhashable values: invalid anyway
+        frag = None
+    if frag is None:
+        frag = _fragment(raw_labels, where, limits)
+        cache[tuple(raw_labels.items())] = frag
+    return frag
 
 
 def _fast_block(raw_samples: list[Any], name: str, base: str, stamp: str, cache: LabelCache,
                 previous: tuple[list[Any], list[str]]) -> tuple[str, tuple[list[Any], list[str]]] | None:
-    """The family's lines when every label set is cached and every value plainly valid, else None.
-    Whole-list operations (C loops) instead of a Python loop per sample."""
+    """The family's lines when every label set is cached and every value plainly valid, else None."""
     try:
         labels = [s["labels"] for s in raw_samples]
         if labels == previous[0]:
@@ -120,37 +163,17 @@ def _fast_block(raw_samples: list[Any], name: str, base: str, stamp: str, cache:
         return None
     if not values:
         return "", previous
-    if not set(map(type, values)) <= _NUMBER_TYPES:  # also keeps out bool, a subclass of int
+    texts = _plain_texts(values)
+    if texts is None:
         return None
-    # every |value| <= the sum <= 2**64 - 1 (so floats are finite, far below MAX_ABS_FLOAT, and no NaN)
-    try:
-        if not (sum(map(abs, values)) <= MAX_INT and min(values) >= MIN_INT):
-            return None
-    except OverflowError:  # float + an int beyond float64 (10**400): invalid, the careful path says why
-        return None
-    head = f"{name}{{{base},"
-    plain = f"{name}{{{base}}} "
-    # str() of a float is its repr(), as render_lines writes it
-    block = "".join([f"{head}{frag}}} {text}{stamp}" if frag else f"{plain}{text}{stamp}"
-                     for frag, text in zip(frags, map(str, values), strict=True)])
-    return block, (labels, frags)
+    return _join(name, base, stamp, frags, texts), (labels, frags)
 
 
 def _label_table(raw_label_sets: Any, cache: LabelCache, limits: Limits) -> list[str]:
     """The formatted fragment of every label set of a compact poll (validated on a cache miss)."""
     if not isinstance(raw_label_sets, list):
         raise _fail("label_sets must be a list")
-    table = []
-    for i, raw_labels in enumerate(raw_label_sets):
-        try:
-            frag = cache.get(tuple(raw_labels.items()))
-        except (AttributeError, TypeError):
-            frag = None
-        if frag is None:
-            frag = _fragment(raw_labels, f"label_sets[{i}]", limits)
-            cache[tuple(raw_labels.items())] = frag
-        table.append(frag)
-    return table
+    return [_cached_fragment(raw, cache, f"label_sets[{i}]", limits) for i, raw in enumerate(raw_label_sets)]
 
 
 def _compact_block(raw: dict[str, Any], name: str, base: str, stamp: str, table: list[str],
@@ -175,97 +198,29 @@ def _compact_block(raw: dict[str, Any], name: str, base: str, stamp: str, table:
         frags = [table[i] for i in series]
         if len(set(frags)) != len(frags):
             raise _fail(f"{where}: a sample repeats the labels of another sample")
-    texts = _value_texts(values, where)
-    head = f"{name}{{{base},"
-    plain = f"{name}{{{base}}} "
-    block = "".join([f"{head}{frag}}} {text}{stamp}" if frag else f"{plain}{text}{stamp}"
-                     for frag, text in zip(frags, texts, strict=True)])
-    return block, len(values), (series, frags)
-
-
-_INT_TYPE = frozenset({int})
-
-
-def _value_texts(values: list[Any], where: str) -> list[str]:
-    """Values as exposition text; whole-list checks first, value by value (exact errors) if they fail."""
-    if set(map(type, values)) <= _NUMBER_TYPES:  # also keeps out bool, a subclass of int
-        try:
-            if sum(map(abs, values)) <= MAX_INT and min(values) >= MIN_INT:
-                return list(map(str, values))  # str() of a float is its repr(), as render_lines writes
-        except OverflowError:  # float + an int beyond float64
-            pass
-    texts = []
-    for j, value in enumerate(values):
-        kind = type(value)
-        if kind is int:
-            if not MIN_INT <= value <= MAX_INT:
-                raise _fail(f"{where}.values[{j}]: value is outside the 64-bit range")
-            texts.append(str(value))
-        elif kind is float:
-            if not abs(value) <= MAX_ABS_FLOAT:  # also false for NaN
-                raise _fail(f"{where}.values[{j}]: value must be finite and at most {MAX_ABS_FLOAT:g}")
-            texts.append(repr(value))
-        else:
-            raise _fail(f"{where}.values[{j}]: value must be a number")
-    return texts
+    texts = _plain_texts(values)
+    if texts is None:
+        texts = [_value_text(value, f"{where}.values[{j}]") for j, value in enumerate(values)]
+    return _join(name, base, stamp, frags, texts), len(values), (series, frags)
 
 
 def _careful_block(raw_samples: list[Any], name: str, base: str, stamp: str, cache: LabelCache,
                    where: str, limits: Limits) -> str:
     """Sample by sample, with decode_batch's exact errors; fills the label cache."""
-    plain = "{" + base + "} "
-    lines: list[str] = []
     frags: list[str] = []
+    texts: list[str] = []
     for j, sample in enumerate(raw_samples):
+        at = f"{where}.samples[{j}]"
         if type(sample) is not dict:
-            raise _fail(f"{where}.samples[{j}] must be an object")
-        raw_labels = sample.get("labels", _EMPTY)
-        try:
-            frag = cache.get(tuple(raw_labels.items()))
-        except (AttributeError, TypeError):  # not an object, or unhashable values: invalid anyway
-            frag = None
-        if frag is None:
-            frag = _fragment(raw_labels, f"{where}.samples[{j}].labels", limits)
-            cache[tuple(raw_labels.items())] = frag
-        value: Any = sample.get("value")
-        kind = type(value)
-        if kind is int:
-            if not MIN_INT <= value <= MAX_INT:
-                raise _fail(f"{where}.samples[{j}]: value is outside the 64-bit range")
-            text = str(value)
-        elif kind is float:
-            if not abs(value) <= MAX_ABS_FLOAT:  # also false for NaN
-                raise _fail(f"{where}.samples[{j}]: value must be finite and at most {MAX_ABS_FLOAT:g}")
-            text = repr(value)
-        else:
-            raise _fail(f"{where}.samples[{j}]: value must be a number")
-        frags.append(frag)
-        lines.append(f"{name}{{{base},{frag}}} {text}{stamp}" if frag else f"{name}{plain}{text}{stamp}")
+            raise _fail(f"{at} must be an object")
+        frags.append(_cached_fragment(sample.get("labels", _EMPTY), cache, f"{at}.labels", limits))
+        texts.append(_value_text(sample.get("value"), at))
     if len(set(frags)) != len(frags):  # two samples of one series would make the exposition invalid
         raise _fail(f"{where}: a sample repeats the labels of another sample")
-    return "".join(lines)
+    return _join(name, base, stamp, frags, texts)
 
 
 _EMPTY: Mapping[str, str] = {}
-
-
-def _family_head(raw: dict[str, Any], where: str, limits: Limits) -> tuple[str, str, str]:
-    name = raw.get("name")
-    if not isinstance(name, str) or len(name) > limits.max_label_length:
-        raise _fail(f"{where}: name must be a string of at most {limits.max_label_length} characters")
-    check_text(name, "name")
-    if METRIC_NAME.fullmatch(name) is None:
-        raise _fail(f"{where}: bad metric name {name[:64]!r}")
-    if name in RESERVED_METRICS or name.startswith(RESERVED_METRIC_PREFIXES):
-        raise _fail(f"{where}: metric name {name!r} is reserved for the collector")
-    mtype = raw.get("type")
-    if not isinstance(mtype, str) or mtype not in METRIC_TYPES:
-        raise _fail(f"{where}: type must be one of {sorted(METRIC_TYPES)}")
-    help_text = raw.get("help", "")
-    if not isinstance(help_text, str):
-        raise _fail(f"{where}: help must be a string")
-    check_text(help_text, f"{where}.help")
-    return name, mtype, help_text[: limits.max_label_length]
 
 
 def trim_cache(cache: LabelCache, series: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
@@ -257,10 +257,8 @@ def validate_labels(value: Any, where: str, limits: Limits, *,
     return tuple(items)
 
 
-def _family(raw: Any, index: int, limits: Limits, label_sets: Sequence[Labels]) -> Family:
-    where = f"metrics[{index}]"
-    if not isinstance(raw, dict):
-        _fail("schema", f"{where} must be an object")
+def validate_family_head(raw: dict[str, Any], where: str, limits: Limits) -> tuple[str, MetricType, str]:
+    """A family's name, type and help (cut to ``max_label_length``), validated."""
     name = _str(raw, "name", limits)
     if METRIC_NAME.fullmatch(name) is None:
         _fail("schema", f"{where}: bad metric name {name[:64]!r}")
@@ -273,41 +271,49 @@ def _family(raw: Any, index: int, limits: Limits, label_sets: Sequence[Labels]) 
     if not isinstance(help_text, str):
         _fail("schema", f"{where}: help must be a string")
     check_text(help_text, f"{where}.help")
-    if "values" in raw:
-        return _compact_family(raw, where, name, mtype, help_text, label_sets, limits)
+    metric_type: MetricType = "counter" if mtype == "counter" else "gauge"
+    return name, metric_type, help_text[: limits.max_label_length]
+
+
+def _family(raw: Any, index: int, limits: Limits, label_sets: Sequence[Labels]) -> Family:
+    where = f"metrics[{index}]"
+    if not isinstance(raw, dict):
+        _fail("schema", f"{where} must be an object")
+    name, mtype, help_text = validate_family_head(raw, where, limits)
+    entries = (_compact_entries(raw, where, label_sets) if "values" in raw
+               else _verbose_entries(raw, where, limits))
     samples = []
     seen: set[Labels] = set()
+    for labels, value, at in entries:
+        if labels in seen:  # two samples of one series would make the exposition invalid
+            _fail("schema", f"{at}: repeats the labels of another sample")
+        seen.add(labels)
+        samples.append(Sample(labels, _number({"value": value}, "value")))
+    return Family(name, mtype, help_text, tuple(samples))
+
+
+def _verbose_entries(raw: dict[str, Any], where: str, limits: Limits) -> Iterator[tuple[Labels, Any, str]]:
+    """(labels, raw value, position) of each ``samples`` object, validated one at a time."""
     for j, raw_sample in enumerate(_list(raw, "samples")):
         if not isinstance(raw_sample, dict):
             _fail("schema", f"{where}.samples[{j}] must be an object")
-        labels = validate_labels(raw_sample.get("labels", {}), f"{where}.samples[{j}].labels", limits)
-        if labels in seen:  # two samples of one series would make the exposition invalid
-            _fail("schema", f"{where}.samples[{j}]: repeats the labels of another sample")
-        seen.add(labels)
-        samples.append(Sample(labels, _number(raw_sample, "value")))
-    metric_type: MetricType = "counter" if mtype == "counter" else "gauge"
-    return Family(name, metric_type, help_text[: limits.max_label_length], tuple(samples))
+        at = f"{where}.samples[{j}]"
+        labels = validate_labels(raw_sample.get("labels", {}), f"{at}.labels", limits)
+        yield labels, raw_sample.get("value"), at
 
 
-def _compact_family(raw: dict[str, Any], where: str, name: str, mtype: str, help_text: str,
-                    label_sets: Sequence[Labels], limits: Limits) -> Family:
+def _compact_entries(raw: dict[str, Any], where: str, label_sets: Sequence[Labels]
+                     ) -> Iterator[tuple[Labels, Any, str]]:
+    """(labels, raw value, position) of each entry of ``series`` and ``values``."""
     if "samples" in raw:
         _fail("schema", f"{where}: has both samples and values")
     series, values = raw.get("series"), raw.get("values")
     if not isinstance(series, list) or not isinstance(values, list) or len(series) != len(values):
         _fail("schema", f"{where}: series and values must be lists of the same length")
-    samples = []
-    seen: set[Labels] = set()
     for j, (ref, value) in enumerate(zip(series, values, strict=True)):
         if type(ref) is not int or not 0 <= ref < len(label_sets):
             _fail("schema", f"{where}.series[{j}] must index label_sets")
-        labels = label_sets[ref]
-        if labels in seen:
-            _fail("schema", f"{where}.series[{j}]: repeats the labels of another sample")
-        seen.add(labels)
-        samples.append(Sample(labels, _number({"value": value}, "value")))
-    metric_type: MetricType = "counter" if mtype == "counter" else "gauge"
-    return Family(name, metric_type, help_text[: limits.max_label_length], tuple(samples))
+        yield label_sets[ref], value, f"{where}.series[{j}]"
 
 
 def family_size(raw: Any) -> int:
