@@ -702,24 +702,16 @@ class SnmpTarget:
                 response = await self._fast_request(GET_BULK, (oid,), reps)
             except SnmpTimeout:
                 if reps > 1 and self.answered and not retried_timeout:
-                    retried_timeout = True  # see _next_bulk
-                    self.max_repetitions = 1
-                    self._reps_ceiling = max(1, min(self._reps_ceiling, reps // 2))
-                    self._good_bulks = 0
-                    log.debug("%s: bulk timeout, max-repetitions now 1", self._where())
+                    retried_timeout = True
+                    self._silent_drop(reps)
                     continue
                 raise
             if response.error_status == 1 and reps > 1:  # tooBig
-                self.max_repetitions = self._reps_ceiling = max(1, reps // 2)
-                self._good_bulks = 0
-                log.debug("%s: tooBig, max-repetitions now %d", self._where(), self.max_repetitions)
+                self._too_big(reps)
                 continue
             if response.error_status:
                 raise self._fast_status_error(response)
-            self._good_bulks += 1
-            if self._good_bulks >= _GROW_AFTER and self.max_repetitions < self._reps_ceiling:
-                self.max_repetitions = min(self._reps_ceiling, self.max_repetitions * 2)
-                self._good_bulks = 0
+            self._good_bulk()
             return response.varbinds
 
     # ---------------------------------------------------------------- GET
@@ -761,26 +753,37 @@ class SnmpTarget:
                 self._engine, self._auth, self._transport, self._context, 0, reps, request,
                 lookupMib=False))
             if not ind and status and int(status) == 1 and reps > 1:  # tooBig: the device says so
-                self.max_repetitions = self._reps_ceiling = max(1, reps // 2)
-                self._good_bulks = 0
-                log.debug("%s: tooBig, max-repetitions now %d", self._where(), self.max_repetitions)
+                self._too_big(reps)
                 continue
             if (isinstance(ind, errind.RequestTimedOut) and reps > 1 and self.answered
                     and not retried_timeout):
-                # A device that answered before may drop responses too large for it: retry once with
-                # one repetition, then grow back slowly, never again to the size that got no answer.
                 retried_timeout = True
-                self.max_repetitions = 1
-                self._reps_ceiling = max(1, min(self._reps_ceiling, reps // 2))
-                self._good_bulks = 0
-                log.debug("%s: bulk timeout, max-repetitions now %d", self._where(), self.max_repetitions)
+                self._silent_drop(reps)
                 continue
             self._check(ind, status, index, datagrams, varbinds)
-            self._good_bulks += 1
-            if self._good_bulks >= _GROW_AFTER and self.max_repetitions < self._reps_ceiling:
-                self.max_repetitions = min(self._reps_ceiling, self.max_repetitions * 2)
-                self._good_bulks = 0
+            self._good_bulk()
             return [(tuple(name), convert(value)) for name, value in varbinds]
+
+    # max-repetitions adaptation, shared by the pysnmp and the fast path
+
+    def _too_big(self, reps: int) -> None:
+        self.max_repetitions = self._reps_ceiling = max(1, reps // 2)
+        self._good_bulks = 0
+        log.debug("%s: tooBig, max-repetitions now %d", self._where(), self.max_repetitions)
+
+    def _silent_drop(self, reps: int) -> None:
+        """A device that answered before may drop responses too large for it: retry once with one
+        repetition, then grow back slowly, never again to the size that got no answer."""
+        self.max_repetitions = 1
+        self._reps_ceiling = max(1, min(self._reps_ceiling, reps // 2))
+        self._good_bulks = 0
+        log.debug("%s: bulk timeout, max-repetitions now %d", self._where(), self.max_repetitions)
+
+    def _good_bulk(self) -> None:
+        self._good_bulks += 1
+        if self._good_bulks >= _GROW_AFTER and self.max_repetitions < self._reps_ceiling:
+            self.max_repetitions = min(self._reps_ceiling, self.max_repetitions * 2)
+            self._good_bulks = 0
 
     async def _next_rows(self, oid: OID) -> list[tuple[OID, SnmpValue]]:
         if self._fast is not None:
