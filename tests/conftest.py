@@ -7,9 +7,11 @@ root both work and same-named test modules in different folders do not collide.
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +78,15 @@ def snmpd_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
         yield agent
     finally:
         agent.stop()
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """What reached the event loop's exception handler (e.g. a callback failing on a cancelled or done
+    future): tests assert it stays empty."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    yield seen
+    loop.set_exception_handler(previous)

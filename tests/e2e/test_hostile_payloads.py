@@ -38,15 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.selfmetrics import REJECT_REASONS, CollectorMetrics
 from collector.store import LOG_EVERY, Store
 from tests.e2e.conftest import Collector
 from tests.support.hatang import Series, find, one, parse, scrape, wait_for_series
+from tests.support.mqtt_publisher import Publisher
 from tests.support.services import Mosquitto, start_mosquitto
 from tests.support.waiting import wait_until
 from wire.codec import DEFAULT_LIMITS, encode_batch, encode_status, encode_trap
@@ -393,30 +392,6 @@ def predict(corpus: list[Hostile]) -> Oracle:
 
 
 # ------------------------------------------------------------------------------------------- MQTT clients
-
-
-class Publisher:
-    """A paho client publishing with QoS 1 and waiting for the PUBACKs, so nothing is silently lost."""
-
-    def __init__(self, broker: Mosquitto, name: str) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)
-        self.client.max_inflight_messages_set(100)
-        self.client.max_queued_messages_set(0)
-        self.client.connect(broker.host, broker.port, keepalive=60)
-        self.client.loop_start()
-        wait_until(self.client.is_connected, 10, message=f"{name} to connect")
-
-    def publish(self, messages: list[tuple[str, bytes]], timeout: float = 30) -> None:
-        infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
-        deadline = time.monotonic() + timeout
-        for info in infos:
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-            assert info.is_published(), f"no PUBACK within {timeout}s (rc {info.rc})"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.hatang import HatangProcess, find, one, parse, try_scrape, write_yaml
+from tests.support.mqtt_publisher import Publisher
 from tests.support.services import Mosquitto, free_tcp_port, require_binary, start_mosquitto
 from tests.support.victoriametrics import VictoriaMetrics, start_victoria_metrics
 from tests.support.waiting import wait_until
@@ -49,23 +48,6 @@ RULES = Path(__file__).resolve().parents[2] / "deploy/prometheus/rules"
 # ------------------------------------------------------------------------------------------ publishers
 
 
-class Publisher:
-    """A paho client on its own network thread, publishing with QoS 1."""
-
-    def __init__(self, broker: Mosquitto, name: str) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)
-        self.client.max_inflight_messages_set(200)
-        self.client.max_queued_messages_set(0)
-        self.client.connect(broker.host, broker.port, keepalive=60)
-        self.client.loop_start()
-        wait_until(self.client.is_connected, 10, message=f"{name} to connect")
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @dataclass(frozen=True)
 class Expected:
     """What was published: {(metric, agent, if_index): {timestamp ms: value}}."""
@@ -82,7 +64,7 @@ class Agents:
     def __init__(self, broker: Mosquitto) -> None:
         self.ids = [f"xa-{i:04d}" for i in range(AGENTS)]
         self.boots = {agent: uuid.uuid4().hex for agent in self.ids}
-        self.publishers = [Publisher(broker, f"agents-{n}") for n in range(CONNECTIONS)]
+        self.publishers = [Publisher(broker, f"agents-{n}", inflight=200) for n in range(CONNECTIONS)]
         self.base = time.time() - 600.0  # poll times in the recent past, 30 s apart
         self.expected: dict[tuple[str, str, str], dict[int, float]] = {}
         self.messages = 0

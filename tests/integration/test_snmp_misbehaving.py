@@ -51,17 +51,6 @@ def small_table(n: int = 30) -> Table:
 
 
 @pytest.fixture
-async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
-    """Exceptions the event loop's handler saw (e.g. a pysnmp callback failing on a cancelled future)."""
-    loop = asyncio.get_running_loop()
-    seen: list[dict[str, Any]] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: seen.append(context))
-    yield seen
-    loop.set_exception_handler(previous)
-
-
-@pytest.fixture
 async def engine() -> AsyncIterator[SnmpEngine]:
     eng = SnmpEngine()
     try:

@@ -42,17 +42,6 @@ async def transport() -> AsyncIterator[CommunityTransport]:
         community.close()
 
 
-@pytest.fixture
-async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
-    """What reached the event loop's exception handler (a callback failing on a done future, ...)."""
-    loop = asyncio.get_running_loop()
-    seen: list[dict[str, Any]] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: seen.append(context))
-    yield seen
-    loop.set_exception_handler(previous)
-
-
 def holding_device() -> TableDevice:
     """A device that keeps every request: the test sends the answers itself (``held[i][1]``)."""
     return TableDevice(Table([(SYS_NAME, ber.octets("device"))]), hold_after=0)
