@@ -8,22 +8,37 @@ label text, filters, device scaling) are in :mod:`agent.transforms`; uptime arit
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from agent.profiles import MetricSpec, Profile, TableSpec, UptimeSpec, parse_oid
 from agent.transforms import MAX_LABEL_CHARS, label_text, label_value, metric_value, numeric
 from agent.uptime import Epoch, UptimeState
-from agent.varbind import OID, SnmpValue
+from agent.varbind import OID, SnmpValue, oid_text
 from wire.messages import Family, Labels, MetricType, Sample
 
 __all__ = [
-    "MAX_LABEL_CHARS", "Column", "TablePlan", "label_text", "map_scalars", "map_table", "map_uptime",
-    "merge_families", "numeric", "row_indices", "rows_by_index", "table_columns", "table_plan",
-    "uptime_seconds",
+    "MAX_LABEL_CHARS", "BadValue", "Column", "TablePlan", "label_text", "map_scalars", "map_table",
+    "map_uptime", "merge_families", "numeric", "row_indices", "rows_by_index", "table_columns",
+    "table_plan", "uptime_seconds",
 ]
 
 Column = Mapping[str, SnmpValue]  # row index ("1", "3.1.2") -> value
+
+
+@dataclass(frozen=True, slots=True)
+class BadValue:
+    """A value the device sent that could not be used (wrong type, outside the MIB's range)."""
+
+    metric: str
+    oid: OID  # the scalar's OID, or the table column's
+    index: str  # the row index ("" for scalars)
+    problem: str
+
+    def describe(self) -> str:
+        where = oid_text(self.oid) + (f".{self.index}" if self.index else "")
+        return f"{self.metric} from {where}: {self.problem}"
 
 
 def _metric_type(spec: MetricSpec) -> MetricType:
@@ -44,8 +59,10 @@ def merge_families(families: Iterable[Family]) -> list[Family]:
     return list(merged.values())
 
 
-def map_scalars(profile: Profile, values: Mapping[OID, SnmpValue], *, epoch: Epoch | None = None
-                ) -> list[Family]:
+def map_scalars(profile: Profile, values: Mapping[OID, SnmpValue], *, epoch: Epoch | None = None,
+                bad: list[BadValue] | None = None) -> list[Family]:
+    """The profile's scalar families; unusable values are appended to ``bad`` when given."""
+    report = None if bad is None else functools.partial(_report_cell, bad, "")
     families: list[Family] = []
     for spec in profile.scalars:
         if spec.type == "info":
@@ -54,7 +71,7 @@ def map_scalars(profile: Profile, values: Mapping[OID, SnmpValue], *, epoch: Epo
             if any(v for _, v in pairs):
                 families.append(Family(spec.name, "gauge", spec.help, (Sample(_with_const(pairs, spec), 1),)))
             continue
-        number = metric_value(spec, values.get, epoch)
+        number = metric_value(spec, values.get, epoch, report)
         if number is not None:
             families.append(Family(spec.name, _metric_type(spec), spec.help,
                                    (Sample(_with_const((), spec), number),)))
@@ -81,6 +98,7 @@ class TablePlan:
     metric_columns: tuple[tuple[OID, OID | None], ...]  # (value column, fallback column or None)
     filter_columns: tuple[OID, ...]  # columns only read by filters (and not slow)
     slow_columns: tuple[OID, ...]  # labels, multiply_by and scale_from columns
+    zero_fallbacks: frozenset[OID] = frozenset()  # value columns whose fallback is also read where they are 0
 
 
 def table_plan(table: TableSpec) -> TablePlan:
@@ -93,8 +111,10 @@ def table_plan(table: TableSpec) -> TablePlan:
     for spec in table.metrics:
         slow.update(dict.fromkeys(_slow_helpers(spec)))
     filters = dict.fromkeys(c.parsed for spec in table.metrics for c in spec.filter)
+    zero = frozenset(spec.source.parsed for spec in table.metrics if spec.source is not None
+                     and spec.fallback is not None and spec.fallback.when_primary_zero)
     return TablePlan(tuple(metric), tuple(c for c in filters if c not in slow and c not in values),
-                     tuple(c for c in slow if c not in values))
+                     tuple(c for c in slow if c not in values), zero)
 
 
 def _slow_helpers(spec: MetricSpec) -> list[OID]:
@@ -125,8 +145,10 @@ def _indices(table: TableSpec, columns: Mapping[OID, Column]) -> dict[str, None]
     return indices
 
 
-def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch | None = None) -> list[Family]:
-    """One family per metric; one sample per row index that has a value (or fallback value)."""
+def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch | None = None,
+              bad: list[BadValue] | None = None) -> list[Family]:
+    """One family per metric; one sample per row index that has a value (or fallback value).
+    Unusable values are appended to ``bad`` when given."""
     indices = _indices(table, columns)
     row_labels: dict[str, list[tuple[str, str]]] = {}
     for index in indices:
@@ -139,12 +161,18 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
     for spec in table.metrics:
         samples = []
         for index in indices:
-            number = metric_value(spec, lambda column: columns.get(column, {}).get(index), epoch)  # noqa: B023
+            report = None if bad is None else functools.partial(_report_cell, bad, index)
+            number = metric_value(spec, lambda column: columns.get(column, {}).get(index),  # noqa: B023
+                                  epoch, report)
             if number is not None:
                 samples.append(Sample(_with_const(row_labels[index], spec), number))
         if samples:
             families.append(Family(spec.name, _metric_type(spec), spec.help, tuple(samples)))
     return merge_families(families)
+
+
+def _report_cell(bad: list[BadValue], index: str, metric: str, oid: OID, problem: str) -> None:
+    bad.append(BadValue(metric, oid, index, problem))
 
 
 def rows_by_index(column: OID, varbinds: list[tuple[OID, SnmpValue]]) -> dict[str, SnmpValue]:

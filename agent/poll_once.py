@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from agent.config import AgentConfig, DeviceConfig
-from agent.poller import DevicePoller, PollOutcome
+from agent.poller import PollOutcome
 from agent.profiles import load_profiles
-from agent.service import credentials, poll_deadline
-from agent.snmp import SnmpEngine, SnmpError, SnmpTimeout
+from agent.service import credentials, make_poller, poll_deadline
+from agent.snmp import SnmpEngine, SnmpError
 from wire.messages import Family, Labels, ProfileError
 
 __all__ = ["UnknownDeviceError", "format_report", "poll_once"]
@@ -54,12 +54,10 @@ async def poll_once(config: AgentConfig, config_path: Path, device_name: str) ->
             target = await engine.target(device.address, device.port, creds,
                                          timeout=device.snmp.timeout, retries=device.snmp.retries)
         except SnmpError as exc:
-            outcome = PollOutcome(0.0, False, 0.0, (ProfileError("*", str(exc)),), ())
+            error = ProfileError("*", str(exc), getattr(exc, "reason", ""))
+            outcome = PollOutcome(0.0, False, 0.0, (error,), ())
         else:
-            poller = DevicePoller(
-                device.name, target, [profiles[p] for p in device.profiles], deadline=poll_deadline(device),
-                timeout_errors=(SnmpTimeout,), snmp_errors=(SnmpError,),
-            )
+            poller = make_poller(device, target, profiles)
             outcome = await poller.poll()
     finally:
         engine.close()
@@ -104,13 +102,15 @@ def _security(device: DeviceConfig) -> str:
 
 def _profile_line(error: ProfileError) -> str:
     where = "whole poll" if error.profile == "*" else f"profile {error.profile}"
-    return f"  {where}: {error.error}"
+    reason = f" [{error.reason}]" if error.reason else ""
+    return f"  {where}{reason}: {error.error}"
 
 
 def format_report(device: DeviceConfig, outcome: PollOutcome, base: Labels = ()) -> str:
     """The report :func:`poll_once` returns, from a finished poll (pure; unit-tested)."""
     state = "UP (answered)" if outcome.up else "DOWN (no usable answer)"
-    samples = sum(len(f.samples) for f in outcome.families)
+    published = outcome.published
+    samples = sum(len(f.samples) for f in published)
     lines = [
         f"device {device.name} at {device.address}:{device.port}, {_security(device)}, "
         f"profiles: {', '.join(device.profiles)}",
@@ -127,7 +127,7 @@ def format_report(device: DeviceConfig, outcome: PollOutcome, base: Labels = ())
             lines.append(f"  not asked (the device did not answer): {', '.join(skipped)}")
     else:
         lines.append("errors: none")
-    lines.append(f"would publish {len(outcome.families)} metric families, {samples} samples"
-                 + (":" if outcome.families else "."))
-    lines += exposition_lines(outcome.families, base)
+    lines.append(f"would publish {len(published)} metric families, {samples} samples"
+                 + (":" if published else "."))
+    lines += exposition_lines(published, base)
     return "\n".join(lines) + "\n"

@@ -8,6 +8,15 @@ Per device the poller keeps two kinds of state between polls:
   when the set of row indices changes or a reboot is detected; regular polls walk only metric columns.
 - uptime: the last sysUpTime reading of a profile with an ``uptime:`` block, for boot time and reboot
   detection (pure arithmetic in :mod:`agent.uptime`).
+- problem counts: every problem a poll reports, by reason (:data:`wire.messages.ERROR_REASONS`), published
+  with each poll as the counter ``hatang_device_poll_errors_total{reason}`` (so it travels, and is
+  backfilled, with the poll), and the (metric, column) pairs whose unusable values were already logged.
+
+What a poll reports besides its samples (``PollOutcome.errors``, each with a reason): a profile that
+failed (the SNMP error's reason: timeout, auth, wrong_oid, not_increasing, ...), a profile that returned
+nothing although the device answered (empty_profile: it probably lacks that MIB), values that could not
+be used (bad_value: a type that is not a number, a reading outside the MIB's range), and a poll that ran
+out of time (deadline), which still publishes every table it completed.
 """
 
 from __future__ import annotations
@@ -20,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent import mapping
-from agent.profiles import Profile, TableSpec, UptimeSpec
+from agent.profiles import POLL_ERRORS_METRIC, Profile, TableSpec, UptimeSpec
 from agent.uptime import Epoch, UptimeState, observe
-from agent.varbind import OID, SnmpValue
-from wire.messages import Family, ProfileError
+from agent.varbind import OID, SnmpValue, oid_text
+from wire.messages import ERROR_REASONS, Family, ProfileError, Sample
 
 log = logging.getLogger("hatang.agent.poller")
 GET_CHUNK = 16  # OIDs per GET when reading single fallback cells
@@ -38,7 +47,12 @@ class SnmpReader(Protocol):
 
 
 class DeviceNotAnswering(Exception):
-    pass
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+BAD_VALUES_SHOWN = 3  # unusable values described in a poll's error; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +62,20 @@ class PollOutcome:
     duration: float
     errors: tuple[ProfileError, ...]
     families: tuple[Family, ...]
+    problems: tuple[tuple[str, int], ...] = ()  # the poller's problem counts by reason, after this poll
+
+    @property
+    def published(self) -> tuple[Family, ...]:
+        """What a poll batch carries: the families, then hatang_device_poll_errors_total."""
+        return self.families + ((problem_family(self.problems),) if self.problems else ())
+
+
+def problem_family(problems: Sequence[tuple[str, int]]) -> Family:
+    return Family(POLL_ERRORS_METRIC, "counter",
+                  "Problems reported by this device's polls since the agent started, by reason "
+                  "(docs/metrics.md): timeout, auth, wrong_oid, not_increasing, empty_profile, bad_value, "
+                  "deadline, ...",
+                  tuple(Sample((("reason", reason),), count) for reason, count in problems))
 
 
 @dataclass
@@ -61,8 +89,10 @@ class _LabelCache:
 @dataclass
 class _Progress:
     answered: bool = False
-    families: list[Family] = field(default_factory=list)
+    families: list[Family] = field(default_factory=list)  # of completed scalars and tables
     errors: list[ProfileError] = field(default_factory=list)
+    doing: str = "the first request"  # what is being read now, for the deadline message
+    bad: int = 0  # unusable values in this poll
 
 
 class DevicePoller:
@@ -80,6 +110,7 @@ class DevicePoller:
         label_refresh_seconds: float = 900.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        deadline_hint: str = "",
     ) -> None:
         if label_refresh_polls < 1 or label_refresh_seconds < 0:
             raise ValueError("label_refresh_polls must be >= 1 and label_refresh_seconds >= 0")
@@ -98,11 +129,19 @@ class DevicePoller:
         self._caches: dict[tuple[int, int], _LabelCache] = {}  # (profile, table) position -> cache
         self._plans: dict[tuple[int, int], mapping.TablePlan] = {}
         self._uptime: UptimeState | None = None
+        self._deadline_hint = deadline_hint  # appended to the deadline error (e.g. "use v2c")
+        self._problems = dict.fromkeys(ERROR_REASONS, 0)  # since the agent started, by reason
+        self._bad_logged: set[tuple[str, OID]] = set()  # (metric, OID) whose unusable value was logged
 
     @property
     def uptime_state(self) -> UptimeState | None:
         """The last uptime reading with the derived boot time and reboot count (None before one)."""
         return self._uptime
+
+    @property
+    def problem_counts(self) -> dict[str, int]:
+        """Problems reported since the agent started, by reason (hatang_device_poll_errors_total)."""
+        return dict(self._problems)
 
     async def poll(self) -> PollOutcome:
         started, t0 = self._clock(), self._monotonic()
@@ -110,24 +149,51 @@ class DevicePoller:
         try:
             async with asyncio.timeout(self._deadline):
                 for position, profile in enumerate(self._profiles):
+                    before = len(progress.families)
                     try:
-                        progress.families.extend(await self._poll_profile(position, profile, progress))
+                        await self._poll_profile(position, profile, progress)
                     except DeviceNotAnswering as exc:
-                        progress.errors.append(ProfileError(profile.name, str(exc)))
+                        progress.errors.append(ProfileError(profile.name, str(exc), exc.reason))
                         break
                     except self._snmp_errors as exc:
-                        progress.errors.append(ProfileError(profile.name, str(exc) or type(exc).__name__))
+                        progress.errors.append(ProfileError(profile.name, str(exc) or type(exc).__name__,
+                                                            getattr(exc, "reason", "snmp_error")))
+                        continue
+                    if len(progress.families) == before:
+                        progress.errors.append(_empty(profile))
         except TimeoutError:
-            progress.errors.append(ProfileError("*", f"poll deadline of {self._deadline:g}s exceeded"))
+            progress.errors.append(ProfileError(
+                "*", f"poll deadline of {self._deadline:g}s exceeded while reading {progress.doing}; "
+                     "published what completed (whole tables)" + self._deadline_hint, "deadline"))
         self._log_transition(progress)
-        return PollOutcome(started, progress.answered, self._monotonic() - t0,
-                           tuple(progress.errors), tuple(progress.families))
+        for error in progress.errors:
+            self._problems[error.reason] = self._problems.get(error.reason, 0) + (
+                progress.bad if error.reason == "bad_value" else 1)
+        return PollOutcome(started, progress.answered, self._monotonic() - t0, tuple(progress.errors),
+                           tuple(mapping.merge_families(progress.families)), tuple(self._problems.items()))
+
+    def _note_bad(self, profile: Profile, bad: list[mapping.BadValue], progress: _Progress) -> None:
+        """Unusable values: one error per profile and poll (a few described, all counted), logged once
+        per device, metric and column."""
+        if not bad:
+            return
+        progress.bad += len(bad)
+        for item in bad:
+            if (item.metric, item.oid) not in self._bad_logged:
+                self._bad_logged.add((item.metric, item.oid))
+                log.warning("device %s sent a value that cannot be used: %s (logged once per column)",
+                            self.name, item.describe())
+        shown = "; ".join(item.describe() for item in bad[:BAD_VALUES_SHOWN])
+        more = f"; and {len(bad) - BAD_VALUES_SHOWN} more" if len(bad) > BAD_VALUES_SHOWN else ""
+        progress.errors.append(ProfileError(
+            profile.name, f"{len(bad)} value(s) could not be used and were left out: {shown}{more}",
+            "bad_value"))
 
     async def _get(self, oids: Sequence[OID], progress: _Progress) -> dict[OID, SnmpValue]:
         try:
             result = await self._reader.get(oids)
         except self._timeout_errors as exc:
-            raise DeviceNotAnswering(str(exc)) from exc
+            raise DeviceNotAnswering(str(exc), getattr(exc, "reason", "timeout")) from exc
         progress.answered = True
         return dict(result)
 
@@ -135,23 +201,28 @@ class DevicePoller:
         try:
             result = await self._reader.walk(column, max_rows=self._max_rows)
         except self._timeout_errors as exc:
-            raise DeviceNotAnswering(str(exc)) from exc
+            raise DeviceNotAnswering(str(exc), getattr(exc, "reason", "timeout")) from exc
         progress.answered = True
         return mapping.rows_by_index(column, result)
 
-    async def _poll_profile(self, position: int, profile: Profile, progress: _Progress) -> list[Family]:
-        families: list[Family] = []
-        oids = profile.scalar_oids()
-        if oids:
-            wall0, mono0 = self._clock(), self._monotonic()
-            values = await self._get(oids, progress)
-            wall, mono = (wall0 + self._clock()) / 2, (mono0 + self._monotonic()) / 2
-            if profile.uptime is not None:
-                families.extend(self._observe_uptime(profile.uptime, values, wall, mono))
-            families.extend(mapping.map_scalars(profile, values, epoch=self._epoch()))
-        for number, table in enumerate(profile.tables):
-            families.extend(await self._poll_table((position, number), table, progress))
-        return mapping.merge_families(families)
+    async def _poll_profile(self, position: int, profile: Profile, progress: _Progress) -> None:
+        """Read a profile; its scalars, then each table, join ``progress.families`` as they complete."""
+        bad: list[mapping.BadValue] = []
+        try:
+            oids = profile.scalar_oids()
+            if oids:
+                progress.doing = f"profile {profile.name} (scalars)"
+                wall0, mono0 = self._clock(), self._monotonic()
+                values = await self._get(oids, progress)
+                wall, mono = (wall0 + self._clock()) / 2, (mono0 + self._monotonic()) / 2
+                if profile.uptime is not None:
+                    progress.families.extend(self._observe_uptime(profile.uptime, values, wall, mono))
+                progress.families.extend(mapping.map_scalars(profile, values, epoch=self._epoch(), bad=bad))
+            for number, table in enumerate(profile.tables):
+                progress.families.extend(await self._poll_table((position, number), profile, table,
+                                                                progress, bad))
+        finally:
+            self._note_bad(profile, bad, progress)
 
     def _epoch(self) -> Epoch | None:
         return None if self._uptime is None else Epoch.of(self._uptime)
@@ -175,7 +246,8 @@ class DevicePoller:
     async def _read_fallbacks(self, plan: mapping.TablePlan, columns: dict[OID, dict[str, SnmpValue]],
                               progress: _Progress) -> None:
         """Fallback columns (e.g. 32-bit counters under HC ones): walked where the primary column is empty;
-        where it only lacks some rows that other columns have, just those cells are read with GETs."""
+        where it only lacks some rows that other columns have (or reads 0 in them, for fallbacks used
+        ``when_primary_zero``), just those cells are read with GETs."""
         rows = {index for column, _ in plan.metric_columns for index in columns[column]}
         cells: list[tuple[OID, str]] = []
         for column, fallback in plan.metric_columns:
@@ -183,8 +255,11 @@ class DevicePoller:
                 continue
             if not columns[column]:
                 columns[fallback] = await self._walk(fallback, progress)
-            else:
-                cells.extend((fallback, index) for index in sorted(rows - columns[column].keys()))
+                continue
+            wanted = rows - columns[column].keys()
+            if column in plan.zero_fallbacks:
+                wanted |= {index for index, value in columns[column].items() if mapping.numeric(value) == 0}
+            cells.extend((fallback, index) for index in sorted(wanted))
         for start in range(0, len(cells), GET_CHUNK):
             chunk = cells[start:start + GET_CHUNK]
             oids = [(*fallback, *map(int, index.split("."))) for fallback, index in chunk]
@@ -193,13 +268,17 @@ class DevicePoller:
                 if oid in values:
                     columns.setdefault(fallback, {})[index] = values[oid]
 
-    async def _poll_table(self, key: tuple[int, int], table: TableSpec, progress: _Progress) -> list[Family]:
+    async def _poll_table(self, key: tuple[int, int], profile: Profile, table: TableSpec, progress: _Progress,
+                          bad: list[mapping.BadValue]) -> list[Family]:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = mapping.table_plan(table)
         columns: dict[OID, dict[str, SnmpValue]] = {}
+        where = f"profile {profile.name}, table {table.name}"
         for column in (*(c for c, _ in plan.metric_columns), *plan.filter_columns):
+            progress.doing = f"{where} (column {oid_text(column)})"
             columns[column] = await self._walk(column, progress)
+        progress.doing = f"{where} (fallback and label columns)"
         await self._read_fallbacks(plan, columns, progress)
         indices = mapping.row_indices(table, columns)
         cache = self._caches.get(key)
@@ -212,9 +291,10 @@ class DevicePoller:
                 for column in plan.slow_columns:
                     slow[column] = await self._walk(column, progress)
             cache = self._caches[key] = _LabelCache(slow, indices, read_at)
-        return mapping.map_table(table, {**cache.slow, **columns}, epoch=self._epoch())
+        return mapping.map_table(table, {**cache.slow, **columns}, epoch=self._epoch(), bad=bad)
 
     def _log_transition(self, progress: _Progress) -> None:
+        """Log up<->down changes only; the reason of a down is the first error."""
         if progress.answered == self._was_up:
             return
         if progress.answered:
@@ -223,3 +303,10 @@ class DevicePoller:
             reason = progress.errors[0].error if progress.errors else "no answer"
             log.warning("device %s is not answering: %s", self.name, reason)
         self._was_up = progress.answered
+
+
+def _empty(profile: Profile) -> ProfileError:
+    about = f" ({profile.description})" if profile.description else ""
+    return ProfileError(profile.name, f"returned no data although the device answered: it probably does not "
+                        f"implement the MIB(s) of profile {profile.name}{about}; remove the profile from "
+                        "this device if so", "empty_profile")

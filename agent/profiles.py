@@ -22,6 +22,8 @@ _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 OID = tuple[int, ...]
+POLL_ERRORS_METRIC = "hatang_device_poll_errors_total"  # the poller's own family (docs/metrics.md)
+AGENT_METRICS = frozenset({POLL_ERRORS_METRIC})  # families the agent adds to every poll: not for profiles
 
 
 def parse_oid(text: str) -> OID:
@@ -48,6 +50,8 @@ def _check_metric_name(value: str) -> str:
         raise ValueError(f"{value!r} is not a valid Prometheus metric name")
     if value in RESERVED_METRICS or value.startswith(RESERVED_METRIC_PREFIXES):
         raise ValueError(f"{value!r} is reserved for the collector; choose another name")
+    if value in AGENT_METRICS:
+        raise ValueError(f"{value!r} is published by the agent itself; choose another name")
     return value
 
 
@@ -82,13 +86,39 @@ class Source(_Strict):
     """Where a value comes from: an OID and a multiplier."""
 
     oid: str
-    scale: float = 1.0
+    scale: float = 1.0  # a scale of 1/n (0.1, 0.01) divides by n: decimal values stay exact
+    # fallbacks only: also used where the primary reads 0 (ifHighSpeed 0 on sub-interfaces and slow
+    # links, beside a real ifSpeed); a 0 from both stays 0
+    when_primary_zero: bool = False
 
     _v_oid = field_validator("oid")(_check_oid)
 
     @cached_property
     def parsed(self) -> OID:
         return parse_oid(self.oid)
+
+
+class ValidRange(_Strict):
+    """The raw readings a MIB allows (before scale); a reading outside is unusable: counted and logged."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+    def admits(self, number: float) -> bool:
+        return (self.min is None or number >= self.min) and (self.max is None or number <= self.max)
+
+    def describe(self) -> str:
+        low = "" if self.min is None else f"{self.min:g}"
+        high = "" if self.max is None else f"{self.max:g}"
+        return f"{low}..{high}"
 
 
 class LabelSpec(_Strict):
@@ -163,6 +193,14 @@ class MetricSpec(_Strict):
     filter: list[Condition] = Field(default_factory=list)  # all must hold, else no sample
     equals: list[int] | None = None  # 1 if the raw value is one of these, else 0
     as_timestamp: bool = False  # the value is a sysUpTime reading (seconds): publish it as unix time
+    unknown: list[float] = Field(default_factory=list)  # raw readings that mean "unknown": no sample
+    valid: ValidRange | None = None  # raw readings the MIB allows; others are unusable (counted, logged)
+    as_unsigned: bool = False  # a negative Integer32 is an overflowed unsigned value: add 2^32
+
+    @field_validator("unknown", mode="before")
+    @classmethod
+    def _v_unknown(cls, value: Any) -> Any:
+        return value if value is None or isinstance(value, list) else [value]
 
     _v_name = field_validator("name")(_check_metric_name)
     _v_labels = field_validator("labels", mode="before")(_labels_before)

@@ -8,16 +8,17 @@ import logging
 import resource
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from agent.config import AgentConfig, DeviceConfig, ProbeConfig, TrapsConfig
 from agent.events import device_addresses, probe_families
 from agent.poller import DevicePoller, PollOutcome
 from agent.probes import ProbeError, run_probe
-from agent.profiles import load_profiles
+from agent.profiles import Profile, load_profiles
 from agent.queue import DiskQueue
 from agent.scheduler import ScheduledDevice, Scheduler
-from agent.snmp import Credentials, SnmpAuthError, SnmpEngine, SnmpError, SnmpTimeout
+from agent.snmp import Credentials, SnmpAuthError, SnmpEngine, SnmpError, SnmpTarget, SnmpTimeout
 from agent.traps import TrapEvent, TrapReceiver, V3User
 from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, BrokerSettings, Uplink
 from hatang import __version__
@@ -76,6 +77,18 @@ def trap_receiver_args(traps: TrapsConfig, config_path: Path) -> tuple[list[str]
 def poll_deadline(device: DeviceConfig) -> float:
     """A poll must finish well before the next one is due."""
     return max(1.0, device.interval * 0.9)
+
+
+def make_poller(device: DeviceConfig, target: SnmpTarget, profiles: Mapping[str, Profile]) -> DevicePoller:
+    """The poller of one configured device (the agent's and ``hatang poll``'s, alike)."""
+    hint = ""
+    if device.snmp.version == "1":
+        hint = ("; SNMPv1 has no GETBULK and reads one value per request: use version 2c (or 3) if the "
+                "device supports it, or raise the interval")
+    return DevicePoller(
+        device.name, target, [profiles[p] for p in device.profiles], deadline=poll_deadline(device),
+        timeout_errors=(SnmpTimeout, SnmpAuthError), snmp_errors=(SnmpError,), deadline_hint=hint,
+    )
 
 
 def _path(value: Path | None) -> str | None:
@@ -143,7 +156,7 @@ class AgentService:
         batch = PollBatch(
             agent=self.config.agent_id, boot_id=self.boot_id, seq=self._seq, ts=outcome.ts, device=device,
             interval=interval, up=outcome.up, duration=round(outcome.duration, 6), site=self._site,
-            errors=outcome.errors, families=outcome.families, kind=kind,
+            errors=outcome.errors, families=outcome.published, kind=kind,
         )
         self.queue.append(channel, encode_batch(batch), live_for=interval)
         self.uplink.notify()
@@ -238,11 +251,7 @@ class AgentService:
             creds = credentials(device, index, self.config_path)
             target = await engine.target(device.address, device.port, creds,
                                          timeout=device.snmp.timeout, retries=device.snmp.retries)
-            poller = DevicePoller(
-                device.name, target, [profiles[p] for p in device.profiles],
-                deadline=poll_deadline(device), timeout_errors=(SnmpTimeout, SnmpAuthError),
-                snmp_errors=(SnmpError,),
-            )
+            poller = make_poller(device, target, profiles)
             devices.append(ScheduledDevice(poller, device.interval))
         return Scheduler(devices, max_concurrent=self.config.max_concurrent_polls, on_result=self.record)
 

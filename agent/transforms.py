@@ -6,31 +6,93 @@ Split from :mod:`agent.mapping` (which walks profiles and builds families) to ke
 from __future__ import annotations
 
 import math
+import struct
 import unicodedata
 from collections.abc import Callable
 
-from agent.profiles import Condition, LabelSpec, MetricSpec, ScaleFrom, parse_oid
+from agent.profiles import Condition, LabelSpec, MetricSpec, ScaleFrom, Source, parse_oid
 from agent.uptime import Epoch, stamp_to_unix
-from agent.varbind import NUMERIC_KINDS, OID, SnmpValue
+from agent.varbind import ABSENT_KINDS, NUMERIC_KINDS, OID, SnmpValue
 
 Getter = Callable[[OID], SnmpValue | None]  # the value at an OID (scalars) or column (this row)
 MAX_LABEL_CHARS = 256
+_KIND_NAMES = {"octets": "OCTET STRING", "opaque": "Opaque", "oid": "OBJECT IDENTIFIER",
+               "ipaddress": "IpAddress"}
+
+
+def _opaque_number(raw: bytes) -> float | None:
+    """net-snmp's Opaque-wrapped application types (draft-perkins-opaque): a BER TLV with tag 0x9f 0x7N
+    inside the Opaque: float (0x78, 4 octets IEEE 754), double (0x79, 8 octets), counter64 (0x76),
+    integer64 (0x7a) and unsigned64 (0x7b). None for anything else."""
+    if len(raw) < 3 or raw[0] != 0x9F or raw[2] != len(raw) - 3:
+        return None
+    tag, body = raw[1], raw[3:]
+    if tag == 0x78 and len(body) == 4:
+        return float(struct.unpack(">f", body)[0])
+    if tag == 0x79 and len(body) == 8:
+        return float(struct.unpack(">d", body)[0])
+    if tag in (0x76, 0x7B) and 1 <= len(body) <= 9:
+        return int.from_bytes(body, "big")
+    if tag == 0x7A and 1 <= len(body) <= 8:
+        return int.from_bytes(body, "big", signed=True)
+    return None
+
+
+def _text_number(raw: bytes) -> float | None:
+    """A number written as text in an OCTET STRING (UCD-SNMP-MIB laLoad "0.46"), else None."""
+    try:
+        return float(raw.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def raw_number(value: SnmpValue | None) -> float | None:
+    """The number a value stands for, unscaled; None where it is absent or not a number."""
+    if value is None:
+        return None
+    if value.kind in NUMERIC_KINDS and isinstance(value.value, int):
+        return value.value
+    if isinstance(value.value, bytes):
+        if value.kind == "opaque":
+            number = _opaque_number(value.value)
+            if number is None:
+                number = _text_number(value.value)
+        elif value.kind == "octets":
+            number = _text_number(value.value)
+        else:
+            return None
+        return number if number is not None and math.isfinite(number) else None
+    return None
+
+
+def unusable(value: SnmpValue | None) -> str | None:
+    """Why a value that is present cannot be read as a number (for the log and the poll's errors); None
+    when it is absent (noSuch*, endOfMibView, not returned) or usable."""
+    if value is None or value.kind in ABSENT_KINDS or raw_number(value) is not None:
+        return None
+    kind = _KIND_NAMES.get(value.kind, value.kind)
+    if isinstance(value.value, bytes):
+        shown = value.value[:24].hex(":") if value.kind == "opaque" else repr(label_text(value)[:24])
+        return f"{kind} {shown} where a number is expected"
+    return f"{kind} {label_text(value)[:40]!r} where a number is expected"
+
+
+def apply_scale(number: float, scale: float) -> float:
+    """number x scale; a scale of 1/n (0.1, 0.01, 0.125) divides by n, so that decimal scaling gives the
+    shortest exact value (390315276 x 0.01 is 3903152.7600000002, / 100 is 3903152.76)."""
+    if scale == 1.0:
+        return number  # ints stay ints: Counter64 values travel exactly
+    if 0 < abs(scale) < 1:
+        divisor = round(1 / scale)
+        if divisor and abs(1 / divisor - scale) <= 1e-15 * abs(scale):
+            return number / divisor
+    return number * scale
 
 
 def numeric(value: SnmpValue | None, scale: float = 1.0) -> float | None:
     """The number a value stands for, scaled; None where the value is absent or not a number."""
-    if value is None:
-        return None
-    if value.kind in NUMERIC_KINDS and isinstance(value.value, int):
-        # Keep ints unscaled so Counter64 values travel exactly; float64 holds 2**53 exactly.
-        return value.value if scale == 1.0 else value.value * scale
-    if value.kind in ("octets", "opaque") and isinstance(value.value, bytes):
-        try:
-            number = float(value.value.decode("ascii").strip())
-        except (UnicodeDecodeError, ValueError):
-            return None
-        return number * scale if math.isfinite(number) else None
-    return None
+    number = raw_number(value)
+    return None if number is None else apply_scale(number, scale)
 
 
 def _is_control(ch: str) -> bool:
@@ -117,27 +179,74 @@ def scale_by_device(number: float, spec: ScaleFrom, get: Getter) -> float | None
     return _power_of_ten(number, exponent)
 
 
-def _first(spec: MetricSpec, get: Getter) -> tuple[SnmpValue | None, float]:
-    """The raw value of the spec's OID, else of its fallback, with the matching scale."""
-    for src in (spec.source, spec.fallback):
-        if src is not None:
-            value = get(src.parsed)
-            if numeric(value) is not None:
-                return value, src.scale
-    return None, 1.0
+Report = Callable[[str, OID, str], None]  # (metric name, OID or column, problem): an unusable value
 
 
-def metric_value(spec: MetricSpec, get: Getter, epoch: Epoch | None = None) -> float | None:
-    """One sample's value, or None (absent, filtered out, or not computable)."""
+def _first(spec: MetricSpec, get: Getter, report: Report | None) -> tuple[float | None, Source | None]:
+    """The raw number of the spec's OID, else of its fallback, with the source it came from.
+
+    The fallback is read where the primary value is absent or unusable, and where the primary reads 0
+    if the fallback says ``when_primary_zero`` (ifHighSpeed 0 beside a real ifSpeed). A present value
+    that is not a number is reported when no source gives a number."""
+    found: tuple[float, Source] | None = None
+    bad: tuple[OID, str] | None = None
+    for source in (spec.source, spec.fallback):
+        if source is None:
+            continue
+        value = get(source.parsed)
+        number = raw_number(value)
+        if number is None:
+            problem = unusable(value)
+            if problem is not None and bad is None:
+                bad = (source.parsed, problem)
+            continue
+        if found is None or (number != 0 and found[0] == 0):
+            found = (number, source)
+        if number != 0 or spec.fallback is None or not spec.fallback.when_primary_zero:
+            break
+    if found is None:
+        if bad is not None and report is not None:
+            report(spec.name, *bad)
+        return None, None
+    return found
+
+
+def checked_raw(spec: MetricSpec, number: float, oid: OID, report: Report | None) -> float | None:
+    """The profile's rules for the raw reading: ``as_unsigned`` (an Integer32 that overflowed), the
+    documented ``unknown`` values (absent, not an error) and the ``valid`` range (outside: reported)."""
+    if spec.as_unsigned and number < 0 and number == int(number) and number >= -(2**31):
+        number = int(number) + 2**32
+    if spec.unknown and number in spec.unknown:
+        return None
+    valid = spec.valid
+    if valid is not None and not valid.admits(number):
+        if report is not None:
+            report(spec.name, oid, f"{_shown(number)} outside {valid.describe()} allowed by the MIB")
+        return None
+    return number
+
+
+def _shown(number: float) -> str:
+    return str(int(number)) if number == int(number) else repr(number)
+
+
+def metric_value(spec: MetricSpec, get: Getter, epoch: Epoch | None = None,
+                 report: Report | None = None) -> float | None:
+    """One sample's value, or None (absent, filtered out, unknown, unusable or not computable).
+
+    Unusable values (a type that is not a number, a reading outside the profile's ``valid`` range)
+    are passed to ``report`` as (metric, OID, problem); absent and ``unknown`` ones are not."""
     if spec.filter and not passes(spec.filter, get):
         return None
-    raw, scale = _first(spec, get)
-    if spec.equals is not None:
-        number = numeric(raw)
-        return None if number is None else (1 if number in spec.equals else 0)
-    number = numeric(raw, scale)
-    if number is None:
+    raw, source = _first(spec, get, report)
+    if raw is None or source is None:
         return None
+    raw = checked_raw(spec, raw, source.parsed, report)
+    if raw is None:
+        return None
+    if spec.equals is not None:
+        return 1 if raw in spec.equals else 0
+    number = apply_scale(raw, source.scale)
     if spec.multiply_by is not None:
         factor = numeric(get(parse_oid(spec.multiply_by)))
         if factor is None:

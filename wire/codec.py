@@ -63,6 +63,13 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def _error_json(error: ProfileError) -> dict[str, str]:
+    doc = {"profile": error.profile, "error": error.error}
+    if error.reason:  # optional field: omitted when empty, as agents before it sent
+        doc["reason"] = error.reason
+    return doc
+
+
 def _labels_json(labels: Labels) -> dict[str, str]:
     return dict(labels)
 
@@ -84,7 +91,7 @@ def encode_batch(batch: PollBatch, *, compact: bool = True) -> bytes:
         "duration": batch.duration,
         "site": _labels_json(batch.site),
         "kind": batch.kind,
-        "errors": [{"profile": e.profile, "error": e.error} for e in batch.errors],
+        "errors": [_error_json(e) for e in batch.errors],
     }
     if compact:
         # each distinct label set once; a family lists indexes into it and the values, in order
@@ -353,7 +360,9 @@ def load_batch(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[PollBat
     for i, raw_error in enumerate(_list(doc, "errors")):
         if not isinstance(raw_error, dict):
             _fail("schema", f"errors[{i}] must be an object")
-        errors.append(ProfileError(_str(raw_error, "profile", limits), _str(raw_error, "error", limits)))
+        reason = _optional_str(raw_error, "reason", limits) or ""
+        errors.append(ProfileError(_str(raw_error, "profile", limits), _str(raw_error, "error", limits),
+                                   reason))
     kind = doc.get("kind", "device")
     if not isinstance(kind, str) or kind not in BATCH_KINDS:
         _fail("schema", f"kind must be one of {sorted(BATCH_KINDS)}")

@@ -27,8 +27,20 @@ class Family:
 
 @dataclass(frozen=True, slots=True)
 class ProfileError:
+    """A problem in one poll: the profile ("*" for the whole poll), a message for a person, and a reason
+    from :data:`ERROR_REASONS` for counting and alerting (empty from agents older than the field)."""
+
     profile: str
     error: str
+    reason: str = ""
+
+
+# Reasons a poll reports a problem (docs/metrics.md, hatang_device_poll_errors_total). An optional wire
+# field: a receiver takes any short string here, so new reasons need no wire version.
+ERROR_REASONS = (
+    "timeout", "auth", "address", "wrong_oid", "not_increasing", "too_many_rows", "walk_time",
+    "snmp_error", "deadline", "empty_profile", "bad_value",
+)
 
 
 @dataclass(frozen=True, slots=True)

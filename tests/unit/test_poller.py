@@ -213,7 +213,10 @@ async def test_deadline_ends_a_hanging_poll_with_an_error(profiles: dict[str, Pr
     async with asyncio.timeout(10):
         outcome = await make_poller(reader, profiles, deadline=0.2).poll()
     assert reader.walk_started.is_set()
-    assert [(e.profile, e.error) for e in outcome.errors] == [("*", "poll deadline of 0.2s exceeded")]
+    [error] = outcome.errors
+    assert (error.profile, error.reason) == ("*", "deadline")
+    assert error.error.startswith("poll deadline of 0.2s exceeded while reading profile interfaces, table "
+                                  "interfaces (column 1.3.6.1.2.1.31.1.1.1.6)")
     assert outcome.up is True  # the GET was answered before the walk hung
     assert "hatang_device_uptime_seconds" in families_by_name(outcome)  # the finished profile is kept
     assert "hatang_interface_in_bytes_total" not in families_by_name(outcome)

@@ -195,13 +195,16 @@ async def test_a_reboot_refreshes_labels_and_counts_once(profiles: dict[str, Pro
     assert device.walks[IFX["name"]] == 2
 
 
-async def test_an_absent_table_costs_no_label_walks_and_no_error(profiles: dict[str, Profile]) -> None:
+async def test_an_absent_table_costs_no_label_walks_and_says_the_profile_is_empty(
+        profiles: dict[str, Profile]) -> None:
     device = FakeDevice(Clocks())  # a switch: no HOST-RESOURCES or UCD objects
     poller = make(device, profiles, names=("host",))
     for _ in range(3):
         outcome = await poller.poll()
-        assert outcome.errors == ()
+        assert [(e.profile, e.reason) for e in outcome.errors] == [("host", "empty_profile")]
+        assert "probably does not implement the MIB(s) of profile host" in outcome.errors[0].error
         assert outcome.families == ()
+    assert dict(outcome.problems)["empty_profile"] == 3
     assert device.walks[HR_STORAGE["descr"]] == 0
     assert device.walks[HR_STORAGE["units"]] == 0
     assert device.walks[HR_STORAGE["used"]] == 3
