@@ -23,7 +23,7 @@ from agent.traps import TrapEvent, TrapReceiver, V3User
 from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, BrokerSettings, Uplink
 from hatang import __version__
 from hatang.configfile import ConfigError, read_secret
-from wire.codec import encode_batch, encode_status, encode_trap
+from wire.codec import DEFAULT_LIMITS, encode_batch, encode_status, encode_trap
 from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample, TrapMessage
 
 log = logging.getLogger("hatang.agent")
@@ -114,6 +114,7 @@ class AgentService:
         self._config_version = config_version(config_path)
         self.polls = 0
         self.failed_polls = 0
+        self._oversized: set[str] = set()  # devices whose polls exceed the collector's default limits
         buffer = config.buffer
         self.queue = DiskQueue(buffer.path, max_bytes=buffer.max_bytes, max_age=buffer.max_age)
         mqtt = config.mqtt
@@ -158,8 +159,24 @@ class AgentService:
             interval=interval, up=outcome.up, duration=round(outcome.duration, 6), site=self._site,
             errors=outcome.errors, families=outcome.published, kind=kind,
         )
-        self.queue.append(channel, encode_batch(batch), live_for=interval)
+        payload = encode_batch(batch)
+        self._warn_if_too_large(device, payload, batch)
+        self.queue.append(channel, payload, live_for=interval)
         self.uplink.notify()
+
+    def _warn_if_too_large(self, device: str, payload: bytes, batch: PollBatch) -> None:
+        """A poll over the collector's default limits is rejected there unless they were raised: say so,
+        once per device (it is still sent: the centre may have raised them)."""
+        samples = sum(len(f.samples) for f in batch.families)
+        if ((len(payload) <= DEFAULT_LIMITS.max_payload_bytes and samples <= DEFAULT_LIMITS.max_samples)
+                or device in self._oversized):
+            return
+        self._oversized.add(device)
+        log.warning("a poll of device %s has %d samples in %d bytes, more than a collector accepts by "
+                    "default (%d samples, %d bytes): raise limits.max_samples_per_message and "
+                    "max_payload_bytes on the collectors, or poll fewer profiles on this device",
+                    device, samples, len(payload), DEFAULT_LIMITS.max_samples,
+                    DEFAULT_LIMITS.max_payload_bytes)
 
     def on_trap(self, event: TrapEvent) -> None:
         """A trap arrived: queue it as an event and poll the device that sent it at once."""

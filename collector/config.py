@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from hatang import configfile
 from hatang.configfile import ConfigError
+from wire.codec import DEFAULT_LIMITS
 
 DEFAULT_CLIENT_ID = "hatang-collector"
 
@@ -62,8 +63,8 @@ class RemoteWriteConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
-    max_payload_bytes: int = Field(default=1 << 20, ge=1024)
-    max_samples_per_message: int = Field(default=50_000, ge=1)
+    max_payload_bytes: int = Field(default=DEFAULT_LIMITS.max_payload_bytes, ge=1024)
+    max_samples_per_message: int = Field(default=DEFAULT_LIMITS.max_samples, ge=1)
     max_label_length: int = Field(default=1024, ge=16)
     max_series_per_agent: int = Field(default=100_000, ge=100)  # cardinality cap per agent
 

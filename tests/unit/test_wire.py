@@ -484,8 +484,8 @@ def test_decode_rejects_payload_over_max_bytes_before_parsing() -> None:
     assert info.value.reason == "too_large"
 
 
-def test_default_limit_is_one_mebibyte() -> None:
-    assert reason_of(b" " * ((1 << 20) + 1)) == "too_large"
+def test_default_limit_is_four_mebibytes() -> None:
+    assert reason_of(b" " * ((4 << 20) + 1)) == "too_large"
 
 
 def test_decode_rejects_too_many_samples_over_all_families() -> None:
