@@ -60,7 +60,7 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
     config = collector_config.load(write(tmp_path, "mqtt: {url: 'mqtts://broker.example:8883'}\n"))
     assert config.listen_host_port == ("127.0.0.1", 9108)
     assert config.stale_after_intervals == 3.0
-    assert config.limits.max_payload_bytes == 1 << 20
+    assert config.limits.max_payload_bytes == 4 << 20
     assert config.mqtt.keepalive == 30
     assert config.mqtt.client_id == "hatang-collector"
 
