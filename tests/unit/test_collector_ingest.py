@@ -367,7 +367,9 @@ BAD_REFS: list[Any] = [-1, 10**400, -(10**400), True, False, 0.0, 1.0, "0", None
 
 def _series_index(draw: st.DrawFn, p: Payload, limits: Limits) -> None:
     family, j = _compact_entry(draw, p)
-    family["series"][j] = draw(st.sampled_from([len(p.label_sets), len(p.label_sets) + 7, *BAD_REFS]))
+    # an earlier mutation may have replaced label_sets by a non-list (then any index is out of range)
+    sets = len(p.label_sets) if isinstance(p.label_sets, list) else 0
+    family["series"][j] = draw(st.sampled_from([sets, sets + 7, *BAD_REFS]))
 
 
 def _series_shape(draw: st.DrawFn, p: Payload, limits: Limits) -> None:
