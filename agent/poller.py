@@ -92,7 +92,6 @@ class _Progress:
     families: list[Family] = field(default_factory=list)  # of completed scalars and tables
     errors: list[ProfileError] = field(default_factory=list)
     doing: str = "the first request"  # what is being read now, for the deadline message
-    bad: int = 0  # unusable values in this poll
 
 
 class DevicePoller:
@@ -167,8 +166,8 @@ class DevicePoller:
                      "published what completed (whole tables)" + self._deadline_hint, "deadline"))
         self._log_transition(progress)
         for error in progress.errors:
-            self._problems[error.reason] = self._problems.get(error.reason, 0) + (
-                progress.bad if error.reason == "bad_value" else 1)
+            if error.reason != "bad_value":  # counted per value, in _note_bad
+                self._problems[error.reason] = self._problems.get(error.reason, 0) + 1
         return PollOutcome(started, progress.answered, self._monotonic() - t0, tuple(progress.errors),
                            tuple(mapping.merge_families(progress.families)), tuple(self._problems.items()))
 
@@ -177,7 +176,7 @@ class DevicePoller:
         per device, metric and column."""
         if not bad:
             return
-        progress.bad += len(bad)
+        self._problems["bad_value"] += len(bad)
         for item in bad:
             if (item.metric, item.oid) not in self._bad_logged:
                 self._bad_logged.add((item.metric, item.oid))

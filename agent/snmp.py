@@ -5,15 +5,45 @@ A small surface: :class:`SnmpEngine` (one per process; building one costs ~80 ms
 :class:`SnmpValue` (a kind name and a plain Python value), errors as :class:`SnmpError` subclasses with
 messages an operator can act on, so nothing outside this module sees pysnmp types.
 
-Errors
-    :class:`SnmpTimeout` no usable answer in time. A v1/v2c device does not answer a wrong community and
-    net-snmp drops a v3 request it cannot decrypt (wrong privacy password or protocol), so both look like
-    a timeout; the message says so. When datagrams did arrive from the device but pysnmp could not use
-    them (malformed BER, for instance), the message says that too.
-    :class:`SnmpAuthError` the device rejected our SNMPv3 credentials (unknown user, wrong
-    authentication password or protocol, a security level the user lacks, a privacy protocol it does
-    not support) or our access (``authorizationError``/``noAccess``).
-    :class:`SnmpWalkError` a walk was abandoned: OIDs went backwards, too many rows, or too long.
+Errors: every :class:`SnmpError` carries a machine-readable ``reason`` (a class attribute) so that the
+poller can count problems by reason (``hatang_device_poll_errors_total{reason}``); the message is for a
+person. The classes and their reasons:
+
+============================  ==================  ========================================================
+class                         ``reason``          meaning
+============================  ==================  ========================================================
+:class:`SnmpError`            ``snmp_error``      anything else: an error-status such as ``genErr``, an
+                                                  unknown protocol name, an OID that BER cannot carry
+:class:`SnmpTimeout`          ``timeout``         no usable answer in time (see below)
+:class:`SnmpAuthError`        ``auth``            the device rejected our credentials or our access
+:class:`SnmpAddressError`     ``address``         the device's address cannot be resolved or used
+:class:`SnmpWrongOid`         ``wrong_oid``       the response does not answer the request: a GET answered
+                                                  with other OIDs (or in another order, or another number
+                                                  of varbinds), a GETNEXT not answered with exactly one
+                                                  varbind, a GETBULK answered with none (a buggy agent)
+:class:`SnmpNotIncreasing`    ``not_increasing``  a walk got an OID not greater than the one before it
+                                                  (net-snmp: "OID not increasing"): the agent loops, echoes
+                                                  the requested OID, or goes backwards
+:class:`SnmpTooManyRows`      ``too_many_rows``   a walk went past its row cap
+:class:`SnmpWalkTooLong`      ``walk_time``       a walk went past its time cap
+============================  ==================  ========================================================
+
+:class:`SnmpNotIncreasing`, :class:`SnmpTooManyRows` and :class:`SnmpWalkTooLong` are
+:class:`SnmpWalkError` (a walk was abandoned). :data:`ERROR_REASONS` lists every reason.
+
+    :class:`SnmpTimeout`: a v1/v2c device does not answer a wrong community and net-snmp drops a v3
+    request it cannot decrypt (wrong privacy password or protocol), so both look like a timeout; the
+    message says so. When datagrams did arrive from the device but could not be used (malformed BER, an
+    answer with another request-id, community or SNMP version), the message says that too.
+    :class:`SnmpAuthError`: unknown user, wrong authentication password or protocol, a security level
+    the user lacks, a privacy protocol the device does not support, or ``authorizationError``/
+    ``noAccess``.
+
+Broken answers are errors, never data, on both the fast v1/v2c path and the pysnmp path (the same
+checks, in this module): every GET response must carry, position by position, exactly the OIDs of the
+request that was sent (after SNMPv1's noSuchName drop-and-retry); a walk's OIDs must increase strictly,
+from the requested OID on and within each GETBULK response. Otherwise a device that answers with the
+wrong objects, or echoes the OID it was asked for, would look healthy with no data.
 
 SNMPv3 protocols (pysnmp 7.1.30 against net-snmp 5.9.3 ``snmpd`` on Debian 12; tests/integration/
 test_snmpv3.py checks every combination below against a real snmpd):
@@ -40,9 +70,13 @@ and the two extensions give different keys, so the device silently drops every r
 With SHA256 and longer hashes no extension is needed and both work. We therefore map AES192/AES256 to
 the Blumenthal variants and offer the Reeder ones as AES192C/AES256C for Cisco-style devices.
 
-Walks are our own loop on GETBULK (GETNEXT for v1): they stay inside the requested subtree, end on an
-OID equal to the previous one (v1 agents repeat the last row at the end of the MIB), raise on a lower
-OID, cap rows and (optionally) time, treat ``endOfMibView`` as the end and ``noSuch*`` as values,
+Walks are our own loop on GETBULK (GETNEXT for v1): they stay inside the requested subtree (a GETBULK
+response may run past it: the walk ends there, and what follows in that response is not looked at), raise
+:class:`SnmpNotIncreasing` on an OID that is not greater than the one before it (also the requested OID
+echoed back), except that an SNMPv1 walk ends cleanly on the last row repeated after at least one row (v1
+agents do that at the end of the MIB) and any walk ends on an exception value (``noSuch*``) that repeats
+the requested OID (net-snmp ends there too), cap rows and (optionally) time, treat ``endOfMibView`` as
+the end and ``noSuch*`` with increasing OIDs as values,
 halve max-repetitions on tooBig, and on a timeout of a bulk request to a device that answered before,
 retry once with max-repetitions 1 (devices that silently drop large responses; it then grows back by
 doubling after every 50 good responses, up to half the size that got no answer). A device that dies
@@ -88,7 +122,7 @@ import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config as pysnmp_config
@@ -106,22 +140,64 @@ log = logging.getLogger("hatang.agent.snmp")
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_REPETITIONS = 10
 _GROW_AFTER = 50  # successful bulk responses before max-repetitions is raised again after a silent drop
+_ABSENT = frozenset({"no_such_object", "no_such_instance"})
 
 
 class SnmpError(Exception):
-    """An SNMP request failed."""
+    """An SNMP request failed; ``reason`` says why in one word (see the module doc)."""
+
+    reason: ClassVar[str] = "snmp_error"
 
 
 class SnmpTimeout(SnmpError):
     """No usable answer in time (also what a wrong community or a wrong v3 privacy password looks like)."""
 
+    reason: ClassVar[str] = "timeout"
+
 
 class SnmpAuthError(SnmpError):
     """The device rejected our credentials or our access (SNMPv3 user, password, security level)."""
 
+    reason: ClassVar[str] = "auth"
+
+
+class SnmpAddressError(SnmpError):
+    """The device's address cannot be resolved or used."""
+
+    reason: ClassVar[str] = "address"
+
+
+class SnmpWrongOid(SnmpError):
+    """The response does not answer the request: other OIDs, another order or number of varbinds."""
+
+    reason: ClassVar[str] = "wrong_oid"
+
 
 class SnmpWalkError(SnmpError):
-    """A walk was abandoned: OIDs that go backwards, too many rows, or longer than its time cap."""
+    """A walk was abandoned (the base of the three classes below)."""
+
+
+class SnmpNotIncreasing(SnmpWalkError):
+    """A walk got an OID not greater than the one before it: the agent loops or goes backwards."""
+
+    reason: ClassVar[str] = "not_increasing"
+
+
+class SnmpTooManyRows(SnmpWalkError):
+    """A walk went past its row cap."""
+
+    reason: ClassVar[str] = "too_many_rows"
+
+
+class SnmpWalkTooLong(SnmpWalkError):
+    """A walk went past its time cap."""
+
+    reason: ClassVar[str] = "walk_time"
+
+
+ERROR_REASONS = tuple(dict.fromkeys(cls.reason for cls in (
+    SnmpError, SnmpTimeout, SnmpAuthError, SnmpAddressError, SnmpWrongOid, SnmpNotIncreasing,
+    SnmpTooManyRows, SnmpWalkTooLong)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,7 +506,7 @@ class SnmpEngine:
         try:
             udp_target = await hlapi.UdpTransportTarget.create((host, port), timeout=timeout, retries=retries)
         except PySnmpError as exc:
-            raise SnmpError(f"cannot use address {host}:{port}: {exc}") from None
+            raise SnmpAddressError(f"cannot use address {host}:{port}: {exc}") from None
         return SnmpTarget(self._engine, udp_target, creds, auth=auth, host=host, port=port,
                           counter=transport.received, max_repetitions=max_repetitions,
                           max_walk_time=max_walk_time, shared_user=self._user_is_shared)
@@ -470,9 +546,9 @@ async def _resolve(host: str, port: int) -> tuple[str, int]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_INET,
                                                              type=socket.SOCK_DGRAM)
     except (OSError, UnicodeError) as exc:
-        raise SnmpError(f"cannot use address {host}:{port}: {exc}") from None
+        raise SnmpAddressError(f"cannot use address {host}:{port}: {exc}") from None
     if not infos:
-        raise SnmpError(f"cannot use address {host}:{port}: no IPv4 address")
+        raise SnmpAddressError(f"cannot use address {host}:{port}: no IPv4 address")
     address = infos[0][4]
     return str(address[0]), int(address[1])
 
@@ -613,7 +689,7 @@ class SnmpTarget:
                 endpoint, _ = await loop.create_datagram_endpoint(functools.partial(_Discovery, reply),
                                                                   remote_addr=self._address)
             except OSError as exc:
-                raise SnmpError(f"{self._where()}: cannot send SNMPv3 discovery: {exc}") from None
+                raise SnmpAddressError(f"{self._where()}: cannot send SNMPv3 discovery: {exc}") from None
             try:
                 endpoint.sendto(discovery_request(int.from_bytes(os.urandom(3), "big")))
                 async with asyncio.timeout(self._timeout or 1.0):
@@ -661,7 +737,7 @@ class SnmpTarget:
         before = self._received[self._address]
         try:
             response = await fast.request(self._address, self._fast_community, request_id, datagram,
-                                          self._timeout, self._tries)
+                                          self._timeout, self._tries, version=self._fast_version)
         except RequestTimeout:
             raise self._timeout_error(self._received[self._address] - before) from None
         self.answered = True
@@ -670,6 +746,37 @@ class SnmpTarget:
     def _fast_status_error(self, response: Response) -> SnmpError:
         return self._status_error(response.error_name, response.error_index,
                                   [oid for oid, _ in response.varbinds])
+
+    # checks of a response against its request, shared by the pysnmp and the fast path
+
+    def _check_get_names(self, asked: Sequence[OID], received: Sequence[OID]) -> None:
+        """A GET response must carry exactly the OIDs asked, in the same positions."""
+        if len(received) == len(asked) and all(a == r for a, r in zip(asked, received, strict=True)):
+            return
+        at = next((i for i, (a, r) in enumerate(zip(asked, received, strict=False)) if a != r),
+                  min(len(asked), len(received)))
+        wanted = oid_text(asked[at]) if at < len(asked) else "nothing"
+        got = oid_text(received[at]) if at < len(received) else "nothing"
+        count = ""
+        if len(received) != len(asked):
+            count = f" and {len(received)} varbind(s) for {len(asked)} OID(s) asked"
+        raise SnmpWrongOid(
+            f"{self._where()} answered a GET with the wrong object: asked {wanted}, received {got} at "
+            f"varbind {at + 1}{count}; the device answered a different object than asked (buggy agent)")
+
+    def _check_next_count(self, oid: OID, count: int, bulk: bool) -> None:
+        """A GETNEXT for one OID must get exactly one varbind back, a GETBULK at least one."""
+        if count == 1 or (bulk and count > 1):
+            return
+        request = "GETBULK" if bulk else "GETNEXT"
+        expected = "at least one" if bulk else "exactly one"
+        raise SnmpWrongOid(f"{self._where()} answered a {request} for {oid_text(oid)} with {count} "
+                           f"varbinds instead of {expected} (buggy agent)")
+
+    def _check_empty(self, indication: Any, oid: OID, bulk: bool) -> None:
+        """pysnmp reports a GETNEXT/GETBULK response without varbinds as emptyResponse."""
+        if isinstance(indication, errind.EmptyResponse):
+            self._check_next_count(oid, 0, bulk)
 
     async def _fast_get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]:
         wanted = list(oids)
@@ -682,6 +789,7 @@ class SnmpTarget:
                 continue
             if status:
                 raise self._fast_status_error(response)
+            self._check_get_names(wanted, [oid for oid, _ in response.varbinds])
             found = dict(response.varbinds)
             break
         missing = SnmpValue("no_such_object", None)
@@ -694,6 +802,7 @@ class SnmpTarget:
                 return []
             if response.error_status:
                 raise self._fast_status_error(response)
+            self._check_next_count(oid, len(response.varbinds), bulk=False)
             return response.varbinds
         retried_timeout = False
         while True:
@@ -711,13 +820,17 @@ class SnmpTarget:
                 continue
             if response.error_status:
                 raise self._fast_status_error(response)
+            self._check_next_count(oid, len(response.varbinds), bulk=True)
             self._good_bulk()
             return response.varbinds
 
     # ---------------------------------------------------------------- GET
 
     async def get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]:
-        """GET the given OIDs. Missing objects come back as ``no_such_*`` values, also on SNMPv1."""
+        """GET the given OIDs. Missing objects come back as ``no_such_*`` values, also on SNMPv1.
+
+        Raises :class:`SnmpWrongOid` when the response does not carry exactly the OIDs asked, in order.
+        """
         if self._fast is not None:
             return await self._fast_get(oids)
         await self._pin_engine_id()
@@ -731,21 +844,25 @@ class SnmpTarget:
                 wanted.pop(int(index) - 1)  # v1 noSuchName fails the whole request: drop and retry
                 continue
             self._check(ind, status, index, datagrams, varbinds)
-            found = {tuple(name): convert(value) for name, value in varbinds}
+            pairs = [(tuple(name), convert(value)) for name, value in varbinds]
+            self._check_get_names(wanted, [name for name, _ in pairs])
+            found = dict(pairs)
             return [(o, found.get(o, SnmpValue("no_such_object", None))) for o in oids]
         return [(o, SnmpValue("no_such_object", None)) for o in oids]
 
     # ---------------------------------------------------------------- walk
 
-    async def _next_v1(self, request: Any) -> list[tuple[OID, SnmpValue]]:
+    async def _next_v1(self, oid: OID, request: Any) -> list[tuple[OID, SnmpValue]]:
         (ind, status, index, varbinds), datagrams = await self._request(hlapi.next_cmd(
             self._engine, self._auth, self._transport, self._context, request, lookupMib=False))
         if not ind and status and int(status) == 2:  # noSuchName: end of the MIB view
             return []
+        self._check_empty(ind, oid, bulk=False)
         self._check(ind, status, index, datagrams, varbinds)
+        self._check_next_count(oid, len(varbinds), bulk=False)
         return [(tuple(name), convert(value)) for name, value in varbinds]
 
-    async def _next_bulk(self, request: Any) -> list[tuple[OID, SnmpValue]]:
+    async def _next_bulk(self, oid: OID, request: Any) -> list[tuple[OID, SnmpValue]]:
         retried_timeout = False
         while True:
             reps = self.max_repetitions
@@ -760,7 +877,9 @@ class SnmpTarget:
                 retried_timeout = True
                 self._silent_drop(reps)
                 continue
+            self._check_empty(ind, oid, bulk=True)
             self._check(ind, status, index, datagrams, varbinds)
+            self._check_next_count(oid, len(varbinds), bulk=True)
             self._good_bulk()
             return [(tuple(name), convert(value)) for name, value in varbinds]
 
@@ -786,24 +905,29 @@ class SnmpTarget:
             self._good_bulks = 0
 
     async def _next_rows(self, oid: OID) -> list[tuple[OID, SnmpValue]]:
+        """The rows after ``oid`` (one GETNEXT or GETBULK); empty only at SNMPv1's noSuchName."""
         if self._fast is not None:
             return await self._fast_next(oid)
         await self._pin_engine_id()
         request = hlapi.ObjectType(hlapi.ObjectIdentity(oid_text(oid)))
         if self._creds.version == "1":
-            return await self._next_v1(request)
-        return await self._next_bulk(request)
+            return await self._next_v1(oid, request)
+        return await self._next_bulk(oid, request)
 
     async def walk(
         self, root: OID, *, max_rows: int = 100_000, max_time: float | None = None
     ) -> list[tuple[OID, SnmpValue]]:
         """All (oid, value) pairs strictly inside the subtree ``root``, in order.
 
-        Ends at the first OID outside the subtree, at ``endOfMibView``, at v1 ``noSuchName``, and at an
-        OID equal to the previous one (a v1 agent repeating its last row). Raises
-        :class:`SnmpWalkError` for an OID lower than the previous one, for more than ``max_rows`` rows,
-        and when the walk takes longer than ``max_time`` seconds (default: the target's
-        ``max_walk_time``; None: no cap of its own, the caller's deadline applies).
+        Ends at the first OID outside the subtree, at ``endOfMibView``, at v1 ``noSuchName``, at an
+        SNMPv1 agent repeating its last row (an OID equal to the previous one after at least one row), and
+        at a ``noSuch*`` value that repeats the requested OID. Raises :class:`SnmpNotIncreasing` for any
+        other OID not greater than the one before it (the requested OID echoed back, an OID repeated or
+        lower, also within one GETBULK response), :class:`SnmpWrongOid` for a response without the one
+        varbind a GETNEXT asks for (or any, to a GETBULK), :class:`SnmpTooManyRows` for more than
+        ``max_rows`` rows, and :class:`SnmpWalkTooLong` when the walk takes longer than ``max_time``
+        seconds (default: the target's ``max_walk_time``; None: no cap of its own, the caller's deadline
+        applies).
         """
         limit = max_time if max_time is not None else self.max_walk_time
         rows: list[tuple[OID, SnmpValue]] = []
@@ -814,30 +938,42 @@ class SnmpTarget:
             async with asyncio.timeout(limit):
                 await self._walk_into(root, max_rows, rows)
         except TimeoutError:
-            raise SnmpWalkError(f"walk of {oid_text(root)} on {self._where()} took longer than {limit:g} s "
-                                f"({len(rows)} rows so far)") from None
+            raise SnmpWalkTooLong(f"walk of {oid_text(root)} on {self._where()} took longer than {limit:g} s "
+                                  f"({len(rows)} rows so far); walk abandoned") from None
         return rows
 
     async def _walk_into(self, root: OID, max_rows: int, rows: list[tuple[OID, SnmpValue]]) -> None:
         cursor = root
         depth = len(root)
+        v1 = self._creds.version == "1"
         while True:
             batch = await self._next_rows(cursor)
             if not batch:
-                return
+                return  # SNMPv1 noSuchName: the end of the MIB view
+            asked = cursor
             for oid, value in batch:
-                if oid[:depth] != root or value.kind == "end_of_mib_view":
+                if value.kind == "end_of_mib_view":  # carries the requested OID, not a greater one
                     return
-                if oid == cursor:
-                    log.debug("%s repeated %s while walking %s: taken as the end", self._where(),
-                              oid_text(oid), oid_text(root))
-                    return
-                if oid < cursor:
-                    raise SnmpWalkError(f"{self._where()} returned OID {oid_text(oid)} after "
-                                        f"{oid_text(cursor)} while walking {oid_text(root)}: OIDs must "
-                                        "increase (buggy agent); walk abandoned")
+                if oid <= cursor:
+                    if oid == cursor and ((v1 and rows) or value.kind in _ABSENT):
+                        log.debug("%s repeated %s while walking %s: taken as the end", self._where(),
+                                  oid_text(oid), oid_text(root))
+                        return
+                    raise self._not_increasing(root, asked, cursor, oid)
+                if oid[:depth] != root:
+                    return  # past the subtree: the rest of a GETBULK response is not ours to judge
                 if len(rows) >= max_rows:
-                    raise SnmpWalkError(f"more than {max_rows} rows under {oid_text(root)} on "
-                                        f"{self._where()}; walk abandoned")
+                    raise SnmpTooManyRows(f"more than {max_rows} rows under {oid_text(root)} on "
+                                          f"{self._where()}; walk abandoned")
                 rows.append((oid, value))
                 cursor = oid
+
+    def _not_increasing(self, root: OID, asked: OID, previous: OID, oid: OID) -> SnmpNotIncreasing:
+        if previous == asked:
+            where = f"in answer to a request for the OID after {oid_text(asked)}"
+        else:
+            where = f"after {oid_text(previous)} in the same GETBULK response"
+        what = "the same OID again: the agent loops" if oid == previous else "it went backwards"
+        return SnmpNotIncreasing(
+            f"OID not increasing: {self._where()} returned OID {oid_text(oid)} {where} while walking "
+            f"{oid_text(root)} ({what}): OIDs must increase (buggy agent); walk abandoned")

@@ -14,6 +14,9 @@ devices. The deliberate differences, all listed and checked there:
 * a Counter32/Gauge32/TimeTicks/Counter64 encoded as a negative integer (a common device bug) is read
   as the unsigned number it stands for (two's complement) in every encoding, not only the short forms
   ``repair_unsigned`` rewrites;
+* an INTEGER value outside Integer32 (UPS cards send a load of 4294967295) is read as sent, so that the
+  rest of the response is kept and the mapping reports that one value as unusable; pysnmp drops the
+  whole response (it then looks like a timeout);
 * not decoded: what RFC 3417 section 8 forbids (indefinite lengths, constructed strings), and a
   Report-PDU (pysnmp takes one as the response; v1/v2c agents do not send them);
 * not range-checked: request-id (an out-of-range one matches no request anyway), error-index (pysnmp
@@ -33,7 +36,6 @@ from agent.varbind import OID, SnmpValue
 GET, GET_NEXT, RESPONSE, SET, GET_BULK = 0xA0, 0xA1, 0xA2, 0xA3, 0xA5
 VERSIONS = {"1": 0, "2c": 1}
 
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _UNSIGNED_BITS = {0x41: 32, 0x42: 32, 0x43: 32, 0x46: 64}  # Counter32 Gauge32 TimeTicks Counter64
 _UNSIGNED_KINDS = {0x41: "counter32", 0x42: "gauge32", 0x43: "timeticks", 0x46: "counter64"}
 _EXCEPTIONS = {
@@ -190,11 +192,8 @@ def _value(tag: int, content: bytes) -> SnmpValue:
         elif number >> bits:
             raise BerError(f"value out of range for tag 0x{tag:02x}")
         return SnmpValue(_UNSIGNED_KINDS[tag], number)
-    if tag == 0x02:
-        number = int.from_bytes(content, "big", signed=True)
-        if not _INT32_MIN <= number <= _INT32_MAX:
-            raise BerError("integer out of the Integer32 range")
-        return SnmpValue("integer", number)
+    if tag == 0x02:  # outside Integer32 (a device bug) it is read as sent: the mapping rejects it
+        return SnmpValue("integer", int.from_bytes(content, "big", signed=True))
     exception = _EXCEPTIONS.get(tag)
     if exception is not None:
         if content:

@@ -2,10 +2,12 @@
 
 One :class:`CommunityTransport` (one socket) serves every v1/v2c device of the process. A request is
 sent, retransmitted with the same request-id after each timeout (like net-snmp, so a late answer to an
-earlier try still counts), and completed by the first well-formed response from the device's address
-with that request-id and community. Everything else is dropped: malformed datagrams and answers
-that match nothing are counted per sender, so a timeout can say that the device did answer but with
-something unusable. Encoding and decoding are in :mod:`agent.snmp_ber` (pure).
+earlier try still counts), and completed by the first well-formed Response-PDU from the device's address
+with that request-id, community and SNMP version (pysnmp's message processing drops a v1 answer to a v2c
+request and the reverse; so do we). Everything else is dropped: malformed datagrams (another PDU type
+included) and answers that match nothing are counted per sender, so a timeout can say that the device
+did answer but with something unusable. Whether the answer's varbinds fit the request is checked by
+:class:`agent.snmp.SnmpTarget`. Encoding and decoding are in :mod:`agent.snmp_ber` (pure).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class RequestTimeout(Exception):
 class CommunityTransport(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self._transport: asyncio.DatagramTransport | None = None
-        self._pending: dict[int, tuple[Address, bytes, asyncio.Future[Response]]] = {}
+        self._pending: dict[int, tuple[Address, bytes, int | None, asyncio.Future[Response]]] = {}
         self._next_id = int.from_bytes(os.urandom(3), "big")
         self.received: Counter[Address] = Counter()  # datagrams per sender
         self.malformed = 0
@@ -71,8 +73,9 @@ class CommunityTransport(asyncio.DatagramProtocol):
         entry = self._pending.get(response.request_id)
         if entry is None:
             return  # a late or duplicate answer
-        address, community, future = entry
-        if address != sender or community != response.community or future.done():
+        address, community, version, future = entry
+        if (address != sender or community != response.community
+                or (version is not None and version != response.version) or future.done()):
             return
         if response.repaired:
             self.repaired += 1
@@ -85,7 +88,7 @@ class CommunityTransport(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        for _, _, future in self._pending.values():
+        for _, _, _, future in self._pending.values():
             if not future.done():  # not cancel(): a CancelledError in a caller nobody cancelled
                 future.set_exception(RequestTimeout("socket closed"))
         self._pending.clear()
@@ -101,14 +104,15 @@ class CommunityTransport(asyncio.DatagramProtocol):
         return self._next_id
 
     async def request(self, address: Address, community: bytes, request_id: int, datagram: bytes,
-                      timeout: float, tries: int) -> Response:
+                      timeout: float, tries: int, *, version: int | None = None) -> Response:
         """Send ``datagram`` (which carries ``request_id``) up to ``tries`` times; the response or
-        :class:`RequestTimeout`. Cancelling the caller withdraws the request at once."""
+        :class:`RequestTimeout`. ``version`` (0 = v1, 1 = v2c; None: any) is the SNMP version an answer
+        must have. Cancelling the caller withdraws the request at once."""
         if self._transport is None:
             raise RequestTimeout("socket closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Response] = loop.create_future()
-        self._pending[request_id] = (address, community, future)
+        self._pending[request_id] = (address, community, version, future)
         try:
             for _ in range(max(1, tries)):
                 transport = self._transport

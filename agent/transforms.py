@@ -16,6 +16,7 @@ from agent.varbind import ABSENT_KINDS, NUMERIC_KINDS, OID, SnmpValue
 
 Getter = Callable[[OID], SnmpValue | None]  # the value at an OID (scalars) or column (this row)
 MAX_LABEL_CHARS = 256
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _KIND_NAMES = {"octets": "OCTET STRING", "opaque": "Opaque", "oid": "OBJECT IDENTIFIER",
                "ipaddress": "IpAddress"}
 
@@ -51,6 +52,8 @@ def raw_number(value: SnmpValue | None) -> float | None:
     if value is None:
         return None
     if value.kind in NUMERIC_KINDS and isinstance(value.value, int):
+        if value.kind == "integer" and not _INT32_MIN <= value.value <= _INT32_MAX:
+            return None  # an INTEGER no SNMP agent may send (the fast path reads it as sent)
         return value.value
     if isinstance(value.value, bytes):
         if value.kind == "opaque":
@@ -71,6 +74,8 @@ def unusable(value: SnmpValue | None) -> str | None:
     if value is None or value.kind in ABSENT_KINDS or raw_number(value) is not None:
         return None
     kind = _KIND_NAMES.get(value.kind, value.kind)
+    if isinstance(value.value, int):
+        return f"INTEGER {value.value} outside the Integer32 range (-2147483648..2147483647)"
     if isinstance(value.value, bytes):
         shown = value.value[:24].hex(":") if value.kind == "opaque" else repr(label_text(value)[:24])
         return f"{kind} {shown} where a number is expected"

@@ -18,7 +18,16 @@ import pytest
 
 from agent.poller import DevicePoller
 from agent.profiles import load_profiles
-from agent.snmp import Credentials, SnmpEngine, SnmpTarget, SnmpTimeout, SnmpWalkError
+from agent.snmp import (
+    Credentials,
+    SnmpEngine,
+    SnmpNotIncreasing,
+    SnmpTarget,
+    SnmpTimeout,
+    SnmpTooManyRows,
+    SnmpWalkError,
+    SnmpWalkTooLong,
+)
 from agent.varbind import OID, SnmpValue
 from hatang.sim import ber
 from hatang.sim.ber import Value
@@ -82,10 +91,23 @@ async def test_walk_stays_in_subtree_and_in_order(engine: SnmpEngine) -> None:
     assert [v for _, v in rows] == [SnmpValue("integer", i) for i in range(1, 31)]
 
 
-async def test_same_oid_again_ends_the_walk_cleanly(engine: SnmpEngine) -> None:
+async def test_same_oid_again_is_not_increasing(engine: SnmpEngine) -> None:
+    """v2c: the same OID again is a loop (net-snmp: "OID not increasing"), not the end of the walk."""
     device = TableDevice(small_table(30), loop_after=12, loop_mode="same")
     async with asyncio.timeout(TEST_DEADLINE), await serve(device) as responder:
         target = await target_for(engine, responder)
+        with pytest.raises(SnmpNotIncreasing, match=r"^OID not increasing: .* returned OID "
+                                                     r"1\.3\.6\.1\.4\.1\.99999\.1\.1\.12 after "
+                                                     r"1\.3\.6\.1\.4\.1\.99999\.1\.1\.12 ") as caught:
+            await target.walk(COL)
+    assert caught.value.reason == "not_increasing"
+
+
+async def test_v1_same_oid_again_ends_the_walk_cleanly(engine: SnmpEngine) -> None:
+    """v1: the same OID again after increasing rows is the repeat-the-last-row quirk: the end."""
+    device = TableDevice(small_table(30), loop_after=12, loop_mode="same")
+    async with asyncio.timeout(TEST_DEADLINE), await serve(device) as responder:
+        target = await target_for(engine, responder, V1)
         rows = await target.walk(COL)
     assert [oid for oid, _ in rows] == [(*COL, i) for i in range(1, 13)]
 
@@ -99,6 +121,7 @@ async def test_lower_oid_raises_walk_error(engine: SnmpEngine) -> None:
             await target.walk(COL)
         assert time.monotonic() - started < 2 * TIMEOUT
     assert f"after {'.'.join(map(str, COL))}.12" in str(caught.value)
+    assert isinstance(caught.value, SnmpNotIncreasing)
 
 
 async def test_v1_repeated_last_row_ends_the_walk(engine: SnmpEngine) -> None:
@@ -159,7 +182,7 @@ async def test_huge_table_hits_the_row_cap(engine: SnmpEngine) -> None:
     device = TableDevice(Column(COL, 50_000))
     async with asyncio.timeout(TEST_DEADLINE), await serve(device) as responder:
         target = await target_for(engine, responder)
-        with pytest.raises(SnmpWalkError, match=r"more than 1000 rows under 1\.3\.6\.1\.4\.1\.99999\.1\.1"):
+        with pytest.raises(SnmpTooManyRows, match=r"more than 1000 rows under 1\.3\.6\.1\.4\.1\.99999\.1\.1"):
             await target.walk(COL, max_rows=1000)
         assert device.rows_sent < 1100  # it stopped asking
 
@@ -170,12 +193,12 @@ async def test_huge_table_hits_the_time_cap(engine: SnmpEngine) -> None:
         target = await target_for(engine, responder)
         started = time.monotonic()
         # 50,000 rows are 5,000 round trips: far more than 10 ms even on the fast path
-        with pytest.raises(SnmpWalkError, match=r"took longer than 0\.01 s \(\d+ rows so far\)"):
+        with pytest.raises(SnmpWalkTooLong, match=r"took longer than 0\.01 s \(\d+ rows so far\)"):
             await target.walk(COL, max_time=0.01)
         assert time.monotonic() - started < 1.5
         # the target-wide default applies when the call gives none
         capped = await target_for(engine, responder, max_walk_time=0.02)
-        with pytest.raises(SnmpWalkError, match=r"took longer than 0\.02 s"):
+        with pytest.raises(SnmpWalkTooLong, match=r"took longer than 0\.02 s"):
             await capped.walk(COL)
 
 

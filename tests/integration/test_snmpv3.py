@@ -31,6 +31,7 @@ from agent.snmp import (
 )
 from agent.varbind import SnmpValue
 from tests.support.services import Snmpd, require_binary, snmpget, snmpwalk, start_snmpd, unavailable
+from wire.messages import ERROR_REASONS
 
 pytestmark = pytest.mark.integration
 
@@ -322,11 +323,14 @@ async def test_poll_once_wrong_community_says_so(tmp_path: Path, v3_snmpd: Snmpd
     snmp = "{version: 2c, community: wrong, timeout: 0.5, retries: 1}"
     report = await run_poll_once(write_agent_config(tmp_path, v3_snmpd, snmp))
     assert "status: DOWN (no usable answer)\n" in report
-    assert (f"  profile system: no answer from {v3_snmpd.host}:{v3_snmpd.port} within 0.5 s x 2 tries: "
+    assert (f"  profile system [timeout]: no answer from {v3_snmpd.host}:{v3_snmpd.port} within 0.5 s x 2 "
+            "tries: "
             "device down, wrong address/port, or wrong community (SNMP v1/v2c devices do not answer a wrong "
             "community)\n") in report
     assert "  not asked (the device did not answer): interfaces\n" in report
-    assert "would publish 0 metric families, 0 samples.\n" in report
+    # only the problem counter (one sample per reason) is published for a device that does not answer
+    assert f"would publish 1 metric families, {len(ERROR_REASONS)} samples:\n" in report
+    assert 'reason="timeout"} 1\n' in report
 
 
 async def test_poll_once_wrong_v3_password_and_unknown_user(tmp_path: Path, v3_snmpd: Snmpd) -> None:

@@ -9,7 +9,12 @@ Handlers:
 * :class:`TableDevice` a well-behaved device over a table of rows (GET, GETNEXT, GETBULK), with switches
   for the misbehaviour: tooBig above a max-repetitions threshold, silently dropping large responses,
   repeating the last row at the end of the MIB (a v1 quirk), looping OIDs after some rows (the same
-  OID again, or one row back: last arc minus one), holding requests to answer them later (cancellation tests).
+  OID again, or one row back: last arc minus one; ``loop_after=0, loop_mode="same"`` echoes the requested
+  OID from the first request on), holding requests to answer them later (cancellation tests), answers
+  with the wrong SNMP version, PDU type or request-id, and a ``rewrite`` of every answer's varbinds:
+  :func:`get_other_oid`, :func:`get_reordered`, :func:`get_extra`, :func:`get_missing` (GET answered with
+  other objects), :func:`bulk_swapped`, :func:`bulk_repeated` (OIDs that go backwards or repeat inside
+  one GETBULK response), :func:`no_varbinds` (GETNEXT/GETBULK answered with none).
 * :func:`silent` never answers; :func:`garbage` answers junk bytes.
 * :class:`Column` a virtual table of N rows under one column (50,000 rows cost no memory).
 
@@ -33,14 +38,79 @@ TOO_BIG, NO_SUCH_NAME = 1, 2
 LOOPBACK = "127.0.0.1"
 
 Handler = Callable[[Message], bytes | None]
+Rewrite = Callable[[Message, list[VarBind]], list[VarBind]]  # (request, answer varbinds) -> varbinds sent
 
 
-def reply(request: Message, varbinds: Sequence[VarBind], status: int = 0, index: int = 0) -> bytes:
-    """The encoded Response to ``request`` (same version, community and request-id)."""
+def reply(request: Message, varbinds: Sequence[VarBind], status: int = 0, index: int = 0, *,
+          version: int | None = None, pdu: int = ber.RESPONSE, request_id_offset: int = 0) -> bytes:
+    """The encoded Response to ``request`` (same version, community and request-id unless told)."""
     return ber.encode_message_parts(
-        request.version, request.community, ber.RESPONSE, request.pdu.request_id, status, index,
+        request.version if version is None else version, request.community, pdu,
+        (request.pdu.request_id + request_id_offset) & 0x7FFFFFFF, status, index,
         [ber.encode_varbind(o, v) for o, v in varbinds],
     )
+
+
+def _only(tag: int, change: Callable[[list[VarBind]], list[VarBind]]) -> Rewrite:
+    return lambda request, varbinds: change(varbinds) if request.pdu.tag == tag else varbinds
+
+
+def get_other_oid(position: int = 0, other: OID | None = None) -> Rewrite:
+    """GET answered with another object at ``position`` (default: the asked OID with its last arc + 1)."""
+
+    def change(varbinds: list[VarBind]) -> list[VarBind]:
+        out = list(varbinds)
+        oid, value = out[position]
+        out[position] = (other if other is not None else (*oid[:-1], oid[-1] + 1), value)
+        return out
+
+    return _only(ber.GET_REQUEST, change)
+
+
+def get_reordered() -> Rewrite:
+    """GET answered with the right objects in reverse order."""
+    return _only(ber.GET_REQUEST, lambda varbinds: varbinds[::-1])
+
+
+def get_extra() -> Rewrite:
+    """GET answered with one varbind more than asked (the next OID after the last one)."""
+    return _only(ber.GET_REQUEST,
+                 lambda vbs: [*vbs, ((*vbs[-1][0][:-1], vbs[-1][0][-1] + 1), ber.integer(0))])
+
+
+def get_missing() -> Rewrite:
+    """GET answered without its last varbind."""
+    return _only(ber.GET_REQUEST, lambda varbinds: varbinds[:-1])
+
+
+def bulk_swapped(position: int = 1) -> Rewrite:
+    """GETBULK answered with varbinds ``position - 1`` and ``position`` swapped: the OIDs go backwards
+    inside the response."""
+
+    def change(varbinds: list[VarBind]) -> list[VarBind]:
+        out = list(varbinds)
+        if len(out) > position:
+            out[position - 1], out[position] = out[position], out[position - 1]
+        return out
+
+    return _only(ber.GET_BULK_REQUEST, change)
+
+
+def bulk_repeated(position: int = 1) -> Rewrite:
+    """GETBULK answered with varbind ``position`` carrying the OID of the one before it."""
+
+    def change(varbinds: list[VarBind]) -> list[VarBind]:
+        out = list(varbinds)
+        if len(out) > position:
+            out[position] = (out[position - 1][0], out[position][1])
+        return out
+
+    return _only(ber.GET_BULK_REQUEST, change)
+
+
+def no_varbinds() -> Rewrite:
+    """GETNEXT and GETBULK answered with noError and no varbinds at all."""
+    return lambda request, varbinds: [] if request.pdu.tag != ber.GET_REQUEST else varbinds
 
 
 class Rows(Protocol):
@@ -106,6 +176,10 @@ class TableDevice:
     loop_mode: Literal["same", "lower"] = "same"  # ... repeat the requested OID, or go one row back
     max_varbinds: int = 1000
     hold_after: int | None = None  # after this many requests, keep new ones in `held`; release() answers
+    rewrite: Rewrite | None = None  # applied to the varbinds of every answer without an error-status
+    answer_version: int | None = None  # answer with this SNMP version (None: the request's)
+    answer_pdu: int = ber.RESPONSE  # answer with this PDU type
+    request_id_offset: int = 0  # answer with the request-id plus this
     bulk_repetitions: list[int] = field(default_factory=list)  # max-repetitions of each GETBULK seen
     too_big_sent: int = 0
     dropped: int = 0
@@ -123,13 +197,19 @@ class TableDevice:
                 entry = self._next(o)
                 if entry is None:
                     if v1:
-                        return reply(request, pdu.varbinds, NO_SUCH_NAME, i + 1)
+                        return self._reply(request, pdu.varbinds, NO_SUCH_NAME, i + 1)
                     entry = (o, ber.END_OF_MIB_VIEW_VALUE)
                 out.append(entry)
-            return reply(request, out)
+            return self._reply(request, out)
         if pdu.tag == ber.GET_BULK_REQUEST and not v1:
             return self._bulk(request)
         return None
+
+    def _reply(self, request: Message, varbinds: Sequence[VarBind], status: int = 0, index: int = 0) -> bytes:
+        if self.rewrite is not None and not status:
+            varbinds = self.rewrite(request, list(varbinds))
+        return reply(request, varbinds, status, index, version=self.answer_version, pdu=self.answer_pdu,
+                     request_id_offset=self.request_id_offset)
 
     def _get(self, request: Message, v1: bool) -> bytes:
         out: list[VarBind] = []
@@ -137,10 +217,10 @@ class TableDevice:
             value = self.rows.get(o)
             if value is None:
                 if v1:
-                    return reply(request, request.pdu.varbinds, NO_SUCH_NAME, i + 1)
+                    return self._reply(request, request.pdu.varbinds, NO_SUCH_NAME, i + 1)
                 value = ber.NO_SUCH_OBJECT_VALUE
             out.append((o, value))
-        return reply(request, out)
+        return self._reply(request, out)
 
     def _next(self, o: OID) -> tuple[OID, Value] | None:
         if self.loop_after is not None and self.rows_sent >= self.loop_after:
@@ -164,7 +244,7 @@ class TableDevice:
         self.bulk_repetitions.append(reps)
         if self.too_big_above is not None and reps > self.too_big_above:
             self.too_big_sent += 1
-            return reply(request, [], TOO_BIG, 0)
+            return self._reply(request, [], TOO_BIG, 0)
         if self.drop_above is not None and reps > self.drop_above:
             self.dropped += 1
             return None
@@ -177,7 +257,7 @@ class TableDevice:
                 cursors[j] = entry[0]
             if all(v.tag == ber.END_OF_MIB_VIEW for _, v in out[-len(cursors):]):
                 break
-        return reply(request, out)
+        return self._reply(request, out)
 
 
 def silent() -> Handler:

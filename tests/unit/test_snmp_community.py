@@ -1,11 +1,12 @@
 """agent.snmp_community (the fast path's UDP transport) against small responders on 127.0.0.1.
 
-What completes a request: the first well-formed Response from the device's address with our request-id
-and community; answers with another request-id, another community, from another address (port or IP)
-are ignored; malformed datagrams are counted; a late answer to an earlier try counts (retransmissions
-keep the request-id); a timeout after every try raises; cancelling the caller withdraws the request at
-once (no more retransmissions, the engine idle), also when the answer arrives in the same loop iteration;
-closing the transport ends requests in flight with RequestTimeout, not a stray CancelledError.
+What completes a request: the first well-formed Response from the device's address with our request-id,
+community and (when the request names it) SNMP version; answers with another request-id, another
+community, another version, another PDU type, from another address (port or IP) are ignored; malformed
+datagrams are counted; a late answer to an earlier try counts (retransmissions keep the request-id); a
+timeout after every try raises; cancelling the caller withdraws the request at once (no more
+retransmissions, the engine idle), also when the answer arrives in the same loop iteration; closing the
+transport ends requests in flight with RequestTimeout, not a stray CancelledError.
 """
 
 from __future__ import annotations
@@ -57,18 +58,20 @@ def address(responder: BadResponder) -> Address:
 
 
 def start(transport: CommunityTransport, responder: BadResponder, *, timeout: float = 5.0, tries: int = 1,
-          community: bytes = COMMUNITY) -> tuple[int, asyncio.Task[Any]]:
+          community: bytes = COMMUNITY, version: int | None = None) -> tuple[int, asyncio.Task[Any]]:
     request_id = transport.request_id()
-    datagram = encode_request(1, community, GET, request_id, [SYS_NAME])
+    datagram = encode_request(1 if version is None else version, community, GET, request_id, [SYS_NAME])
     task = asyncio.create_task(transport.request(address(responder), community, request_id, datagram,
-                                                 timeout, tries))
+                                                 timeout, tries, version=version))
     return request_id, task
 
 
 def answer(request: Message, text: bytes = b"device", *, request_id: int | None = None,
-           community: bytes | None = None, pdu: int = ber.RESPONSE, value: Value | None = None) -> bytes:
+           community: bytes | None = None, pdu: int = ber.RESPONSE, value: Value | None = None,
+           version: int | None = None) -> bytes:
     return ber.encode_message_parts(
-        request.version, request.community if community is None else community, pdu,
+        request.version if version is None else version,
+        request.community if community is None else community, pdu,
         request.pdu.request_id if request_id is None else request_id, 0, 0,
         [ber.encode_varbind(SYS_NAME, ber.octets(text) if value is None else value)])
 
@@ -94,6 +97,30 @@ async def test_only_the_matching_answer_completes_the_request(transport: Communi
         assert response.varbinds == [(SYS_NAME, SnmpValue("octets", b"device"))]
         assert transport.received[address(responder)] == 5
         assert transport.malformed == 2
+        assert transport.idle
+
+
+@pytest.mark.parametrize("version", [0, 1], ids=["v1", "v2c"])
+async def test_an_answer_in_another_snmp_version_is_ignored(transport: CommunityTransport,
+                                                            version: int) -> None:
+    """pysnmp's message processing drops a v1 answer to a v2c request (and the reverse): so do we."""
+    device = holding_device()
+    async with asyncio.timeout(DEADLINE), await serve(device) as responder:
+        request_id, task = start(transport, responder, version=version)
+        await first_held(device)
+        request, send = device.held[0]
+        assert request.version == version
+        send(answer(request, b"other version", version=1 - version))
+        send(answer(request, b"report", pdu=ber.REPORT))  # not a Response-PDU: malformed here
+        await async_wait_until(lambda: transport.received[address(responder)] == 2, 5.0,
+                               message="the two wrong answers to arrive")
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        send(answer(request, b"device"))
+        response = await task
+        assert (response.request_id, response.version) == (request_id, version)
+        assert response.varbinds == [(SYS_NAME, SnmpValue("octets", b"device"))]
+        assert transport.malformed == 1
         assert transport.idle
 
 

@@ -94,13 +94,16 @@ def test_ups_unknown_readings_are_absent_not_negative(profiles: dict[str, Profil
 def test_ups_readings_outside_the_mib_are_reported_not_published(profiles: dict[str, Profile]) -> None:
     table = next(t for t in profiles["ups"].tables if t.name == "output")
     load = UPS["load"]
-    columns = {load: {"1": SnmpValue("integer", 4294967295), "2": SnmpValue("integer", 37)}}
+    columns = {load: {"1": SnmpValue("integer", 250), "2": SnmpValue("integer", 37),
+                      "3": SnmpValue("integer", 4294967295)}}  # beyond Integer32: as the fast path reads it
     bad: list[mapping.BadValue] = []
     fams = {f.name: f for f in mapping.map_table(table, columns, bad=bad)}
     samples = fams["hatang_ups_output_load_ratio"].samples
     assert [(dict(s.labels)["line"], s.value) for s in samples] == [("2", 0.37)]
-    assert [(b.metric, b.oid, b.index) for b in bad] == [("hatang_ups_output_load_ratio", load, "1")]
-    assert "4294967295 outside 0..200" in bad[0].describe()
+    assert [(b.metric, b.oid, b.index) for b in bad] == [("hatang_ups_output_load_ratio", load, "1"),
+                                                         ("hatang_ups_output_load_ratio", load, "3")]
+    assert "250 outside 0..200 allowed by the MIB" in bad[0].describe()
+    assert "INTEGER 4294967295 outside the Integer32 range" in bad[1].describe()
     charge = mapping.map_scalars(profiles["ups"], _ups_scalars(charge=SnmpValue("integer", 100)))
     assert charge[0].samples[0].value == 1  # the bound itself is valid
 
