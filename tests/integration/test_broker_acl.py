@@ -1,5 +1,5 @@
-"""The shipped broker ACL (deploy/mosquitto/hatang.acl) against a real Mosquitto, and the collector's
-identity check behind it.
+"""The shipped broker ACL (deploy/mosquitto/hatang.acl) and settings (deploy/mosquitto/hatang.conf, all
+but the listeners and file paths) against a real Mosquitto, and the collector's identity check behind it.
 
 docs/wire.md and docs/operations.md ("Broker security") promise: each agent's MQTT username is its agent
 id, ``pattern write hatang/v1/agents/%u/#`` keeps it inside its own subtree, the collector user reads
@@ -29,6 +29,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.support.hatang import HatangProcess, one, parse, scrape, wait_for_series, write_yaml
@@ -42,6 +44,10 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_ACL = REPO / "deploy" / "mosquitto" / "hatang.acl"
+SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "hatang.conf"
+# settings of the shipped configuration that name this host's files and ports: the fixture sets its own
+HOST_SETTINGS = {"listener", "certfile", "keyfile", "cafile", "password_file", "acl_file",
+                 "persistence_location", "per_listener_settings"}
 PASSWORDS = {"xa-a": "mat-khau-a", "xa-b": "mat-khau-b", "collector.hatang": "mat-khau-trung-tam"}
 
 SUCCESS = 0
@@ -68,7 +74,8 @@ def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mosquitto
         create = ["-c"] if i == 0 else []
         subprocess.run([passwd, *create, "-b", str(password_file), user, password], check=True, timeout=30,
                        capture_output=True)
-    extra = f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl}\n"
+    extra = (f"{shipped_settings()}\npersistence_location {workdir}/\n"
+             f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl}\n")
     mosquitto = start_mosquitto(workdir, extra_config=extra)
     try:
         yield mosquitto
@@ -78,11 +85,20 @@ def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mosquitto
             sys.stderr.write(f"\n----- mosquitto log -----\n{mosquitto.log()[-6000:]}\n")
 
 
-def test_the_acl_under_test_is_the_shipped_one(broker: Mosquitto) -> None:
+def shipped_settings() -> str:
+    """The shipped hatang.conf without the lines that name the production host's files and listeners."""
+    lines = [line.strip() for line in SHIPPED_CONF.read_text().splitlines()]
+    return "\n".join(line for line in lines
+                     if line and not line.startswith("#") and line.split()[0] not in HOST_SETTINGS)
+
+
+def test_the_acl_and_settings_under_test_are_the_shipped_ones(broker: Mosquitto) -> None:
     config = broker.config_path.read_text()
     acl_path = next(line.split(None, 1)[1] for line in config.splitlines() if line.startswith("acl_file "))
     assert Path(acl_path).read_bytes() == SHIPPED_ACL.read_bytes()
     assert "pattern write hatang/v1/agents/%u/#" in SHIPPED_ACL.read_text()
+    for setting in ("use_username_as_clientid true", "persistence true", "autosave_interval 10"):
+        assert setting in shipped_settings() and setting in config
 
 
 # ---------------------------------------------------------------------------------------------- client
@@ -93,11 +109,11 @@ class Client:
     answered: CONNACK, SUBACK and PUBACK reason codes, and the messages delivered to it."""
 
     def __init__(self, broker: Mosquitto, username: str | None, password: str | None = None, *,
-                 protocol: MQTTProtocolVersion = mqtt.MQTTv5) -> None:
+                 protocol: MQTTProtocolVersion = mqtt.MQTTv5, client_id: str | None = None) -> None:
         self.broker = broker
         self.username = username
         self.protocol = protocol
-        client_id = f"test-{username}-{uuid.uuid4().hex[:8]}"
+        client_id = client_id or f"test-{username}-{uuid.uuid4().hex[:8]}"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         if username is not None:
             self._client.username_pw_set(username, password)
@@ -107,6 +123,8 @@ class Client:
         self.acks: dict[int, int] = {}
         self.subacks: dict[int, list[int]] = {}
         self._messages: list[tuple[str, bytes]] = []
+        self.disconnects: list[int] = []  # reason codes of disconnections the broker caused
+        self._client.on_disconnect = self._on_disconnect
         self._client.on_connect = self._on_connect
         self._client.on_publish = self._on_publish
         self._client.on_subscribe = self._on_subscribe
@@ -116,6 +134,10 @@ class Client:
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         with self._lock:
             self.connack = reason.value
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        with self._lock:
+            self.disconnects.append(reason.value)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
         with self._lock:
@@ -131,11 +153,18 @@ class Client:
             self._messages.append((message.topic, bytes(message.payload)))
 
     # test side
-    def connect(self, *, threaded: bool = True) -> int:
+    def connect(self, *, threaded: bool = True, persistent: bool = False) -> int:
         """Connect and return the CONNACK reason code (0 on success; paho maps 3.1.1 codes to v5 ones).
         ``threaded`` False pumps the network loop here instead, so that a refused client does not sit in
-        paho's reconnect backoff."""
-        self._client.connect(self.broker.host, self.broker.port, keepalive=30)
+        paho's reconnect backoff. ``persistent``: an MQTT 5 session kept for 5 minutes (no clean start),
+        else a clean start."""
+        if persistent:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 300
+            self._client.connect(self.broker.host, self.broker.port, keepalive=30, clean_start=False,
+                                 properties=properties)
+        else:
+            self._client.connect(self.broker.host, self.broker.port, keepalive=30)
         if threaded:
             self._client.loop_start()
             self._threaded = True
@@ -354,3 +383,30 @@ def test_the_collector_user_reads_but_cannot_publish_as_an_agent(connect: Any) -
     assert agent.publish(data_topic("xa-a", "sw"), fence) == SUCCESS
     collector.wait_for(data_topic("xa-a", "sw"), fence)
     assert [m for m in collector.messages() if m[1] == b"injected"] == []
+
+
+def test_a_login_cannot_take_over_another_clients_session(broker: Mosquitto, connect: Any) -> None:
+    """With the shipped settings an agent's login that sends the collector's client id (or another
+    agent's) connects as itself: the collector stays connected and its persistent session keeps
+    receiving. Without use_username_as_clientid the broker would hand the id over (MQTT's rule) and, on a
+    clean start, discard the collector's session."""
+    collector = Client(broker, "collector.hatang", PASSWORDS["collector.hatang"],
+                       client_id="hatang-collector")
+    assert collector.connect(persistent=True) == SUCCESS
+    try:
+        assert collector.subscribe("hatang/v1/agents/#") == [1]
+        agent_a = Client(broker, "xa-a", PASSWORDS["xa-a"], client_id="hatang-agent-xa-a")
+        assert agent_a.connect() == SUCCESS
+        try:
+            for stolen in ("hatang-collector", "hatang-agent-xa-a", "xa-a", "collector.hatang"):
+                thief = Client(broker, "xa-b", PASSWORDS["xa-b"], client_id=stolen)
+                assert thief.connect() == SUCCESS
+                thief.close()
+            payload = marker()
+            assert agent_a.publish("hatang/v1/agents/xa-a/data/sw", payload) == SUCCESS
+            collector.wait_for("hatang/v1/agents/xa-a/data/sw", payload)  # still subscribed, same session
+            assert collector.disconnects == [] and agent_a.disconnects == []
+        finally:
+            agent_a.close()
+    finally:
+        collector.close()
