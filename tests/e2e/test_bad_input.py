@@ -73,6 +73,8 @@ def test_malformed_payloads_are_counted_by_reason_and_the_collector_keeps_servin
     assert not find(series, "hatang_device_up", agent="xa-a")
     assert collector.process.running()
     assert "rejected message" in collector.process.log()
+    created = [name for name, _ in series if name.endswith("_created")]
+    assert not created, f"prometheus-client's _created series are exposed: {created}"
 
 
 def test_agent_with_a_mistyped_key_exits_naming_file_and_key_path(tmp_path: Path) -> None:

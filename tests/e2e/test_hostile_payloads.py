@@ -277,8 +277,8 @@ def build_corpus(rng: random.Random, count: int) -> list[Hostile]:
     for _ in range(10):
         s = agent()
         doc = valid_batch(s, "sw", next(seq))
-        doc["metrics"][0]["samples"] = [0] * 50_001
-        add("50,001 samples", data_topic(s, "sw"), json.dumps(doc).encode())
+        doc["metrics"][0]["samples"] = [0] * (DEFAULT_LIMITS.max_samples + 1)
+        add("one sample over the limit", data_topic(s, "sw"), json.dumps(doc).encode())
     for i in range(100):
         s, other = agent(), agent()
         if i % 3 == 0:

@@ -157,8 +157,27 @@ def _assert_backfilled(prom: Prometheus, batches: list[dict[str, Any]]) -> None:
         assert int(float(count[0]["value"][1])) == len(expected)
 
 
+def _assert_one_sample_per_poll(prom: Prometheus, start: float, end: float) -> None:
+    """No duplicate in Prometheus over [start, end]: one series per selector, and no two samples closer
+    than a poll interval (Prometheus itself keeps one sample per (series, timestamp); the same poll stored
+    twice would be two samples at different times)."""
+    for name, selector in ((GAUGE, f'{GAUGE}{{device="core-switch"}}'),
+                           (COUNTER, f'{COUNTER}{{device="core-switch",if_name="lo"}}')):
+        series = prom.raw_samples(selector, start, end)
+        assert len(series) == 1, f"{name}: {len(series)} series (the label sets differ): {series}"
+        stamps = series[0][1]
+        steps = [round(b - a, 3) for a, b in itertools.pairwise(stamps)]
+        assert stamps and all(step > INTERVAL - 0.5 for step in steps), f"{name}: duplicates: {steps}"
+
+
 def _late(batches: list[dict[str, Any]], back_at: float) -> list[dict[str, Any]]:
-    """Batches that arrive too late to be live when the uplink comes back at ``back_at``."""
+    """Batches that arrive too late to be live when the uplink comes back at ``back_at``.
+
+    The polls of the last interval or two before that arrive live, and the collector may receive two of
+    them within one scrape interval (they waited at the broker for its reconnect): it serves only the
+    newest, so the older one is in Prometheus only if a scrape came between them. That gap is the
+    collector's (it does not backfill a live poll superseded before any scrape) and is not asserted
+    here."""
     return [b for b in batches if b["ts"] < back_at - (INTERVAL + GRACE + 1.0)]
 
 
@@ -167,6 +186,7 @@ def test_broker_outage_leaves_no_gap_and_no_duplicate_in_prometheus(
     start_agent: Callable[..., HatangProcess], prometheus: _LazyPrometheus,
 ) -> None:
     collector, prom, agent = _setup(tmp_path, snmpd, start_collector, start_agent, prometheus)
+    down_at = time.time()
     mosquitto.stop()
     wait_until(lambda: one(parse(scrape(collector.url)), "hatang_collector_broker_connected") == 0,
                timeout=10, message="the collector to notice the broker is gone")
@@ -177,9 +197,20 @@ def test_broker_outage_leaves_no_gap_and_no_duplicate_in_prometheus(
     late = _late(queued, back_at)
     assert len(late) >= 4
     _assert_backfilled(prom, late)
+    # No duplicate over the whole span, from before the outage to live polls after it. A poll whose
+    # PUBACK was lost in the outage is legitimately sent again (at least once) and the collector drops it
+    # as a duplicate: what must hold is that Prometheus has it once, not that the network never repeats.
+    live_until = back_at + 4 * INTERVAL
+
+    def live_again() -> bool:
+        stamps = [t for _, ts, _ in prom.raw_samples(f'{GAUGE}{{device="core-switch"}}', back_at, time.time())
+                  for t in ts]
+        return bool(stamps) and max(stamps) >= live_until
+
+    wait_until(live_again, timeout=30, message="live polls in Prometheus after the outage")
+    _assert_one_sample_per_poll(prom, down_at - 3 * INTERVAL, live_until)
     assert agent.running()
     series = parse(scrape(collector.url))
-    assert (one(series, "hatang_collector_duplicate_messages_total") or 0) == 0
     assert (one(series, "hatang_collector_late_samples_total") or 0) > 0
 
 

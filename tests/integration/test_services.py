@@ -118,6 +118,32 @@ def test_free_ports_are_never_handed_out_twice() -> None:
     assert 1883 not in tcp
 
 
+def test_free_ports_lie_outside_the_kernels_ephemeral_range() -> None:
+    """A service restarted on a port from that range can find it taken by a client that connected to
+    itself while retrying (TCP self-connect); no port we hand out comes from it."""
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    assert services.ephemeral_port_range() == (low, high)
+    ports = [free_tcp_port() for _ in range(200)] + [free_udp_port() for _ in range(200)]
+    inside = [p for p in ports if low <= p <= high]
+    assert not inside, f"ports inside {low}-{high}: {inside}"
+    assert all(1024 <= p <= 65535 for p in ports)
+
+
+def test_restart_on_an_ephemeral_port_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))  # the kernel picks from the ephemeral range
+        port = probe.getsockname()[1]
+    assert services.in_ephemeral_range(port)
+    broker = start_mosquitto(tmp_path, port=port)  # a first start is allowed (a test's own choice)
+    try:
+        broker.stop()
+        with pytest.raises(ServiceError, match="inside the ephemeral port range"):
+            broker.start()
+        assert not broker.running
+    finally:
+        broker.stop()
+
+
 def test_wait_until_returns_value_and_reports_last_value_on_timeout() -> None:
     seen: list[int] = []
 

@@ -1,10 +1,23 @@
-"""Run ``hatang`` subcommands as real processes and read their /metrics."""
+"""Run ``hatang`` subcommands as real processes and read their /metrics.
+
+The processes run what a user installs, not the source tree: ``scripts/test`` builds a runtime venv with
+only ``pip install .`` in it and exports its ``bin/hatang`` as ``HATANG_BIN``. Every process starts in
+a fresh working directory outside the repository, without ``PYTHONPATH`` and without the user's site
+directory, so neither the checkout nor the test extras can stand in for a missing dependency or package
+data file. Under ``CI=true`` a missing ``HATANG_BIN`` fails the test; elsewhere (``pytest`` run directly
+by a developer) ``python -m hatang`` of the test interpreter stands in, with the repository on
+``PYTHONPATH`` but still in a working directory outside it.
+"""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -14,10 +27,59 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.services import _spawn, _terminate, pid_alive
+from tests.support.services import _spawn, _terminate, pid_alive, unavailable
 from tests.support.waiting import wait_until
 
-HATANG = [sys.executable, "-m", "hatang"]
+REPO = Path(__file__).resolve().parents[2]
+HATANG_BIN_VARIABLE = "HATANG_BIN"
+_cwd_root: Path | None = None
+
+
+def runtime_bin() -> Path | None:
+    """``$HATANG_BIN``: the ``hatang`` script of the runtime venv (only ``pip install .``), or None.
+
+    When it is set it must exist. When it is not set: ``pytest.fail`` under ``CI=true``, else None.
+    """
+    value = os.environ.get(HATANG_BIN_VARIABLE)
+    if value:
+        path = Path(value)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise AssertionError(f"{HATANG_BIN_VARIABLE}={value} is not an executable file")
+        return path.absolute()
+    message = (f"{HATANG_BIN_VARIABLE} is not set: run the tests with scripts/test, which builds the "
+               "runtime venv (pip install . alone) whose bin/hatang the process tests run")
+    if os.environ.get("CI") == "true":
+        unavailable(message)
+    return None
+
+
+def hatang_command() -> list[str]:
+    """The argv prefix that runs ``hatang``: ``[$HATANG_BIN]`` or (unset, outside CI) python -m hatang."""
+    binary = runtime_bin()
+    return [str(binary)] if binary is not None else [sys.executable, "-m", "hatang"]
+
+
+def hatang_env(runtime: bool | None = None) -> dict[str, str]:
+    """Environment of a ``hatang`` process: ours without PYTHONPATH/PYTHONHOME and without the user site
+    directory; the fallback (``python -m hatang`` from the test venv) gets the repository on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["PYTHONNOUSERSITE"] = "1"
+    if runtime is None:
+        runtime = runtime_bin() is not None
+    if not runtime:
+        env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def outside_cwd() -> Path:
+    """A new empty directory outside the repository, as a process's working directory."""
+    global _cwd_root
+    if _cwd_root is None:
+        _cwd_root = Path(tempfile.mkdtemp(prefix="hatang-test-cwd-")).resolve()
+        atexit.register(shutil.rmtree, _cwd_root, True)
+    path = Path(tempfile.mkdtemp(dir=_cwd_root))
+    assert not path.is_relative_to(REPO), f"{path} is inside the repository {REPO}"
+    return path
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
@@ -33,7 +95,8 @@ class HatangProcess:
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> HatangProcess:
-        self.proc = _spawn([*HATANG, *self.args], self.log_path)
+        self.proc = _spawn([*hatang_command(), *self.args], self.log_path, env=hatang_env(),
+                           cwd=outside_cwd())
         return self
 
     @property
@@ -61,7 +124,9 @@ class HatangProcess:
 
 
 def run_hatang(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*HATANG, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    """Run ``hatang ARGS`` to its end (see the module doc for which ``hatang`` and where)."""
+    return subprocess.run([*hatang_command(), *args], capture_output=True, text=True, timeout=timeout,
+                          check=False, env=hatang_env(), cwd=outside_cwd())
 
 
 def scrape(url: str, timeout: float = 5) -> str:

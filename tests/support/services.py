@@ -26,6 +26,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,6 +51,7 @@ __all__ = [
     "Snmpd",
     "free_tcp_port",
     "free_udp_port",
+    "in_ephemeral_range",
     "owns_port",
     "pid_alive",
     "require_binary",
@@ -108,30 +110,81 @@ def require_binary(name: str, package: str) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # ports
+#
+# Every port we hand out lies OUTSIDE the kernel's ephemeral range (net.ipv4.ip_local_port_range, here
+# 32768-60999). A client retrying connect() to a stopped server on 127.0.0.1 whose port is in that
+# range can be given that very port as its own source port and connect to itself (TCP self-connect:
+# paho then reads its own CONNECT, "Unrecognised command 16"); the restarted server then fails with
+# "Address already in use". The same range is where every other program's outgoing connections take
+# their source ports, so a port from it can also be taken between our check and the daemon's bind.
+# Services here are restarted on the same port (broker outages, collector restarts), so no port of
+# ours may come from that range.
 
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PREFERRED_PORTS = (20000, 32767)  # below Linux's default ephemeral range; no well-known service here
 _handed_out: set[tuple[int, int]] = set()
 _ports_lock = threading.Lock()
+_random = random.Random()
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range of automatically assigned source ports (Linux's default when unreadable)."""
+    try:
+        low, high = (int(n) for n in _EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def in_ephemeral_range(port: int) -> bool:
+    low, high = ephemeral_port_range()
+    return low <= port <= high
+
+
+def _candidate_ports() -> list[int]:
+    low, high = ephemeral_port_range()
+    preferred = [p for p in range(_PREFERRED_PORTS[0], _PREFERRED_PORTS[1] + 1) if not low <= p <= high]
+    if len(preferred) >= 1000:
+        return preferred
+    others = [p for p in range(1024, 65536) if not low <= p <= high]
+    if len(others) < 100:
+        raise RuntimeError(f"net.ipv4.ip_local_port_range {low}-{high} leaves almost no unprivileged port "
+                           "outside it for test services")
+    return others
+
+
+def _bind_free(kind: socket.SocketKind, port: int) -> bool:
+    """True when nothing holds 127.0.0.1:``port`` (no SO_REUSEADDR: a TIME_WAIT connection counts)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port(kind: socket.SocketKind) -> int:
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            sock.bind((LOOPBACK, 0))
-            port = int(sock.getsockname()[1])
+    candidates = _candidate_ports()
+    for _ in range(500):
+        port = _random.choice(candidates)
         with _ports_lock:
-            if (kind, port) not in _handed_out:
-                _handed_out.add((kind, port))
-                return port
-    raise RuntimeError("could not find a free loopback port that was not already handed out")
+            if (kind, port) in _handed_out or not _bind_free(kind, port):
+                continue
+            _handed_out.add((kind, port))
+            return port
+    raise RuntimeError("could not find a free loopback port outside the ephemeral range that was not "
+                       "already handed out")
 
 
 def free_tcp_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago and was never handed out in this process."""
+    """A TCP port on 127.0.0.1 outside the ephemeral range, free a moment ago, never handed out before
+    in this process: a service on it can be stopped and started again on the same port."""
     return _free_port(socket.SOCK_STREAM)
 
 
 def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that was free a moment ago and was never handed out in this process."""
+    """A UDP port on 127.0.0.1 outside the ephemeral range, free a moment ago, never handed out before
+    in this process."""
     return _free_port(socket.SOCK_DGRAM)
 
 
@@ -157,11 +210,14 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fo
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
-def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:  # append: the program may write the same file itself
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        log.write(f"=== test harness {stamp}: exec {' '.join(argv)}\n".encode())
+        where = f" in {cwd}" if cwd is not None else ""
+        log.write(f"=== test harness {stamp}: exec {' '.join(argv)}{where}\n".encode())
         log.flush()
         return subprocess.Popen(
             argv,
@@ -169,6 +225,7 @@ def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             close_fds=True,
             preexec_fn=_set_pdeathsig if sys.platform == "linux" else None,
         )
@@ -305,6 +362,12 @@ class _Service:
         """
         if self.running:
             return
+        if self._proc is not None and in_ephemeral_range(self.port):
+            raise ServiceError(
+                f"{self._name()} would be restarted on {self.host}:{self.port}, inside the ephemeral port "
+                f"range {ephemeral_port_range()}: a client retrying to connect may have taken the port "
+                "(TCP self-connect). Start it on a port from free_tcp_port()/free_udp_port()."
+            )
         proc = _spawn(self._argv(), self.log_path, self._env())
         self._proc = proc
         self.pid = proc.pid
