@@ -2,6 +2,12 @@
 
 Secrets (community, v3 passwords, MQTT password) may be given inline or as ``*_file`` paths; relative
 paths are resolved against the config file's directory. See docs/configuration.md.
+
+:func:`load` is what the agent, ``hatang check`` and ``hatang poll`` use: the model, then what the agent
+needs at start (every ``*_file`` readable and not empty, the buffer directory writable).
+:func:`load_with_warnings` also returns what works but is probably wrong (``hatang check`` prints it, the
+agent logs it at start). :func:`parse` is the model alone (no file system checks; ``hatang check
+--skip-files``, ``hatang profiles -c``).
 """
 
 from __future__ import annotations
@@ -12,12 +18,13 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hatang import configfile
-from hatang.configfile import ConfigError
+from hatang.configfile import ConfigError, ConfigWarning, FiniteFloat, MqttUrl, Port
 from wire.topics import AGENT_ID_PATTERN, DEVICE_NAME_PATTERN
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: no .nan/.inf in any float, even one declared plain ``float`` by mistake.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SiteConfig(_Strict):
@@ -34,7 +41,7 @@ class SiteConfig(_Strict):
 
 
 class MqttConfig(_Strict):
-    url: str = Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
+    url: MqttUrl
     username: str | None = None  # default: the agent id
     password: str | None = None
     password_file: Path | None = None
@@ -42,6 +49,16 @@ class MqttConfig(_Strict):
     cert_file: Path | None = None  # client certificate for mutual TLS
     key_file: Path | None = None
     keepalive: int = Field(default=30, ge=5, le=3600)
+    # Seconds an acknowledged message is kept so it can be sent again after a broker crash (a broker
+    # persists its queue only every autosave_interval). 0: not kept.
+    redeliver_window: FiniteFloat = Field(default=120.0, ge=0)
+    # MQTT protocol version; auto: MQTT 5, falling back to 3.1.1 for brokers without v5.
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _tls_files_fit(self) -> Self:
@@ -55,8 +72,8 @@ class MqttConfig(_Strict):
 class BufferConfig(_Strict):
     path: Path
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
-    max_age: float = Field(default=7 * 86400, gt=0)  # seconds
-    replay_rate: float = Field(default=20.0, gt=0)  # backlog messages per second after an outage
+    max_age: FiniteFloat = Field(default=7 * 86400, gt=0)  # seconds
+    replay_rate: FiniteFloat = Field(default=20.0, gt=0)  # backlog messages per second after an outage
 
 
 AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
@@ -92,7 +109,7 @@ class SnmpConfig(_UsmSecrets):
     community_file: Path | None = None
     username: str | None = None
     context: str = ""
-    timeout: float = Field(default=2.0, gt=0, le=60)  # seconds per request
+    timeout: FiniteFloat = Field(default=2.0, gt=0, le=60)  # seconds per request
     retries: int = Field(default=1, ge=0, le=5)
 
     @field_validator("version", mode="before")
@@ -135,6 +152,11 @@ class TrapsConfig(_Strict):
     engine_id: str | None = Field(default=None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")  # this receiver's
     repoll: bool = True  # poll the sending device at once, so a linkDown shows within seconds
 
+    @field_validator("listen")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        return configfile.listen_port(value, "SNMP traps are sent to UDP port 162")
+
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
@@ -146,11 +168,11 @@ class ProbeConfig(_Strict):
     name: str = Field(pattern=f"^{DEVICE_NAME_PATTERN}$")
     address: str = Field(min_length=1)
     method: Literal["auto", "icmp", "tcp"] = "auto"  # auto: ICMP if allowed, else TCP connect
-    tcp_port: int = Field(default=443, ge=1, le=65535)
+    tcp_port: Port = 443
     count: int = Field(default=5, ge=1, le=100)  # echoes per run
-    spacing: float = Field(default=0.2, gt=0, le=10)  # seconds between echoes
-    timeout: float = Field(default=1.0, gt=0, le=30)  # seconds to wait for each reply
-    interval: float = Field(default=60.0, ge=5, le=86400)  # seconds between runs
+    spacing: FiniteFloat = Field(default=0.2, gt=0, le=10)  # seconds between echoes
+    timeout: FiniteFloat = Field(default=1.0, gt=0, le=30)  # seconds to wait for each reply
+    interval: FiniteFloat = Field(default=60.0, ge=5, le=86400)  # seconds between runs
 
     @model_validator(mode="after")
     def _fits_interval(self) -> Self:
@@ -162,10 +184,10 @@ class ProbeConfig(_Strict):
 class DeviceConfig(_Strict):
     name: str = Field(pattern=f"^{DEVICE_NAME_PATTERN}$")
     address: str = Field(min_length=1)
-    port: int = Field(default=161, ge=1, le=65535)
+    port: Port = 161
     snmp: SnmpConfig = Field(default_factory=SnmpConfig)
     profiles: list[str] = Field(default_factory=lambda: ["system", "interfaces"], min_length=1)
-    interval: float = Field(default=60.0, ge=1, le=86400)  # seconds
+    interval: FiniteFloat = Field(default=60.0, ge=1, le=86400)  # seconds
 
 
 class AgentConfig(_Strict):
@@ -178,7 +200,7 @@ class AgentConfig(_Strict):
     probes: list[ProbeConfig] = Field(default_factory=list)
     profiles_dir: Path | None = None
     max_concurrent_polls: int = Field(default=32, ge=1, le=1024)
-    self_metrics_interval: float = Field(default=60.0, ge=1, le=3600)  # seconds
+    self_metrics_interval: FiniteFloat = Field(default=60.0, ge=1, le=3600)  # seconds
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("devices")
@@ -205,8 +227,9 @@ def _resolve(base: Path, path: Path | None) -> Path | None:
     return None if path is None else (path if path.is_absolute() else base / path)
 
 
-def load(path: Path) -> AgentConfig:
-    """Read, validate and resolve an agent config; raise :class:`ConfigError` naming file and key."""
+def parse(path: Path) -> AgentConfig:
+    """Read and validate an agent config, resolve its paths and check its profile names; no other file
+    system checks (see :func:`load`). Raises :class:`ConfigError` naming file and key."""
     config = configfile.load(AgentConfig, path)
     base = path.resolve().parent
     config.buffer.path = _resolve(base, config.buffer.path) or config.buffer.path
@@ -227,6 +250,66 @@ def load(path: Path) -> AgentConfig:
     return config
 
 
+def load(path: Path) -> AgentConfig:
+    """:func:`parse`, then what the agent needs at start: every ``*_file`` (secrets, CA, certificate,
+    key) readable and not empty, and the buffer directory creatable and writable. Raises
+    :class:`ConfigError` naming file, key and fix."""
+    return load_with_warnings(path)[0]
+
+
+def load_with_warnings(path: Path) -> tuple[AgentConfig, list[ConfigWarning]]:
+    """:func:`load`, and the warnings about what works but is probably wrong or unsafe."""
+    config = parse(path)
+    problems: list[tuple[str, str]] = []
+    try:
+        warnings = configfile.check_files(config, path)
+    except ConfigError as exc:
+        problems += exc.problems
+        warnings = []
+    buffer_problem = _buffer_problem(config.buffer.path)
+    if buffer_problem is not None:
+        problems.append(("buffer.path", buffer_problem))
+    if problems:
+        raise ConfigError(path, problems)
+    return config, [*warnings, *model_warnings(config, path)]
+
+
+# The files agent/queue.py keeps in the buffer directory and opens for writing: the database (and its
+# -wal, -shm) and the lock. Each one that exists must be writable by the agent.
+QUEUE_FILES = ("queue.sqlite3", "queue.sqlite3-wal", "queue.sqlite3-shm", "queue.lock")
+
+
+def _buffer_problem(directory: Path) -> str | None:
+    problem = configfile.writable_directory_problem(directory, "buffer.path", "the agent's disk queue")
+    if problem is not None:
+        return problem
+    for name in QUEUE_FILES:
+        file = directory / name
+        if not file.exists() and not file.is_symlink():
+            continue
+        try:
+            with open(file, "r+b"):  # opened for writing, nothing written
+                pass
+        except OSError as exc:
+            return (f"cannot write the agent's disk queue {file} ({exc.strerror or exc}): make it writable "
+                    "by the user the agent runs as (chown), or set buffer.path to another directory")
+    return None
+
+
+def model_warnings(config: AgentConfig, path: Path) -> list[ConfigWarning]:
+    """Warnings about the config's values alone (no file system): an MQTT username other than agent_id."""
+    out = []
+    username = config.mqtt.username
+    if username is not None and username != config.agent_id:
+        out.append(ConfigWarning(str(path), "mqtt.username", (
+            f"{username!r} differs from agent_id {config.agent_id!r}: the shipped broker ACL "
+            f"(deploy/mosquitto/hatang.acl) lets an agent write only to hatang/v1/agents/<username>/#, so "
+            f"the broker would silently drop everything this agent publishes under "
+            f"hatang/v1/agents/{config.agent_id}/; remove mqtt.username (it defaults to agent_id) or set it "
+            f"to {config.agent_id!r}")))
+    return out
+
+
 def _check_profiles(config: AgentConfig, path: Path) -> None:
     from agent.profiles import load_profiles
 
@@ -241,4 +324,5 @@ def _check_profiles(config: AgentConfig, path: Path) -> None:
         raise ConfigError(path, problems)
 
 
-__all__ = ["AgentConfig", "ConfigError", "DeviceConfig", "SnmpConfig", "load"]
+__all__ = ["AgentConfig", "ConfigError", "ConfigWarning", "DeviceConfig", "SnmpConfig", "load",
+           "load_with_warnings", "model_warnings", "parse"]

@@ -7,12 +7,16 @@ import asyncio
 import logging
 import signal
 import sys
+import typing
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from hatang import __version__
-from hatang.configfile import ConfigError, load_yaml
+from hatang import __version__, configfile
+from hatang.configfile import ConfigError, ConfigWarning, load_yaml
+
+if typing.TYPE_CHECKING:
+    from collector.config import CollectorConfig
 
 EXIT_CONFIG = 2
 
@@ -23,6 +27,20 @@ def setup_logging(level: str = "info") -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def log_warnings(warnings: Sequence[ConfigWarning]) -> None:
+    """Config warnings at a service's start (after logging is set up): one WARNING line each."""
+    for warning in warnings:
+        logging.getLogger("hatang.config").warning("%s", warning)
+
+
+def load_collector(path: Path) -> tuple[CollectorConfig, list[ConfigWarning]]:
+    """The collector config and its warnings, with every ``*_file`` checked (as ``hatang check`` does)."""
+    from collector import config as collector_config
+
+    config = collector_config.load(path)
+    return config, configfile.check_files(config, path)
 
 
 async def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -39,20 +57,21 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from agent.service import AgentService
 
     path = Path(args.config)
-    config = agent_config.load(path)
+    config, warnings = agent_config.load_with_warnings(path)
     setup_logging(config.log_level)
+    log_warnings(warnings)
     service = AgentService(config, path)
     asyncio.run(run_until_signal(service.run))
     return 0
 
 
 def _cmd_collector(args: argparse.Namespace) -> int:
-    from collector import config as collector_config
     from collector.service import CollectorService
 
     path = Path(args.config)
-    config = collector_config.load(path)
+    config, warnings = load_collector(path)
     setup_logging(config.log_level)
+    log_warnings(warnings)
     service = CollectorService(config, path)
 
     async def main(stop: asyncio.Event) -> None:
@@ -76,13 +95,27 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if kind == "agent":
         from agent import config as agent_config
 
-        agent = agent_config.load(path)
-        print(f"{path}: OK: agent config for '{agent.agent_id}' with {len(agent.devices)} device(s)")
+        if args.skip_files:
+            agent = agent_config.parse(path)
+            warnings = agent_config.model_warnings(agent, path)
+        else:
+            agent, warnings = agent_config.load_with_warnings(path)
+        summary = f"agent config for '{agent.agent_id}' with {len(agent.devices)} device(s)"
     else:
         from collector import config as collector_config
 
-        collector = collector_config.load(path)
-        print(f"{path}: OK: collector config, serving on {collector.listen}")
+        if args.skip_files:
+            collector, warnings = collector_config.load(path), []
+        else:
+            collector, warnings = load_collector(path)
+        summary = f"collector config, serving on {collector.listen}"
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    notes = [f"{len(warnings)} warning(s) on stderr"] if warnings else []
+    if args.skip_files:
+        notes.append("files and directories it names not checked")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    print(f"{path}: OK: {summary}{note}")
     return 0
 
 
@@ -108,7 +141,7 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
     user_dir = Path(args.dir) if args.dir else None
     if args.config:
-        user_dir = agent_config.load(Path(args.config)).profiles_dir
+        user_dir = agent_config.parse(Path(args.config)).profiles_dir
     try:
         print(show_profile(args.name, user_dir) if args.name else list_profiles(user_dir), end="")
     except ProfileError as exc:
@@ -142,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate an agent or collector config file")
     p.add_argument("-c", "--config", required=True, help="config file to check")
     p.add_argument("--kind", choices=("agent", "collector"), help="config kind (default: guessed from keys)")
+    p.add_argument("--skip-files", action="store_true",
+                   help="check keys and values only, not the files and directories the config names (for a "
+                        "config written for another machine); run without it on the machine itself")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("poll", help="poll one device once and print what would be published")

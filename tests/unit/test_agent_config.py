@@ -99,7 +99,7 @@ def with_snmp(tmp_path: Path, snmp: dict[str, Any]) -> Path:
 
 
 def test_documented_example_loads(tmp_path: Path) -> None:
-    config = agent_config.load(write(tmp_path, DOC_EXAMPLE))
+    config = agent_config.parse(write(tmp_path, DOC_EXAMPLE))  # its /etc/hatang files do not exist here
     assert isinstance(config, AgentConfig)
     assert config.agent_id == "xa-dai-dinh"
     assert config.site.labels() == (
@@ -157,7 +157,7 @@ def test_relative_paths_resolve_against_the_config_files_directory(tmp_path: Pat
     path = conf_dir / "agent.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
 
-    config = agent_config.load(path)
+    config = agent_config.parse(path)
     base = conf_dir.resolve()
     assert config.buffer.path == base / "../../var/buffer"
     assert config.profiles_dir == base / "profiles"
@@ -407,7 +407,7 @@ def test_snmpv3_rejects_unknown_protocol_names(tmp_path: Path, key: str, value: 
 
 
 def test_snmpv3_auth_only_and_no_auth_are_accepted(tmp_path: Path) -> None:
-    config = agent_config.load(write_doc(tmp_path, minimal(devices=[
+    config = agent_config.parse(write_doc(tmp_path, minimal(devices=[
         {"name": "a", "address": "x", "snmp": {"version": 3, "username": "u"}},
         {"name": "b", "address": "x", "snmp": {"version": 3, "username": "u", "auth_protocol": "MD5",
                                                "auth_password_file": "/run/secrets/auth"}},
@@ -417,7 +417,7 @@ def test_snmpv3_auth_only_and_no_auth_are_accepted(tmp_path: Path) -> None:
 
 
 def test_snmpv3_password_files_resolve_relative_to_the_config(tmp_path: Path) -> None:
-    snmp = agent_config.load(with_snmp(tmp_path, {
+    snmp = agent_config.parse(with_snmp(tmp_path, {
         "version": "3", "username": "u", "auth_protocol": "SHA512", "auth_password_file": "secrets/auth",
         "priv_protocol": "AES256", "priv_password_file": "secrets/priv"})).devices[0].snmp
     assert snmp.auth_password_file == tmp_path.resolve() / "secrets/auth"

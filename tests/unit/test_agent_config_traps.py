@@ -21,7 +21,7 @@ def _write(tmp_path: Path, **extra: Any) -> Path:
 
 
 def test_traps_and_probes_load_with_defaults(tmp_path: Path) -> None:
-    config = agent_config.load(_write(tmp_path, traps={"users": [
+    config = agent_config.parse(_write(tmp_path, traps={"users": [
         {"username": "u", "auth_protocol": "SHA256", "auth_password_file": "auth", "priv_protocol": "AES",
          "priv_password": "x", "engine_id": "0x8000000001020304"}]},
         probes=[{"name": "cong-tinh", "address": "10.0.0.1"}]))
