@@ -56,10 +56,57 @@ class MqttConfig(_Strict):
         return value
 
 
+class BasicAuthConfig(_Strict):
+    username: str = Field(min_length=1)
+    password_file: Path  # the password on the first line (chmod 600)
+
+
+class TlsConfig(_Strict):
+    ca_file: Path | None = None  # the CA that signed the endpoint's certificate (default: the system's)
+    cert_file: Path | None = None  # client certificate (mutual TLS)
+    key_file: Path | None = None  # with cert_file
+    insecure_skip_verify: bool = False  # do not check the endpoint's certificate (tests only)
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise PydanticCustomError("tls", "give cert_file and key_file together (a client certificate "
+                                      "and its key), or neither")
+        return self
+
+
 class RemoteWriteConfig(_Strict):
     url: str = Field(pattern=r"^https?://")
     max_pending_samples: int = Field(default=1_000_000, ge=1000)
     timeout: float = Field(default=10.0, gt=0)
+    # Credentials come from files; none of them ever appears in a log line or a label.
+    basic_auth: BasicAuthConfig | None = None
+    bearer_token_file: Path | None = None  # "Authorization: Bearer <first line of the file>"
+    tls: TlsConfig | None = None  # https:// only
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> RemoteWriteConfig:
+        in_url = "@" in self.url.split("://", 1)[1].split("/", 1)[0]
+        ways = [name for name, used in (("user:password@ in url", in_url),
+                                        ("basic_auth", self.basic_auth is not None),
+                                        ("bearer_token_file", self.bearer_token_file is not None)) if used]
+        if len(ways) > 1:
+            raise PydanticCustomError("auth", "give one way to authenticate, not {ways}: basic_auth "
+                                      "(username, password_file) or bearer_token_file",
+                                      {"ways": " and ".join(ways)})
+        if self.tls is not None and not self.url.startswith("https://"):
+            raise PydanticCustomError("tls", "tls needs an https:// url")
+        return self
+
+
+class HttpConfig(_Strict):
+    # connections at once (also bounded by the open-file limit); over it the oldest idle connection
+    # (half-sent request or kept alive) is closed for the new one, so /healthz still answers
+    max_connections: int = Field(default=256, ge=4, le=100_000)
+    # seconds to send a complete request after connecting (or between requests on a kept-alive connection)
+    request_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # seconds to read one /metrics response; a slower reader is disconnected
+    write_timeout: float = Field(default=60.0, gt=0, le=3600)
 
 
 class LimitsConfig(_Strict):
@@ -77,10 +124,14 @@ class CollectorConfig(_Strict):
     stale_after_intervals: float = Field(default=3.0, ge=1.0)
     # A poll arriving later than its interval plus this grace (seconds) is late: remote write, not scrape.
     live_grace: float = Field(default=5.0, ge=0)
+    # An agent clock off by more than this (seconds) gets its timestamps corrected by the measured offset;
+    # smaller offsets are network delay (collector/clock.py).
+    clock_offset_threshold: float = Field(default=10.0, ge=1.0)
     # scrape: Prometheus scrapes live data, late data goes by remote write. push: all data by remote write.
     mode: Literal["scrape", "push"] = "scrape"
     remote_write: list[RemoteWriteConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     # Optional site inventory (YAML or CSV, docs/inventory.md): authoritative labels, unknown agents rejected.
     inventory: Path | None = None
     # Optional file keeping every agent ever seen (and when) across collector restarts.
@@ -124,6 +175,14 @@ def load(path: Path) -> CollectorConfig:
         value = getattr(config, key)
         if value is not None and not value.is_absolute():
             setattr(config, key, base / value)
+    for endpoint in config.remote_write:
+        for model in (endpoint, endpoint.basic_auth, endpoint.tls):
+            if model is None:
+                continue
+            for key in ("password_file", "bearer_token_file", "ca_file", "cert_file", "key_file"):
+                value = getattr(model, key, None)
+                if value is not None and not value.is_absolute():
+                    setattr(model, key, base / value)
     return config
 
 

@@ -55,6 +55,13 @@ def _liveness(store: Store, now: float) -> Iterator[str]:
     for a in agents:
         yield (f"hatang_agent_last_seen_timestamp_seconds{format_labels((('agent', a.agent), *a.site))} "
                f"{format_value(a.last_seen)}\n")
+    offsets = [(a, store.clocks.estimate(a.agent)) for a in agents]
+    yield _header("hatang_agent_clock_offset_seconds", "gauge",
+                  "The collector's estimate of the agent's clock minus the collector's clock, in seconds.")
+    for a, offset in offsets:
+        if offset is not None:
+            yield (f"hatang_agent_clock_offset_seconds{format_labels((('agent', a.agent), *a.site))} "
+                   f"{format_value(round(offset, 3))}\n")
     devices = sorted((d for d in store.devices.values() if not d.is_self and d.kind == "device"),
                      key=lambda d: (d.agent, d.device))
     per_device: list[tuple[str, str, Callable[[DeviceState, bool], float]]] = [

@@ -14,6 +14,7 @@ killed with samples still queued gets the message again after its restart.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import random
 import struct
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import cramjam
+
+from collector.redact import redact_url, scrub, strip_userinfo, url_secrets
 
 log = logging.getLogger("hatang.collector.remote_write")
 
@@ -100,6 +103,41 @@ HEADERS = {
     "User-Agent": "hatang-collector",
 }
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One remote-write endpoint: what is requested, and what may be shown of it.
+
+    ``url`` is requested as is (never with ``user:password@``: :meth:`of` moves those into a basic auth
+    header); ``name`` is the URL redacted, for labels and log lines; ``secrets`` are scrubbed from any
+    error text that is logged."""
+
+    url: str
+    name: str
+    headers: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()
+    max_samples: int | None = None  # None: the writer's default
+    timeout: float | None = None
+
+    @classmethod
+    def of(cls, url: str, *, username: str | None = None, password: str | None = None,
+           bearer_token: str | None = None, max_samples: int | None = None,
+           timeout: float | None = None) -> Endpoint:
+        secrets = url_secrets(url)
+        plain, url_user, url_password = strip_userinfo(url)
+        if url_user is not None and username is None:
+            username, password = url_user, url_password or ""
+        headers: list[tuple[str, str]] = []
+        if username is not None:
+            token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
+            headers.append(("Authorization", f"Basic {token}"))
+            secrets += [token, *([password] if password else [])]
+        if bearer_token is not None:
+            headers.append(("Authorization", f"Bearer {bearer_token}"))
+            secrets.append(bearer_token)
+        return cls(plain, redact_url(url), tuple(headers), tuple(s for s in secrets if len(s) >= 3),
+                   max_samples, timeout)
+
+
 # (url, body, headers, timeout) -> (HTTP status, response text); raises OSError/TimeoutError on failure
 PostFn = Callable[[str, bytes, dict[str, str], float], Awaitable[tuple[int, str]]]
 
@@ -157,8 +195,11 @@ Item = tuple[Series, Receipt | None]
 class EndpointQueue:
     """Series waiting for one endpoint; bounded by samples, dropping the oldest when full."""
 
-    def __init__(self, url: str, *, max_samples: int, batch_samples: int) -> None:
-        self.url = url
+    def __init__(self, url: str, *, max_samples: int, batch_samples: int,
+                 endpoint: Endpoint | None = None) -> None:
+        self.endpoint = endpoint if endpoint is not None else Endpoint.of(url)
+        self.url = self.endpoint.name  # redacted: this is what labels and logs show
+        self.headers = {**HEADERS, **dict(self.endpoint.headers)}
         self.max_samples = max_samples
         self.batch_samples = batch_samples
         self.items: deque[Item] = deque()
@@ -210,7 +251,7 @@ class EndpointQueue:
 class RemoteWriter:
     def __init__(
         self,
-        urls: Sequence[str],
+        urls: Sequence[str | Endpoint],
         post: PostFn,
         *,
         max_samples: int = 1_000_000,
@@ -218,7 +259,9 @@ class RemoteWriter:
         timeout: float = 10.0,
         max_backoff: float = 30.0,
     ) -> None:
-        self.queues = [EndpointQueue(u, max_samples=max_samples, batch_samples=batch_samples) for u in urls]
+        endpoints = [u if isinstance(u, Endpoint) else Endpoint.of(u) for u in urls]
+        self.queues = [EndpointQueue(e.name, endpoint=e, batch_samples=batch_samples,
+                                     max_samples=e.max_samples or max_samples) for e in endpoints]
         self._post = post
         self._timeout = timeout
         self._max_backoff = max_backoff
@@ -249,12 +292,15 @@ class RemoteWriter:
             body = compress(encode_write_request(s for s, _ in batch))
             samples = sum(len(s.samples) for s, _ in batch)
             queue.inflight = samples
+            endpoint = queue.endpoint
             try:
-                status, text = await self._post(queue.url, body, HEADERS, self._timeout)
+                status, text = await self._post(endpoint.url, body, queue.headers,
+                                                endpoint.timeout or self._timeout)
             except (OSError, TimeoutError) as exc:
                 status, text = 0, str(exc) or type(exc).__name__
             finally:
                 queue.inflight = 0
+            text = scrub(text, endpoint.secrets)  # an error may quote the URL or a header
             if 200 <= status < 300:
                 queue.sent += samples
                 queue.finish(batch)

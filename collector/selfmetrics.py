@@ -53,7 +53,14 @@ class CollectorMetrics:
         )
         self._gaps = Counter(
             "hatang_collector_sequence_gaps",
-            "Sequence numbers skipped when a batch arrived (may still arrive late, from replay).",
+            "Deprecated (removed in the next release; use hatang_collector_lost_messages_total): sequence "
+            "numbers skipped when a batch arrived; most arrive later, from the agent's replay.",
+            registry=self.registry,
+        )
+        self._lost = Counter(
+            "hatang_collector_lost_messages",
+            "Agent messages that never arrived: passed by the agent's oldest-first replay, or missing for "
+            "10 minutes while the agent replayed nothing.",
             registry=self.registry,
         )
         self._broker = Gauge(
@@ -81,6 +88,22 @@ class CollectorMetrics:
 
     def gap(self, missing: int) -> None:
         self._gaps.inc(missing)
+
+    def lost(self, missing: int) -> None:
+        self._lost.inc(missing)
+
+    def watch_missing(self, missing: Callable[[], int]) -> None:
+        gauge = Gauge("hatang_collector_missing_messages",
+                      "Agent messages missing now that may still arrive (gaps the agent's replay has not "
+                      "reached yet).", registry=self.registry)
+        gauge.set_function(missing)
+
+    def watch_clock(self, offset: Callable[[], float]) -> None:
+        gauge = Gauge("hatang_collector_clock_offset_seconds",
+                      "The collector's clock minus the time most agents agree on; 0 unless at least two "
+                      "agents, more than half, agree it is off by more than the threshold.",
+                      registry=self.registry)
+        gauge.set_function(offset)
 
     def late(self, samples: int) -> None:
         self._late.inc(samples)

@@ -11,24 +11,57 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from pathlib import Path
 
 from collector import config as collector_config
 from collector import inventory as inventory_file
-from collector import state
+from collector import logguard, state
 from collector.config import CollectorConfig
-from collector.http import HttpPoster, HttpServer, make_app
-from collector.remote_write import Receipt, RemoteWriter, Series
+from collector.http import HttpLimits, HttpPoster, HttpServer, make_app, tls_context
+from collector.remote_write import Endpoint, Receipt, RemoteWriter, Series
 from collector.selfmetrics import CollectorMetrics
 from collector.store import Store
 from collector.subscriber import BrokerSettings, Subscriber
-from hatang.configfile import read_secret
+from hatang.configfile import ConfigError, read_secret
 from wire.codec import Limits
 
 log = logging.getLogger("hatang.collector")
 
 FLUSH_TIMEOUT = 10.0  # seconds to finish remote writes on a clean stop
 STATE_SAVE_INTERVAL = 30.0  # seconds between writes of the state file
+
+
+def remote_write_endpoints(config: CollectorConfig, config_path: Path,
+                           ) -> tuple[list[Endpoint], dict[str, ssl.SSLContext]]:
+    """Each remote_write entry with its credentials read from their files (errors name file and key)."""
+    endpoints: list[Endpoint] = []
+    contexts: dict[str, ssl.SSLContext] = {}
+    for i, rw in enumerate(config.remote_write):
+        key = f"remote_write[{i}]"
+        username = password = token = None
+        if rw.basic_auth is not None:
+            username = rw.basic_auth.username
+            password = read_secret(rw.basic_auth.password_file, config_path,
+                                   f"{key}.basic_auth.password_file")
+        if rw.bearer_token_file is not None:
+            token = read_secret(rw.bearer_token_file, config_path, f"{key}.bearer_token_file")
+        endpoint = Endpoint.of(rw.url, username=username, password=password, bearer_token=token,
+                               max_samples=rw.max_pending_samples, timeout=rw.timeout)
+        if rw.tls is not None:
+            tls = rw.tls
+            try:
+                contexts[endpoint.url] = tls_context(tls.ca_file, tls.cert_file, tls.key_file,
+                                                     tls.insecure_skip_verify)
+            except (OSError, ssl.SSLError) as exc:
+                which = "cert_file" if tls.cert_file is not None and "PEM" in str(exc) else "ca_file"
+                raise ConfigError(config_path, [(f"{key}.tls.{which}", f"cannot load the TLS files: {exc}")]
+                                  ) from None
+            if tls.insecure_skip_verify:
+                log.warning("remote write to %s does not check the server's certificate "
+                            "(tls.insecure_skip_verify)", endpoint.name)
+        endpoints.append(endpoint)
+    return endpoints, contexts
 
 
 def _limits(config: CollectorConfig) -> Limits:
@@ -41,19 +74,19 @@ class CollectorService:
         self.config = config
         self.config_path = config_path
         self.metrics = CollectorMetrics()
-        self.poster = HttpPoster()
+        self.log_guard = logguard.LogGuard()
+        endpoints, contexts = remote_write_endpoints(config, config_path)
+        for endpoint in endpoints:
+            self.log_guard.add_secrets(endpoint.secrets)
+        self.poster = HttpPoster(contexts)
         self.remote_writer: RemoteWriter | None = None
         self._receipt: Receipt | None = None  # of the message being ingested
         # Messages whose samples are still on their way to the store, by (topic, payload): a copy the
         # broker sends again meanwhile (reconnect) is a duplicate for the store but must not be
         # acknowledged before the first copy's samples are written.
         self._writing: dict[tuple[str, bytes], Receipt] = {}
-        if config.remote_write:
-            first = config.remote_write[0]
-            self.remote_writer = RemoteWriter(
-                [rw.url for rw in config.remote_write], self.poster.post,
-                max_samples=first.max_pending_samples, timeout=first.timeout,
-            )
+        if endpoints:
+            self.remote_writer = RemoteWriter(endpoints, self.poster.post)
             self.metrics.watch_remote_write(self.remote_writer)
         self.store = Store(
             self.metrics,
@@ -66,6 +99,7 @@ class CollectorService:
             max_series_per_agent=config.limits.max_series_per_agent,
             # in a shared group each member sees a share of every agent: the rest are no gaps
             track_gaps=config.mqtt.shared_group is None,
+            clock_offset_threshold=config.clock_offset_threshold,
         )
         if config.state_file is not None:
             restored = state.load(self.store, config.state_file)
@@ -76,7 +110,7 @@ class CollectorService:
         if mqtt.password_file is not None:
             password = read_secret(mqtt.password_file, config_path, "mqtt.password_file")
         self.metrics.broker_connected(False)
-        self.store.broker_connected = False
+        self.store.set_connected(False)
         push = config.mode == "push"
         self.subscriber = Subscriber(
             BrokerSettings(mqtt.url, mqtt.client_id, mqtt.username, password,
@@ -86,22 +120,27 @@ class CollectorService:
             self._on_message,
             self._on_connection,
         )
+        self.store.backlog = self.subscriber.pending
         self.metrics.watch_incoming(self.subscriber.pending)
         self.metrics.watch_unacknowledged(self.subscriber.unacknowledged)
+        self.log_guard.add_secrets([password] if password else [])
         host, port = config.listen_host_port
-        self.http = HttpServer(make_app(self.store, lambda: self.subscriber.connected), host, port)
+        http = config.http
+        limits = HttpLimits(http.max_connections, http.request_timeout, http.write_timeout)
+        self.http = HttpServer(make_app(self.store, lambda: self.subscriber.connected, limits), host, port,
+                               limits)
 
     def _write(self, series: list[Series]) -> None:
         """The store's sink: remote write, tied to the receipt of the message being ingested."""
         assert self.remote_writer is not None
         self.remote_writer.submit(series, self._receipt)
 
-    def _on_message(self, topic: str, payload: bytes) -> Receipt | None:
+    def _on_message(self, topic: str, payload: bytes, retained: bool = False) -> Receipt | None:
         """Ingest one message. Returns the receipt of its samples' remote write while that is not
         done (the subscriber acknowledges the message when it completes), else None (handled)."""
         receipt = self._receipt = Receipt()
         try:
-            self.store.ingest(topic, payload)
+            self.store.ingest(topic, payload, retained)
         finally:
             self._receipt = None
             receipt.seal()
@@ -117,14 +156,14 @@ class CollectorService:
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file and the inventory; keep all state. Settings that need a new
-        connection or socket (mqtt, listen, remote_write, mode) are only applied by a restart."""
+        connection or socket (mqtt, listen, remote_write, mode, http) are only applied by a restart."""
         try:
             new = collector_config.load(self.config_path)
             inventory = inventory_file.load(new.inventory) if new.inventory is not None else None
         except Exception as exc:  # a bad file must not stop a running collector: keep the old settings
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
-        for key in ("mqtt", "listen", "remote_write", "mode"):
+        for key in ("mqtt", "listen", "remote_write", "mode", "http"):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("reload: '%s' changed; it takes effect after a restart", key)
         store = self.store
@@ -133,8 +172,9 @@ class CollectorService:
         store.max_series_per_agent = new.limits.max_series_per_agent
         store.stale_after_intervals = new.stale_after_intervals
         store.live_grace = new.live_grace
+        store.clocks.threshold = new.clock_offset_threshold
         self.config = new.model_copy(update={k: getattr(self.config, k)
-                                             for k in ("mqtt", "listen", "remote_write", "mode")})
+                                             for k in ("mqtt", "listen", "remote_write", "mode", "http")})
         log.info("reloaded %s (inventory: %s)", self.config_path,
                  f"{len(inventory.sites)} sites" if inventory is not None else "none")
 
@@ -151,10 +191,17 @@ class CollectorService:
             self.save_state()
 
     def _on_connection(self, connected: bool) -> None:
-        self.store.broker_connected = connected
+        self.store.set_connected(connected, self.subscriber.session_present)
         self.metrics.broker_connected(connected)
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
+        remove_guard = logguard.install(self.log_guard)
+        try:
+            await self._run(stop, started)
+        finally:
+            remove_guard()
+
+    async def _run(self, stop: asyncio.Event, started: asyncio.Event | None) -> None:
         await self.http.start()
         host, _ = self.config.listen_host_port
         log.info("collector serving http://%s:%d/metrics (%s mode)", host, self.http.bound_port,

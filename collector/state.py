@@ -18,12 +18,17 @@ log = logging.getLogger("hatang.collector.state")
 VERSION = 1
 
 
+def _offset(store: Store, agent: str) -> dict[str, float]:
+    offset = store.clocks.estimate(agent)
+    return {"clock_offset": offset} if offset is not None else {}
+
+
 def save(store: Store, path: Path) -> None:
     doc = {
         "version": VERSION,
         "agents": {
             a.agent: {"last_seen": a.last_seen, "boot_id": a.boot_id, "version": a.version,
-                      "site": dict(a.site)}
+                      "site": dict(a.site), **_offset(store, a.agent)}
             for a in store.agents.values()
         },
     }
@@ -50,6 +55,10 @@ def load(store: Store, path: Path) -> int:
             if not state.site:
                 state.site = tuple(sorted((str(k), str(v)) for k, v in saved.get("site", {}).items()))
             store.agents[agent] = state
+            offset = saved.get("clock_offset")
+            if isinstance(offset, int | float) and store.clocks.estimate(agent) is None:
+                store.clocks.restore(agent, float(offset))  # until its live messages say otherwise
+                store.clocks.refresh(agent)
             restored += 1
         return restored
     except FileNotFoundError:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from collector.clock import DEFAULT_THRESHOLD, Clocks, Source
 from collector.exposition import format_labels
 from collector.ingest import LabelCache, render_families, trim_cache
 from collector.inventory import Inventory
@@ -42,7 +43,9 @@ from wire.messages import AgentStatus, Family, Labels
 from wire.topics import TopicError, TopicKind, parse_topic
 
 SELF = "@self"  # key of an agent's own metrics among its devices (device names cannot start with '@')
-MAX_CLOCK_SKEW = 300.0  # seconds an agent's poll time may lie ahead of the collector's clock
+BURST_GUARD = 10.0  # seconds after resuming a broker session in which messages may be queued ones
+BACKLOG_GUARD = 100  # received messages waiting to be handled beyond which arrival times say little
+REFERENCE_EVERY = 1.0  # seconds between recomputations of which clock is right
 MAX_TRAP_KEYS_PER_AGENT = 1000  # distinct (device, trap name) pairs counted per agent
 LOG_EVERY = 60.0  # seconds between log lines about rejected messages of one reason
 
@@ -117,6 +120,7 @@ class Store:
         max_series_per_agent: int = 100_000,
         track_gaps: bool = True,
         clock: Callable[[], float] = time.time,
+        clock_offset_threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         self.metrics = metrics
         self.limits = limits
@@ -135,7 +139,19 @@ class Store:
         self._traps_per_agent: dict[str, int] = {}
         self._series_per_agent: dict[str, int] = {}
         self._sequences = SequenceTracker(track_gaps=track_gaps)
+        metrics.watch_missing(lambda: self._sequences.missing)
+        metrics.watch_clock(lambda: -self.clocks.reference)
         self._log_reject = RejectLog(clock)
+        # agent clocks (collector/clock.py); arrival times are trusted as measurements only outside a
+        # burst of messages the broker queued for us while we were away
+        self.clocks = Clocks(clock_offset_threshold)
+        self.backlog: Callable[[], int] = lambda: 0  # the subscriber's received, unhandled messages
+        self.connected_at = float("-inf")  # collector time of the broker connection
+        self.resumed_session = False  # that connection resumed a session: queued messages may come
+        self._reference_dirty = False
+        self._reference_at = float("-inf")
+        self._refresh: set[str] = set()  # agents whose estimate changed since it was last looked at
+        self.version = 0  # grows with every change a scrape can see (collector/http.py caches by it)
         self.inventory: Inventory | None = None
         self.set_inventory(inventory)
 
@@ -153,14 +169,16 @@ class Store:
             return site.labels() if site is not None else ()
         return claimed
 
-    def ingest(self, topic: str, payload: bytes) -> str:
-        """Handle one MQTT message; return 'accepted', 'duplicate', 'stale' or 'rejected:<reason>'."""
+    def ingest(self, topic: str, payload: bytes, retained: bool = False) -> str:
+        """Handle one MQTT message; return 'accepted', 'late', 'duplicate' or 'rejected:<reason>'.
+        ``retained``: delivered as the broker's retained copy (possibly old), not as published."""
+        self.version += 1
         try:
             parsed = parse_topic(topic)
             if self.inventory is not None and self.inventory.get(parsed.agent) is None:
                 raise DecodeError("unknown_agent", f"agent {parsed.agent!r} is not in the inventory")
             if parsed.kind is TopicKind.STATUS:
-                return self._ingest_status(parsed.agent, payload)
+                return self._ingest_status(parsed.agent, payload, retained)
             if parsed.kind in (TopicKind.DATA, TopicKind.REPLAY, TopicKind.SELF):
                 return self._ingest_batch(parsed.agent, parsed.device, parsed.kind, payload)
             return self._ingest_trap(parsed.agent, payload)
@@ -180,14 +198,54 @@ class Store:
             state = self.agents[agent] = AgentState(agent)
         return state
 
-    def _ingest_status(self, agent: str, payload: bytes) -> str:
+    def now_ref(self) -> float:
+        """Reference time: the collector's clock, unless most agents agree it is off (collector/clock.py)."""
+        return self.clock() + self.clocks.reference
+
+    def set_connected(self, connected: bool, resumed_session: bool = False) -> None:
+        """The subscriber's broker connection; ``resumed_session``: the broker kept our session, so it
+        may now deliver what it queued while we were away (arrival times then say little)."""
+        self.broker_connected = connected
+        self.version += 1
+        if connected:
+            self.connected_at = self.clock()
+            self.resumed_session = resumed_session
+
+    def _confirmed(self, now: float) -> bool:
+        """Whether an arrival time now measures a message's delay (not a burst of queued ones)."""
+        if self.resumed_session and now - self.connected_at < BURST_GUARD:
+            return False
+        return self.backlog() < BACKLOG_GUARD
+
+    def _observe_clock(self, agent: str, sample: float, now: float, source: Source, bound: float) -> None:
+        if self.clocks.observe(agent, sample, now, source, bound, self._confirmed(now)):
+            self._reference_dirty = True
+            self._refresh.add(agent)
+
+    def _settle_clocks(self, now: float) -> None:
+        """Before a message is placed in time: which clock is right (at most once a second: it looks at
+        every agent), then whether the agents whose estimate changed are corrected."""
+        if self._reference_dirty and now - self._reference_at >= REFERENCE_EVERY:
+            self._reference_dirty = False
+            self._reference_at = now
+            self.clocks.update_reference(a.agent for a in self.agents.values() if a.online)
+            self._refresh.clear()
+        while self._refresh:
+            self.clocks.refresh(self._refresh.pop())
+
+    def _ingest_status(self, agent: str, payload: bytes, retained: bool) -> str:
         if not payload:  # a retained message being cleared
             return "accepted"
         status: AgentStatus = decode_status(payload, self.limits)
         if status.agent != agent:
             raise DecodeError("identity", f"payload claims agent {status.agent!r} on {agent!r}'s topic")
         self.metrics.message("status")
+        now = self.clock()
+        if status.online:  # a birth is made and sent at connect; the will was made at the agent's start
+            self._observe_clock(agent, status.ts - now, now, Source.OLD if retained else Source.BIRTH, 0.0)
         state = self._agent(agent)
+        if state.online != status.online:
+            self._reference_dirty = True  # the voters changed
         state.online = status.online
         state.boot_id = status.boot_id
         state.offline_boot = "" if status.online else status.boot_id
@@ -196,7 +254,9 @@ class Store:
         state.version = status.version or state.version
         state.site = self._site(agent, status.site) or state.site
         # A retained offline status may be old: trust its time, not the time it was delivered.
-        state.last_seen = self.clock() if status.online else max(state.last_seen, status.ts)
+        reference = now + self.clocks.reference
+        state.last_seen = reference if status.online else max(
+            state.last_seen, min(status.ts - self.clocks.correction(agent), reference))
         return "accepted"
 
     def _forget_devices(self, agent: str, keep: set[str]) -> None:
@@ -211,10 +271,17 @@ class Store:
         if trap.agent != agent:
             raise DecodeError("identity", f"payload claims agent {trap.agent!r} on {agent!r}'s topic")
         self.metrics.message(TopicKind.EVENTS.value)
-        if not self._sequences.see(agent, trap.boot_id, trap.seq).new:
+        now = self.clock()
+        verdict = self._sequences.see(agent, trap.boot_id, trap.seq, now)
+        if verdict.lost:
+            self.metrics.lost(verdict.lost)
+        if not verdict.new:
             self.metrics.duplicate()
             return "duplicate"
-        self._agent(agent).last_seen = self.clock()
+        self._settle_clocks(now)
+        now_ref = now + self.clocks.reference
+        self._agent(agent).last_seen = now_ref
+        trap_ts = self.clocks.place(agent, trap.boot_id, trap.seq, trap.ts, now_ref, live=False)
         key = (agent, trap.device, trap.trap_name[:128])
         stats = self.traps.get(key)
         if stats is None:
@@ -223,7 +290,7 @@ class Store:
             self._traps_per_agent[agent] = self._traps_per_agent.get(agent, 0) + 1
             stats = self.traps[key] = [0, 0.0]
         stats[0] += 1
-        stats[1] = max(stats[1], trap.ts)
+        stats[1] = max(stats[1], trap_ts)
         self.trap_sites[agent] = self._site(agent, trap.site)
         log.info("trap %s from %s (%s) via agent %s", trap.trap_name, trap.device, trap.source, agent)
         return "accepted"
@@ -241,17 +308,27 @@ class Store:
             raise DecodeError("cardinality", f"agent {agent} would have {in_use + samples} series "
                                              f"(limit {self.max_series_per_agent})")
         now = self.clock()
-        if batch.ts > now + MAX_CLOCK_SKEW:
-            raise DecodeError("clock", f"poll time {batch.ts:.0f} is {batch.ts - now:.0f} s ahead of the "
-                                       "collector's clock; fix NTP on the agent")
+        # Clock: a poll on data/ left the agent within its interval, a self message newer than any of its
+        # boot was just made; both measure the agent's clock (collector/clock.py). Never rejected for it.
+        if kind is TopicKind.DATA:
+            source = Source.LIVE
+        elif kind is TopicKind.SELF:
+            highest = self._sequences.highest(agent, batch.boot_id)
+            source = Source.SELF if highest is not None and batch.seq > highest else Source.OLD
+        else:
+            source = Source.OLD
+        self._observe_clock(agent, batch.ts - now, now, source, batch.interval + batch.duration)
+        self._settle_clocks(now)
+        now_ref = now + self.clocks.reference
+        ts = self.clocks.place(agent, batch.boot_id, batch.seq, batch.ts, now_ref,
+                               live=source in (Source.LIVE, Source.SELF))
         site = self._site(agent, batch.site)
         base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *site)
         # Late: arrived after its live window, or older than the poll already served (it was overtaken
         # by live data after an outage). Either way it is backfilled, never served.
-        late = now - batch.ts > batch.interval + self.live_grace or (
-            current is not None and batch.ts < current.ts)
-        ts_ms = round(batch.ts * 1000)
-        state = DeviceState(agent, key, site, batch.interval, batch.ts, now, batch.up,
+        late = now_ref - ts > batch.interval + self.live_grace or (current is not None and ts < current.ts)
+        ts_ms = round(ts * 1000)
+        state = DeviceState(agent, key, site, batch.interval, ts, now, batch.up,
                             batch.duration, len(batch.errors), batch.kind, series=samples)
         series: list[Series] = []
         # validate (and render) every family before the message counts as seen, so that a rejected
@@ -269,16 +346,20 @@ class Store:
             # UTF-8 once here, so that a scrape only joins bytes (1,000,000 series in ~0.1 s)
             state.blocks = {name: block.encode() for name, block in rendered.blocks.items()}
             state.meta, state.label_cache = rendered.meta, cache
-        verdict = self._sequences.see(agent, batch.boot_id, batch.seq)
+        verdict = self._sequences.see(agent, batch.boot_id, batch.seq, now)
+        if verdict.lost:
+            self.metrics.lost(verdict.lost)
         if not verdict.new:
             self.metrics.duplicate()
             return "duplicate"
         if verdict.gap:
             self.metrics.gap(verdict.gap)
         agent_state = self._agent(agent)
-        agent_state.last_seen = now
+        agent_state.last_seen = now_ref
         agent_state.site = site or agent_state.site
         if kind is not TopicKind.REPLAY and batch.boot_id != agent_state.offline_boot:
+            if not agent_state.online:
+                self._reference_dirty = True
             agent_state.online = True  # live data of a boot that did not say goodbye: it is connected
         if late or self.push:
             if self.late_sink is not None:

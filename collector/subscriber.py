@@ -32,6 +32,7 @@ from paho.mqtt.client import Client as PahoClient
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from collector.redact import redact_url
 from wire.topics import ROOT, TopicKind, subscription
 
 log = logging.getLogger("hatang.collector.subscriber")
@@ -62,8 +63,10 @@ class Completion(Protocol):
     def then(self, callback: Callable[[], None]) -> None: ...
 
 
-# (topic, payload) -> anything; a Completion delays the acknowledgement (manual_ack) until it completes
-OnMessage = Callable[[str, bytes], object]
+# (topic, payload, retained) -> anything; a Completion delays the acknowledgement (manual_ack) until it
+# completes. ``retained``: the broker's retained copy sent at subscribe time (possibly old), not a message
+# forwarded as it was published.
+OnMessage = Callable[[str, bytes, bool], object]
 
 
 def subscriptions(shared_group: str | None) -> list[str]:
@@ -146,6 +149,9 @@ class Subscriber:
         self._current: aiomqtt.Client | None = None
         self._acks: AckQueue | None = None
         self._paused = False
+        # The broker kept our session at the last connect (CONNACK session present): it may deliver
+        # messages it queued while we were away, so arrival times say little for a while.
+        self.session_present = False
 
     def _client(self) -> aiomqtt.Client:
         """MQTT v5; with ``session_expiry`` a persistent session (fixed client id, clean_start false),
@@ -180,6 +186,16 @@ class Subscriber:
         )
         if self._settings.manual_ack:
             _paho(client).manual_ack_set(True)
+        paho = _paho(client)
+        on_connect = paho.on_connect
+
+        def remember_session(*args: Any) -> None:  # paho: (client, userdata, flags, reason, properties)
+            flags = args[2] if len(args) > 2 else None
+            self.session_present = bool(getattr(flags, "session_present", False))
+            if on_connect is not None:
+                on_connect(*args)
+
+        paho.on_connect = remember_session
         return client
 
     def pending(self) -> int:
@@ -215,7 +231,7 @@ class Subscriber:
                         for topic_filter in subscriptions(self._settings.shared_group):
                             await client.subscribe(topic_filter, qos=1)
                         self._set_connected(True)
-                        log.info("connected to broker %s%s", self._settings.url,
+                        log.info("connected to broker %s%s", redact_url(self._settings.url),
                                  f" (shared group {self._settings.shared_group})"
                                  if self._settings.shared_group else "")
                         backoff, reported = 1.0, False
@@ -225,11 +241,12 @@ class Subscriber:
                             payload = message.payload
                             if not isinstance(payload, bytes | bytearray):
                                 payload = str(payload or "").encode()
+                            retained = bool(message.retain)
                             if not self._settings.manual_ack:
-                                self._on_message(message.topic.value, bytes(payload))
+                                self._on_message(message.topic.value, bytes(payload), retained)
                                 continue
                             ack = acks.track(message.mid, message.qos)
-                            result = self._on_message(message.topic.value, bytes(payload))
+                            result = self._on_message(message.topic.value, bytes(payload), retained)
                             if isinstance(result, Completion):
                                 result.then(ack)
                             else:
@@ -239,10 +256,11 @@ class Subscriber:
             except aiomqtt.MqttError as exc:
                 error = str(exc) or type(exc).__name__
                 if not reported:
-                    log.warning("broker %s unreachable: %s; retrying with backoff", self._settings.url, error)
+                    log.warning("broker %s unreachable: %s; retrying with backoff",
+                                redact_url(self._settings.url), error)
                     reported = True
                 else:
-                    log.debug("broker %s still unreachable: %s", self._settings.url, error)
+                    log.debug("broker %s still unreachable: %s", redact_url(self._settings.url), error)
             self._set_connected(False)
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self._max_backoff)
