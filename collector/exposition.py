@@ -112,6 +112,7 @@ def render_bytes(store: Store, now: float) -> bytes:
     parts.extend(text.encode() for text in _sites(store))
     parts.extend(text.encode() for text in _traps(store))
     fresh = [d for d in store.devices.values() if store.is_fresh(d, now)]
+    store.mark_served(fresh)
     names: dict[str, tuple[str, str]] = {}
     for d in fresh:
         for name, (mtype, help_text) in d.meta.items():

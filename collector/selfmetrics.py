@@ -72,6 +72,12 @@ class CollectorMetrics:
             "Samples that arrived after their live window (replayed) and went to remote write.",
             registry=self.registry,
         )
+        self._unserved = Counter(
+            "hatang_collector_unserved_samples",
+            "Samples of live polls replaced by a newer poll before any scrape showed them, written by "
+            "remote write instead.",
+            registry=self.registry,
+        )
         self._render = Histogram(
             "hatang_collector_render_seconds", "Time to render the device part of /metrics.",
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=self.registry,
@@ -107,6 +113,9 @@ class CollectorMetrics:
 
     def late(self, samples: int) -> None:
         self._late.inc(samples)
+
+    def unserved(self, samples: int) -> None:
+        self._unserved.inc(samples)
 
     def watch_incoming(self, pending: Callable[[], int]) -> None:
         gauge = Gauge("hatang_collector_incoming_pending_messages",

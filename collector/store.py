@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from collector.clock import DEFAULT_THRESHOLD, Clocks, Source
 from collector.exposition import format_labels
@@ -100,6 +101,10 @@ class DeviceState:
     blocks: dict[str, bytes] = field(default_factory=dict)  # metric name -> its exposition lines, UTF-8
     meta: dict[str, tuple[str, str]] = field(default_factory=dict)  # metric name -> (type, help)
     label_cache: LabelCache = field(default_factory=dict)  # formatted label sets (collector/ingest.py)
+    # A live poll no /metrics rendering has shown yet: what is needed to remote-write it, should a newer
+    # poll replace it first (two polls within one scrape interval, e.g. right after a reconnect).
+    # Cleared by the rendering that shows it.
+    unserved: tuple[list[Any], Any, Labels, int] | None = None
 
     @property
     def is_self(self) -> bool:
@@ -367,9 +372,27 @@ class Store:
             if late:
                 self.metrics.late(samples)
                 return "late"
+        if not self.push and self.late_sink is not None:
+            state.unserved = (raw_metrics, raw_label_sets, base, ts_ms)
+            if current is not None and current.unserved is not None:
+                self._backfill_unserved(current)
         self.devices[(agent, key)] = state
         self._series_per_agent[agent] = in_use + samples
         return "accepted"
+
+    def _backfill_unserved(self, state: DeviceState) -> None:
+        """A live poll replaced before any /metrics rendering showed it: write it by remote write, so
+        that no scrape interval loses it (it was validated when it arrived)."""
+        assert state.unserved is not None and self.late_sink is not None
+        raw_metrics, raw_label_sets, base, ts_ms = state.unserved
+        state.unserved = None
+        self.late_sink(to_series(decode_families(raw_metrics, self.limits, raw_label_sets), base, ts_ms))
+        self.metrics.unserved(state.series)
+
+    def mark_served(self, states: Iterable[DeviceState]) -> None:
+        """These polls are in a /metrics rendering: a scrape shows them."""
+        for state in states:
+            state.unserved = None
 
     def is_fresh(self, state: DeviceState, now: float) -> bool:
         """Whether a device's data may be shown: recent, its agent online, the broker connected."""

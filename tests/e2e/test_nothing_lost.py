@@ -158,9 +158,9 @@ def _assert_backfilled(prom: Prometheus, batches: list[dict[str, Any]]) -> None:
 
 
 def _assert_one_sample_per_poll(prom: Prometheus, start: float, end: float) -> None:
-    """No duplicate in Prometheus over [start, end]: one series per selector, and no two samples closer
-    than a poll interval (Prometheus itself keeps one sample per (series, timestamp); the same poll stored
-    twice would be two samples at different times)."""
+    """No duplicate and no gap in Prometheus over [start, end]: one series per selector, and successive
+    samples one poll interval apart (Prometheus itself keeps one sample per (series, timestamp); the same
+    poll stored twice would be two samples at different times, a lost one a step of two intervals)."""
     for name, selector in ((GAUGE, f'{GAUGE}{{device="core-switch"}}'),
                            (COUNTER, f'{COUNTER}{{device="core-switch",if_name="lo"}}')):
         series = prom.raw_samples(selector, start, end)
@@ -168,16 +168,16 @@ def _assert_one_sample_per_poll(prom: Prometheus, start: float, end: float) -> N
         stamps = series[0][1]
         steps = [round(b - a, 3) for a, b in itertools.pairwise(stamps)]
         assert stamps and all(step > INTERVAL - 0.5 for step in steps), f"{name}: duplicates: {steps}"
+        assert all(step < INTERVAL + 0.5 for step in steps), f"{name}: gaps: {steps}"
 
 
 def _late(batches: list[dict[str, Any]], back_at: float) -> list[dict[str, Any]]:
     """Batches that arrive too late to be live when the uplink comes back at ``back_at``.
 
     The polls of the last interval or two before that arrive live, and the collector may receive two of
-    them within one scrape interval (they waited at the broker for its reconnect): it serves only the
-    newest, so the older one is in Prometheus only if a scrape came between them. That gap is the
-    collector's (it does not backfill a live poll superseded before any scrape) and is not asserted
-    here."""
+    them within one scrape interval (they waited at the broker for its reconnect): it serves the newest
+    and remote-writes the older one (a live poll replaced before any scrape showed it), so they are in
+    Prometheus too: _assert_one_sample_per_poll checks the whole span for gaps."""
     return [b for b in batches if b["ts"] < back_at - (INTERVAL + GRACE + 1.0)]
 
 

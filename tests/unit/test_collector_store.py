@@ -640,3 +640,24 @@ def test_a_shared_group_member_counts_no_gaps_but_still_drops_copies() -> None:
     assert tracker.see("xa", "boot", 2).new  # the other member's, if it ever comes here
     assert not tracker.see("xa", "boot", 2).new
     assert sum(len(r) for r in tracker._recent.values()) <= RECENT_TRACKED  # bounded memory
+
+
+def test_a_live_poll_replaced_before_any_scrape_is_remote_written(clock: FakeClock) -> None:
+    """Two live polls within one scrape interval (right after a reconnect): the first one never reaches a
+    scrape, so it goes to remote write at its own time instead of leaving a gap. A poll that a rendering
+    showed is not written again."""
+    written: list[Any] = []
+    store = Store(CollectorMetrics(), Limits(), clock=clock, late_sink=written.extend)
+    store.ingest(data_topic(AGENT, "core-switch"), batch(1, families=(uptime_family(10.0),)))
+    store.ingest(data_topic(AGENT, "core-switch"), batch(2, families=(uptime_family(11.0),)))
+    assert [(dict(s.labels)["__name__"], s.samples) for s in written] == [
+        ("hatang_device_uptime_seconds", ((10.0, round((T0 + 1) * 1000)),))]
+    assert value(self_metrics(store), "hatang_collector_unserved_samples_total") == 1
+    assert value(parse(render(store)), "hatang_device_uptime_seconds", **device_labels()) == 11.0
+    store.ingest(data_topic(AGENT, "core-switch"), batch(3, families=(uptime_family(12.0),)))
+    assert len(written) == 1  # poll 2 was shown by the rendering above
+
+
+def test_without_remote_write_nothing_is_kept_for_backfill(store: Store) -> None:
+    store.ingest(data_topic(AGENT, "core-switch"), batch(1))
+    assert all(state.unserved is None for state in store.devices.values())
