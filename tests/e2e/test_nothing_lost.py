@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Collector
-from tests.support.hatang import HatangProcess, one, parse, scrape, try_scrape, wait_for_series
+from tests.support.hatang import (
+    HatangProcess,
+    one,
+    parse,
+    pending_clause,
+    scrape,
+    try_scrape,
+    wait_for_series,
+)
 from tests.support.prometheus import Prometheus, start_prometheus
 from tests.support.services import Mosquitto, Snmpd, free_tcp_port, start_mosquitto
 from tests.support.waiting import wait_until
@@ -80,7 +88,7 @@ def _queued(tmp_path: Path) -> list[dict[str, Any]]:
     """Poll batches waiting in the agent's disk queue (read-only; the agent keeps running)."""
     db = sqlite3.connect(f"file:{_queue_db(tmp_path)}?mode=ro", uri=True)
     try:
-        rows = db.execute("SELECT device, payload FROM messages ORDER BY id").fetchall()
+        rows = db.execute(f"SELECT device, payload FROM messages{pending_clause(db)} ORDER BY id").fetchall()
     finally:
         db.close()
     return [json.loads(payload) for device, payload in rows if device == "core-switch"]

@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 from tests.e2e.conftest import Collector
-from tests.support.hatang import HatangProcess, one, wait_for_series
+from tests.support.hatang import HatangProcess, one, pending_clause, wait_for_series
 from tests.support.services import Mosquitto, Snmpd, free_tcp_port, require_binary, start_mosquitto
 from tests.support.waiting import wait_until
 
@@ -30,7 +30,7 @@ def _queue_state(tmp_path: Path) -> tuple[int, int, int]:
     """(messages, payload bytes, dropped) of the agent's disk queue, read while the agent runs."""
     db = sqlite3.connect(f"file:{tmp_path / 'buffer-xa-dai-dinh' / 'queue.sqlite3'}?mode=ro", uri=True)
     try:
-        query = "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages"
+        query = f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages{pending_clause(db)}"
         depth, size = db.execute(query).fetchone()
         row = db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
     finally:

@@ -15,6 +15,7 @@ import atexit
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -181,3 +182,10 @@ def wait_for_series(url: str, name: str, timeout: float, **labels: str) -> Serie
         return series if find(series, name, **labels) else None
 
     return wait_until(ready, timeout, interval=0.2, message=f"{name}{labels} at {url}")
+
+
+def pending_clause(db: sqlite3.Connection) -> str:
+    """A WHERE clause for an agent's queue database that leaves out messages already delivered and only
+    kept for redelivery after a broker crash (agent/queue.py's ``delivered`` table)."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return " WHERE id NOT IN (SELECT id FROM delivered)" if "delivered" in tables else ""
