@@ -8,25 +8,39 @@ import logging
 import resource
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agent.config import AgentConfig, DeviceConfig, ProbeConfig, TrapsConfig
 from agent.events import device_addresses, probe_families
-from agent.poller import DevicePoller, PollOutcome
+from agent.poller import DevicePoller, PollOutcome, SnmpReader
 from agent.probes import ProbeError, run_probe
 from agent.profiles import Profile, load_profiles
-from agent.queue import DiskQueue
+from agent.queue import DiskQueue, QueueLocked
 from agent.scheduler import ScheduledDevice, Scheduler
-from agent.snmp import Credentials, SnmpAuthError, SnmpEngine, SnmpError, SnmpTarget, SnmpTimeout
+from agent.snmp import (
+    Credentials,
+    SnmpAddressError,
+    SnmpAuthError,
+    SnmpEngine,
+    SnmpError,
+    SnmpTarget,
+    SnmpTimeout,
+)
 from agent.traps import TrapEvent, TrapReceiver, V3User
 from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, BrokerSettings, Uplink
+from agent.varbind import OID, SnmpValue
 from hatang import __version__
 from hatang.configfile import ConfigError, read_secret
 from wire.codec import DEFAULT_LIMITS, encode_batch, encode_status, encode_trap
 from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample, TrapMessage
 
 log = logging.getLogger("hatang.agent")
+
+# The birth message lists the agent's devices (the collector forgets devices no longer listed) as long as
+# the status payload stays below this; beyond it the list is left out (the collector then forgets none).
+# The will never lists them: it travels in CONNECT, whose will payload MQTT caps at 65,535 bytes.
+STATUS_MAX_BYTES = 256 * 1024
 
 
 def _secret(inline: str | None, path: Path | None, config_path: Path, key: str) -> str | None:
@@ -79,7 +93,7 @@ def poll_deadline(device: DeviceConfig) -> float:
     return max(1.0, device.interval * 0.9)
 
 
-def make_poller(device: DeviceConfig, target: SnmpTarget, profiles: Mapping[str, Profile]) -> DevicePoller:
+def make_poller(device: DeviceConfig, target: SnmpReader, profiles: Mapping[str, Profile]) -> DevicePoller:
     """The poller of one configured device (the agent's and ``hatang poll``'s, alike)."""
     hint = ""
     if device.snmp.version == "1":
@@ -87,8 +101,34 @@ def make_poller(device: DeviceConfig, target: SnmpTarget, profiles: Mapping[str,
                 "device supports it, or raise the interval")
     return DevicePoller(
         device.name, target, [profiles[p] for p in device.profiles], deadline=poll_deadline(device),
-        timeout_errors=(SnmpTimeout, SnmpAuthError), snmp_errors=(SnmpError,), deadline_hint=hint,
+        timeout_errors=(SnmpTimeout, SnmpAuthError, SnmpAddressError), snmp_errors=(SnmpError,),
+        deadline_hint=hint,
     )
+
+
+class ResolvingTarget:
+    """A device's SNMP target, made at its first request and again at each request until that works: a
+    device whose address does not resolve (yet) fails its polls with :class:`SnmpAddressError` (reason
+    "address": reported down, like a device that does not answer) instead of stopping the agent."""
+
+    def __init__(self, engine: SnmpEngine, device: DeviceConfig, creds: Credentials) -> None:
+        self._engine = engine
+        self._device = device
+        self._creds = creds
+        self._target: SnmpTarget | None = None
+
+    async def resolve(self) -> SnmpTarget:
+        if self._target is None:
+            device = self._device
+            self._target = await self._engine.target(device.address, device.port, self._creds,
+                                                     timeout=device.snmp.timeout, retries=device.snmp.retries)
+        return self._target
+
+    async def get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]:
+        return await (await self.resolve()).get(oids)
+
+    async def walk(self, root: OID, *, max_rows: int = 100_000) -> list[tuple[OID, SnmpValue]]:
+        return await (await self.resolve()).walk(root, max_rows=max_rows)
 
 
 def _path(value: Path | None) -> str | None:
@@ -115,8 +155,13 @@ class AgentService:
         self.polls = 0
         self.failed_polls = 0
         self._oversized: set[str] = set()  # devices whose polls exceed the collector's default limits
+        self._device_names = (tuple(d.name for d in config.devices) + tuple(p.name for p in config.probes))
+        self._status_list_warned = False
         buffer = config.buffer
-        self.queue = DiskQueue(buffer.path, max_bytes=buffer.max_bytes, max_age=buffer.max_age)
+        try:
+            self.queue = DiskQueue(buffer.path, max_bytes=buffer.max_bytes, max_age=buffer.max_age)
+        except QueueLocked as exc:  # another agent runs on this buffer: say so and exit 2 (hatang.cli)
+            raise ConfigError(config_path, [("buffer.path", str(exc))]) from None
         mqtt = config.mqtt
         self.uplink = Uplink(
             BrokerSettings(
@@ -128,28 +173,47 @@ class AgentService:
                 cert_file=_path(mqtt.cert_file),
                 key_file=_path(mqtt.key_file),
                 keepalive=mqtt.keepalive,
+                protocol=mqtt.protocol,
             ),
             config.agent_id,
             self.queue,
             birth=lambda: self._status(online=True),
             will=self._status(online=False),
             replay_rate=buffer.replay_rate,
+            redeliver_window=mqtt.redeliver_window,
         )
         self.scheduler: Scheduler | None = None
         self._addresses = device_addresses(config)
         self.trap_receiver: TrapReceiver | None = None
 
     def _status(self, *, online: bool) -> bytes:
+        """The birth (online: lists the devices while that stays under STATUS_MAX_BYTES), or the will and
+        the goodbye (offline: no device list, so they stay small whatever the number of devices)."""
         stats = self.queue.stats()
-        buffer = {"depth": float(stats.depth), "bytes": float(stats.bytes), "dropped": float(stats.dropped)}
+        buffer = {"depth": float(stats.depth), "bytes": float(stats.bytes), "dropped": float(stats.dropped),
+                  "dropped_full": float(stats.dropped_full)}
         if stats.oldest is not None:
             buffer["oldest_ts"] = stats.oldest
-        return encode_status(AgentStatus(
-            agent=self.config.agent_id, boot_id=self.boot_id, online=online, ts=time.time(),
-            version=__version__, site=self._site,
-            devices=tuple(d.name for d in self.config.devices) + tuple(p.name for p in self.config.probes),
-            config_version=self._config_version, buffer=tuple(sorted(buffer.items())),
-        ))
+
+        def encode(devices: tuple[str, ...]) -> bytes:
+            return encode_status(AgentStatus(
+                agent=self.config.agent_id, boot_id=self.boot_id, online=online, ts=time.time(),
+                version=__version__, site=self._site, devices=devices,
+                config_version=self._config_version, buffer=tuple(sorted(buffer.items())),
+            ))
+
+        if not online:
+            return encode(())
+        payload = encode(self._device_names)
+        if len(payload) <= STATUS_MAX_BYTES:
+            return payload
+        if not self._status_list_warned:
+            self._status_list_warned = True
+            log.warning("the status message does not list the %d devices and probes: the list would make it "
+                        "%d bytes, more than %d; the collector then keeps the series of devices removed from "
+                        "the config until they go stale", len(self._device_names), len(payload),
+                        STATUS_MAX_BYTES)
+        return encode(())
 
     def _enqueue(self, channel: str, device: str, interval: float, outcome: PollOutcome,
                  kind: str = "device") -> None:
@@ -161,8 +225,13 @@ class AgentService:
         )
         payload = encode_batch(batch)
         self._warn_if_too_large(device, payload, batch)
-        self.queue.append(channel, payload, live_for=interval)
-        self.uplink.notify()
+        self._append(channel, payload, interval)
+
+    def _append(self, channel: str, payload: bytes, live_for: float) -> None:
+        """Into the disk queue. A queue that cannot write (disk full) loses the message; it logs that
+        once per episode and counts it (``dropped_full``), and the collector sees the sequence gap."""
+        if self.queue.append(channel, payload, live_for=live_for):
+            self.uplink.notify()
 
     def _warn_if_too_large(self, device: str, payload: bytes, batch: PollBatch) -> None:
         """A poll over the collector's default limits is rejected there unless they were raised: say so,
@@ -191,8 +260,7 @@ class AgentService:
             trap_oid=event.trap_oid, trap_name=event.trap_name, if_index=event.if_index,
             uptime=event.uptime, varbinds=event.varbinds, site=self._site,
         )
-        self.queue.append(EVENTS_CHANNEL, encode_trap(message), live_for=60.0)
-        self.uplink.notify()
+        self._append(EVENTS_CHANNEL, encode_trap(message), 60.0)
 
     async def _run_probe(self, probe: ProbeConfig) -> None:
         while True:
@@ -234,12 +302,28 @@ class AgentService:
                 round(now - stats.oldest, 3) if stats.oldest is not None else 0),
             one("hatang_agent_queue_dropped_total", "counter",
                 "Messages dropped by the queue's size or age bound (over the queue's life).", stats.dropped),
+            one("hatang_agent_queue_dropped_full_total", "counter",
+                "Messages that could not be stored because the buffer's filesystem was full.",
+                stats.dropped_full),
+            one("hatang_agent_queue_corrupt_files_total", "counter",
+                "Corrupt queue files moved aside (the queue started empty).", stats.corrupt_files),
+            one("hatang_agent_queue_delivered_kept", "gauge",
+                "Messages the broker accepted, kept to be sent again after a broker crash.",
+                stats.delivered_kept),
             one("hatang_agent_published_total", "counter",
                 "Messages the broker acknowledged, since the agent started.", self.uplink.published),
             one("hatang_agent_replayed_total", "counter",
                 "Backlog messages sent after an outage, since the agent started.", self.uplink.replayed),
             one("hatang_agent_broker_connected", "gauge", "1 while the agent is connected to the broker.",
                 1 if self.uplink.connected else 0),
+            Family("hatang_agent_publish_rejected_total", "counter",
+                   "Messages the broker refused (MQTT 5 PUBACK reason code >= 0x80), by reason; they stay "
+                   "queued and are retried. Since the agent started.",
+                   tuple(Sample((("reason", reason),), count)
+                         for reason, count in sorted({"not_authorized": 0, **self.uplink.rejected}.items()))),
+            one("hatang_agent_redelivered_total", "counter",
+                "Messages the broker had accepted that were sent again after the connection ended (the "
+                "broker may not have saved them), since the agent started.", self.uplink.redelivered),
             one("hatang_agent_polls_total", "counter", "Device polls done, since the agent started.",
                 self.polls),
             one("hatang_agent_failed_polls_total", "counter",
@@ -265,9 +349,12 @@ class AgentService:
         profiles = load_profiles(self.config.profiles_dir)
         devices = []
         for index, device in enumerate(self.config.devices):
-            creds = credentials(device, index, self.config_path)
-            target = await engine.target(device.address, device.port, creds,
-                                         timeout=device.snmp.timeout, retries=device.snmp.retries)
+            target = ResolvingTarget(engine, device, credentials(device, index, self.config_path))
+            try:
+                await target.resolve()
+            except SnmpAddressError as exc:  # polled anyway: reported down, resolution retried each poll
+                log.info("device %s: %s; reporting it down (reason \"address\") and trying again at each "
+                         "poll", device.name, exc)
             poller = make_poller(device, target, profiles)
             devices.append(ScheduledDevice(poller, device.interval))
         return Scheduler(devices, max_concurrent=self.config.max_concurrent_polls, on_result=self.record)

@@ -324,7 +324,7 @@ FileRole = Literal["secret", "secret_lines", "input", "output"]
 
 # How a ``*_file`` key is checked, by its name. Any other ``*_file`` key is an input file: it must exist,
 # be readable and not empty. A new key that hatang writes (not reads) must be added to OUTPUT_FILE_KEYS.
-SECRET_FILE_SUFFIXES = ("password_file", "community_file", "key_file", "token_file")  # the secret is the first line
+SECRET_FILE_SUFFIXES = ("password_file", "community_file", "key_file", "token_file")  # secret: first line
 SECRET_LINES_FILE_KEYS = ("communities_file",)  # one secret per line
 OUTPUT_FILE_KEYS = ("state_file",)  # written by hatang: may not exist yet
 

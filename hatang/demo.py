@@ -76,7 +76,8 @@ async def run_demo(stop: asyncio.Event, host: str, port: int, duration: float | 
                                "interval": POLL_INTERVAL, "profiles": ["system"],
                                "snmp": {"timeout": 1.0, "retries": 0}})
         agent_config = AgentConfig.model_validate({
-            "agent_id": "xa-dai-dinh", "site": SITE, "mqtt": {"url": broker.url},
+            # amqtt speaks MQTT 3.1.1 only: no MQTT 5 probe at start
+            "agent_id": "xa-dai-dinh", "site": SITE, "mqtt": {"url": broker.url, "protocol": "3.1.1"},
             "buffer": {"path": str(workdir / "buffer")}, "devices": device_configs,
         })
         collector_config = CollectorConfig.model_validate({

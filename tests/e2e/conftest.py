@@ -57,12 +57,13 @@ def start_agent(
     tmp_path: Path, mosquitto: Mosquitto, processes: list[HatangProcess]
 ) -> Callable[..., HatangProcess]:
     def start(
-        devices: list[dict[str, Any]], agent_id: str = "xa-dai-dinh", **overrides: Any
+        devices: list[dict[str, Any]], agent_id: str = "xa-dai-dinh", mqtt: dict[str, Any] | None = None,
+        **overrides: Any
     ) -> HatangProcess:
         config = {
             "agent_id": agent_id,
             "site": SITE,
-            "mqtt": {"url": mosquitto.url},
+            "mqtt": {"url": mosquitto.url, **(mqtt or {})},
             "buffer": {"path": str(tmp_path / f"buffer-{agent_id}")},
             "devices": devices,
             **overrides,

@@ -37,6 +37,9 @@ pytestmark = pytest.mark.integration
 
 INTERVAL = 2.0
 GRACE = 0.5  # collector live_grace: a poll older than INTERVAL + GRACE on arrival is backfilled
+# Broker crashes are tests/e2e/test_broker_faults.py: here a message the broker accepted is not sent again
+# (redelivery would put polls that were live, and maybe never scraped, back into the queue under test).
+NO_REDELIVERY = {"redeliver_window": 0}
 GAUGE = "hatang_device_uptime_seconds"
 COUNTER = "hatang_interface_in_bytes_total"
 
@@ -118,7 +121,8 @@ def _setup(tmp_path: Path, snmpd: Snmpd, start_collector: Callable[..., Collecto
     prom = prometheus.start(f"127.0.0.1:{collector_port}")
     collector = start_collector(listen=f"127.0.0.1:{collector_port}", live_grace=GRACE,
                                 remote_write=[{"url": prom.remote_write_url}])
-    agent = start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL, **agent_overrides)
+    agent = start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL, mqtt=NO_REDELIVERY,
+                        **agent_overrides)
     wait_for_series(collector.url, COUNTER, timeout=30, device="core-switch", if_name="lo")
     wait_until(lambda: prom.api("query", query=f'{COUNTER}{{if_name="lo"}}')["result"], timeout=20,
                message="Prometheus to scrape the collector")
@@ -232,7 +236,7 @@ def test_agent_killed_during_an_outage_loses_nothing_it_had_queued(
     agent.stop(sig=signal.SIGKILL)
     after_kill = _queued(tmp_path)
     assert after_kill[: len(before_kill)] == before_kill  # the queue survived kill -9
-    restarted = start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL)
+    restarted = start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL, mqtt=NO_REDELIVERY)
     wait_until(lambda: len(_queued(tmp_path)) >= len(after_kill) + 3, timeout=30,
                message="the restarted agent to queue more polls")
     queued = _queued(tmp_path)
@@ -278,7 +282,7 @@ def test_push_mode_writes_every_poll_once_at_its_timestamp(
 ) -> None:
     prom = prometheus.start("127.0.0.1:1")  # scrapes nothing useful: every sample comes by remote write
     collector = start_collector(mode="push", live_grace=GRACE, remote_write=[{"url": prom.remote_write_url}])
-    start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL)
+    start_agent([_device(snmpd.port)], self_metrics_interval=INTERVAL, mqtt=NO_REDELIVERY)
     wait_for_series(collector.url, "hatang_device_last_poll_timestamp_seconds", timeout=30,
                     device="core-switch")
     started = time.time()
