@@ -889,6 +889,10 @@ class DiskQueue:
 
     def close(self) -> None:
         if self._db is not None:
+            if any(self._counters[name] != self._persisted[name] for name in _COUNTERS):
+                # counted since the last write that worked (e.g. polls dropped on a full disk): keep them
+                with contextlib.suppress(_CannotWrite, sqlite3.Error, OSError):
+                    self._write(lambda: None, pressure=True)
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None

@@ -199,14 +199,20 @@ def test_a_full_buffer_disk_neither_stops_the_agent_nor_its_queue(
     dropped = counters.get("dropped_full", 0) + counters.get("dropped", 0)
     assert counters.get("dropped_full", 0) > 0  # persisted once the disk had room again
 
+    last: list[tuple[int, int, int]] = []  # (made, received or queued, dropped) of the last look
+
     def accounted() -> tuple[int, int] | None:
         """(messages the agent made, duplicates received) once each is received, queued or dropped."""
         received = subscriber.seqs(boot)
         produced = max([*received, *still_queued])
         out = len(set(received) | still_queued)
+        last[:] = [(produced, out, dropped)]
         return (produced, sum(received.values()) - len(received)) if produced == out + dropped else None
 
-    produced, duplicates = wait_until(accounted, 30, interval=0.5, message="in = out + dropped")
+    try:
+        produced, duplicates = wait_until(accounted, 30, interval=0.5, message="in = out + dropped")
+    except AssertionError:
+        raise AssertionError(f"made != received or queued + dropped: {last}\n{first.log()[-3000:]}") from None
     print(f"\nfirst agent: {produced} messages made, {produced - dropped} received or still queued, "
           f"{dropped} dropped (disk full), {duplicates} duplicates; {queued_when_full} queued when full")
     assert duplicates <= max(5, produced // 20), (produced, duplicates)  # sent once, not over and over
