@@ -23,7 +23,7 @@ from tests.support.hatang import (
     try_scrape,
     write_yaml,
 )
-from tests.support.services import Mosquitto, Snmpd, _spawn, free_tcp_port, require_binary
+from tests.support.services import Mosquitto, Snmpd, _spawn, free_tcp_port, require_binary, unavailable
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -42,11 +42,22 @@ class FakedProcess(HatangProcess):
 
     def start(self) -> FakedProcess:
         env = hatang_env()
-        env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
-        prefix = [require_binary("faketime", "faketime"), "-f", self.offset] if self.offset else []
-        self.proc = _spawn([*prefix, *hatang_command(), *self.args], self.log_path, env=env,
-                           cwd=outside_cwd())
+        if self.offset:
+            # libfaketime preloaded into hatang itself (what `faketime -f` does, but the `faketime` command
+            # stays the parent: stopping it by PID would leave hatang running)
+            require_binary("faketime", "faketime")
+            env.update(LD_PRELOAD=str(libfaketime()), FAKETIME=self.offset, FAKETIME_DONT_FAKE_MONOTONIC="1")
+        self.proc = _spawn([*hatang_command(), *self.args], self.log_path, env=env, cwd=outside_cwd())
         return self
+
+
+def libfaketime() -> Path:
+    """The preload library of Debian's faketime package."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")) + sorted(
+        Path("/usr/lib/faketime").glob("libfaketime.so.1"))
+    if not found:
+        unavailable("libfaketime.so.1 not found: install the Debian package faketime")
+    return found[0]
 
 
 Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float | None]]
