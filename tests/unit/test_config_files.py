@@ -24,6 +24,7 @@ from agent.config import AgentConfig
 from collector.config import CollectorConfig
 from hatang import cli, configfile
 from hatang.configfile import ConfigError
+from tests.support.services import unavailable
 
 NOBODY = 65534
 
@@ -357,7 +358,7 @@ def check_as_unprivileged(path: Path) -> tuple[int, str]:
     """``agent_config.load(path)`` as an unprivileged user (a forked child that drops root, if root):
     (0, "OK") or (2, the error text)."""
     if sys.platform != "linux":
-        pytest.skip("forks and drops privileges the Linux way")
+        unavailable("forks and drops privileges the Linux way: needs Linux")
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
