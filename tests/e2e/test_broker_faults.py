@@ -15,10 +15,8 @@ import asyncio
 import gc
 import json
 import logging
-import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -44,15 +42,13 @@ from tests.support.services import (
     Snmpd,
     free_tcp_port,
     free_udp_port,
-    require_binary,
     start_mosquitto,
+    start_shipped_mosquitto,
 )
 from tests.support.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_ACL = REPO / "deploy" / "mosquitto" / "hatang.acl"
 AGENT = "xa-dai-dinh"
 TOPICS = "hatang/v1/agents/#"
 
@@ -279,20 +275,9 @@ PASSWORDS = {AGENT: "mat-khau-dung", "xa-khac": "mat-khau-khac", "collector.hata
 
 @pytest.fixture
 def acl_broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mosquitto]:
-    """Mosquitto with the shipped ACL file (copied verbatim) and the shipped client-id binding; passwords
-    for two agents and the collector."""
-    passwd = require_binary("mosquitto_passwd", "mosquitto")
-    workdir = tmp_path / "mosquitto"
-    workdir.mkdir()
-    acl = workdir / "hatang.acl"
-    shutil.copyfile(SHIPPED_ACL, acl)
-    password_file = workdir / "hatang.passwd"
-    for i, (user, password) in enumerate(PASSWORDS.items()):
-        subprocess.run([passwd, *(["-c"] if i == 0 else []), "-b", str(password_file), user, password],
-                       check=True, timeout=30, capture_output=True)
-    broker = start_mosquitto(workdir, extra_config=(
-        f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl}\n"
-        "use_username_as_clientid true\n"))
+    """Mosquitto as shipped (settings, ACL, client ids bound to usernames); passwords for two agents and the
+    collector."""
+    broker = start_shipped_mosquitto(tmp_path / "mosquitto", PASSWORDS)
     try:
         yield broker
     finally:

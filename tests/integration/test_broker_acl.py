@@ -15,8 +15,6 @@ have been read before the PUBACK.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -34,7 +32,13 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.support.hatang import HatangProcess, one, parse, scrape, wait_for_series, write_yaml
-from tests.support.services import Mosquitto, free_tcp_port, require_binary, start_mosquitto
+from tests.support.services import (
+    SHIPPED_MOSQUITTO,
+    Mosquitto,
+    free_tcp_port,
+    shipped_broker_settings,
+    start_shipped_mosquitto,
+)
 from tests.support.waiting import wait_until
 from wire.codec import encode_batch
 from wire.messages import Family, PollBatch, Sample
@@ -42,12 +46,7 @@ from wire.topics import data_topic, subscription
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_ACL = REPO / "deploy" / "mosquitto" / "hatang.acl"
-SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "hatang.conf"
-# settings of the shipped configuration that name this host's files and ports: the fixture sets its own
-HOST_SETTINGS = {"listener", "certfile", "keyfile", "cafile", "password_file", "acl_file",
-                 "persistence_location", "per_listener_settings"}
+SHIPPED_ACL = SHIPPED_MOSQUITTO / "hatang.acl"
 PASSWORDS = {"xa-a": "mat-khau-a", "xa-b": "mat-khau-b", "collector.hatang": "mat-khau-trung-tam"}
 
 SUCCESS = 0
@@ -64,19 +63,7 @@ TIMEOUT = 10.0
 def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mosquitto]:
     """Mosquitto with the project's own ACL file (copied verbatim) and a password file for xa-a, xa-b and
     the collector; anonymous clients refused."""
-    passwd = require_binary("mosquitto_passwd", "mosquitto")
-    workdir = tmp_path / "mosquitto"
-    workdir.mkdir()
-    acl = workdir / "hatang.acl"
-    shutil.copyfile(SHIPPED_ACL, acl)
-    password_file = workdir / "hatang.passwd"
-    for i, (user, password) in enumerate(PASSWORDS.items()):
-        create = ["-c"] if i == 0 else []
-        subprocess.run([passwd, *create, "-b", str(password_file), user, password], check=True, timeout=30,
-                       capture_output=True)
-    extra = (f"{shipped_settings()}\npersistence_location {workdir}/\n"
-             f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl}\n")
-    mosquitto = start_mosquitto(workdir, extra_config=extra)
+    mosquitto = start_shipped_mosquitto(tmp_path / "mosquitto", PASSWORDS)
     try:
         yield mosquitto
     finally:
@@ -85,20 +72,13 @@ def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mosquitto
             sys.stderr.write(f"\n----- mosquitto log -----\n{mosquitto.log()[-6000:]}\n")
 
 
-def shipped_settings() -> str:
-    """The shipped hatang.conf without the lines that name the production host's files and listeners."""
-    lines = [line.strip() for line in SHIPPED_CONF.read_text().splitlines()]
-    return "\n".join(line for line in lines
-                     if line and not line.startswith("#") and line.split()[0] not in HOST_SETTINGS)
-
-
 def test_the_acl_and_settings_under_test_are_the_shipped_ones(broker: Mosquitto) -> None:
     config = broker.config_path.read_text()
     acl_path = next(line.split(None, 1)[1] for line in config.splitlines() if line.startswith("acl_file "))
     assert Path(acl_path).read_bytes() == SHIPPED_ACL.read_bytes()
     assert "pattern write hatang/v1/agents/%u/#" in SHIPPED_ACL.read_text()
     for setting in ("use_username_as_clientid true", "persistence true", "autosave_interval 10"):
-        assert setting in shipped_settings() and setting in config
+        assert setting in shipped_broker_settings() and setting in config
 
 
 # ---------------------------------------------------------------------------------------------- client

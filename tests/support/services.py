@@ -732,3 +732,32 @@ def snmpwalk(
         name, _, value = line.partition(" ")
         rows[name.lstrip(".")] = value
     return rows
+
+
+SHIPPED_MOSQUITTO = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+# settings of the shipped hatang.conf that name the production host's files and ports: tests set their own
+_HOST_SETTINGS = {"listener", "certfile", "keyfile", "cafile", "password_file", "acl_file",
+                  "persistence_location", "per_listener_settings"}
+
+
+def shipped_broker_settings() -> str:
+    """deploy/mosquitto/hatang.conf without the lines that name the production host's files and listeners."""
+    lines = [line.strip() for line in (SHIPPED_MOSQUITTO / "hatang.conf").read_text().splitlines()]
+    return "\n".join(line for line in lines
+                     if line and not line.startswith("#") and line.split()[0] not in _HOST_SETTINGS)
+
+
+def start_shipped_mosquitto(workdir: Path, passwords: dict[str, str]) -> Mosquitto:
+    """Mosquitto as shipped: the settings of deploy/mosquitto/hatang.conf, its ACL file (copied verbatim)
+    and a password file for ``passwords`` (user -> password); anonymous clients refused."""
+    passwd = require_binary("mosquitto_passwd", "mosquitto")
+    workdir.mkdir(parents=True, exist_ok=True)
+    acl = workdir / "hatang.acl"
+    shutil.copyfile(SHIPPED_MOSQUITTO / "hatang.acl", acl)
+    password_file = workdir / "hatang.passwd"
+    for i, (user, password) in enumerate(passwords.items()):
+        subprocess.run([passwd, *(["-c"] if i == 0 else []), "-b", str(password_file), user, password],
+                       check=True, timeout=30, capture_output=True)
+    extra = (f"{shipped_broker_settings()}\npersistence_location {workdir}/\n"
+             f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl}\n")
+    return start_mosquitto(workdir, extra_config=extra)
