@@ -1,8 +1,8 @@
 """Text for the ``hatang profiles`` command: list the known profiles, or show one in detail.
 
 Both functions return the text to print and raise :class:`hatang.configfile.ConfigError` for a broken
-profile file (as loading the agent config would) and :class:`agent.profiles.ProfileError` for an unknown
-name.
+profile file (as loading the agent config would) and :class:`agent.profiles.UnknownProfileError` for an
+unknown name.
 """
 
 from __future__ import annotations
@@ -10,7 +10,14 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from agent.profiles import BUILTIN_DIR, MetricSpec, Profile, ProfileError, TableSpec, load_profile_files
+from agent.profiles import (
+    BUILTIN_DIR,
+    MetricSpec,
+    Profile,
+    TableSpec,
+    UnknownProfileError,
+    load_profile_files,
+)
 
 _WIDTH = 100
 
@@ -97,7 +104,7 @@ def show_profile(name: str, user_dir: Path | None = None) -> str:
     """The profile in detail: origin, description, and every metric with type, OID and help."""
     found = load_profile_files(user_dir)
     if name not in found:
-        raise ProfileError(f"unknown profile {name!r}; known: {', '.join(sorted(found))}")
+        raise UnknownProfileError(f"unknown profile {name!r}; known: {', '.join(sorted(found))}")
     profile, path = found[name]
     return "\n".join(_profile_lines(profile, path)) + "\n"
 

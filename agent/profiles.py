@@ -14,12 +14,10 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hatang import configfile
-from wire.codec import RESERVED_LABELS, RESERVED_METRIC_PREFIXES, RESERVED_METRICS
+from wire.names import LABEL_NAME, METRIC_NAME, RESERVED_LABELS, RESERVED_METRIC_PREFIXES, RESERVED_METRICS
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
 _OID = re.compile(r"[0-2](\.\d+)+")
-_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 OID = tuple[int, ...]
 POLL_ERRORS_METRIC = "hatang_device_poll_errors_total"  # the poller's own family (docs/metrics.md)
@@ -46,7 +44,7 @@ def _check_optional_oid(value: str | None) -> str | None:
 
 
 def _check_metric_name(value: str) -> str:
-    if _METRIC.fullmatch(value) is None:
+    if METRIC_NAME.fullmatch(value) is None:
         raise ValueError(f"{value!r} is not a valid Prometheus metric name")
     if value in RESERVED_METRICS or value.startswith(RESERVED_METRIC_PREFIXES):
         raise ValueError(f"{value!r} is reserved for the collector; choose another name")
@@ -56,7 +54,7 @@ def _check_metric_name(value: str) -> str:
 
 
 def _check_label_name(name: str) -> str:
-    if _LABEL.fullmatch(name) is None or name.startswith("__"):
+    if LABEL_NAME.fullmatch(name) is None or name.startswith("__"):
         raise ValueError(f"{name!r} is not a valid Prometheus label name")
     if name in RESERVED_LABELS:
         raise ValueError(f"label {name!r} is set by the collector; choose another name")
@@ -292,8 +290,8 @@ class Profile(_Strict):
         return list(dict.fromkeys(oids))
 
 
-class ProfileError(Exception):
-    """An unknown profile name (profile catalog)."""
+class UnknownProfileError(Exception):
+    """A profile name that no profile file has (``hatang profiles NAME``, agent/profile_catalog.py)."""
 
 
 def _check_semantics(profile: Profile) -> list[tuple[str, str]]:

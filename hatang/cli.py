@@ -137,14 +137,14 @@ def _cmd_poll(args: argparse.Namespace) -> int:
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from agent import config as agent_config
     from agent.profile_catalog import list_profiles, show_profile
-    from agent.profiles import ProfileError
+    from agent.profiles import UnknownProfileError
 
     user_dir = Path(args.dir) if args.dir else None
     if args.config:
         user_dir = agent_config.parse(Path(args.config)).profiles_dir
     try:
         print(show_profile(args.name, user_dir) if args.name else list_profiles(user_dir), end="")
-    except ProfileError as exc:
+    except UnknownProfileError as exc:
         print(f"hatang: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return 0

@@ -3,15 +3,21 @@
 Every error names the file, the key path (``devices[2].snmp.community``) and what to do. Shared by
 the agent and the collector configs (and profiles, inventories); imports neither.
 
-Besides the model, this module checks what a model cannot see but a service needs at start:
+This module loads and validates (turning pydantic's errors into those messages) and walks a loaded
+config for the files it names; it re-exports the rest, so that ``from hatang.configfile import X`` is
+the one import for the agent, the collector and the profiles:
 
-- YAML: a key given twice in one mapping is an error (YAML would keep the last one silently).
+- Errors and warnings: :class:`ConfigError`, :class:`ConfigWarning` (:mod:`hatang.config_errors`).
+- YAML: a key given twice in one mapping is an error, YAML would keep the last one silently
+  (:func:`load_yaml`, :mod:`hatang.yaml_loading`).
 - Numbers: ``.nan``, ``.inf`` and ``-.inf`` are errors in every float field of every model loaded here
-  (:data:`FiniteFloat` for new fields; :func:`validate` also catches models that do not use it).
-- Ports: :data:`Port`, :func:`check_port`, :data:`MqttUrl` (1-65535).
+  (:data:`FiniteFloat` for new fields, :mod:`hatang.config_types`; :func:`validate` also catches models
+  that do not use it).
+- Ports: :data:`Port`, :func:`check_port`, :data:`MqttUrl` (1-65535; :mod:`hatang.config_types`).
 - Files: :func:`check_files` makes sure every ``*_file`` key names a readable, non-empty file, and warns
-  when a secret file (passwords, communities, private keys) is readable by group or others.
-- Directories: :func:`writable_directory_problem` (e.g. the agent's buffer).
+  when a secret file (passwords, communities, private keys) is readable by group or others (each file
+  is checked by :func:`hatang.config_paths.check_file`).
+- Directories: :func:`writable_directory_problem` (e.g. the agent's buffer; :mod:`hatang.config_paths`).
 
 Warnings (:class:`ConfigWarning`) do not stop anything: ``hatang check`` prints them on stderr and the
 services log them at start.
@@ -21,165 +27,53 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
-import stat
-import tempfile
 import types
 import typing
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-import yaml
-from pydantic import AfterValidator, AllowInfNan, BaseModel, StringConstraints, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ValidationError
+
+from hatang.config_errors import ConfigError, ConfigWarning, key_path
+from hatang.config_paths import (
+    OUTPUT_FILE_KEYS,
+    SECRET_FILE_SUFFIXES,
+    SECRET_LINES_FILE_KEYS,
+    FileRole,
+    check_file,
+    file_role,
+    writable_directory_problem,
+)
+from hatang.config_types import PORT_RANGE, FiniteFloat, MqttUrl, Port, check_port, listen_port
+from hatang.yaml_loading import load_yaml, parse_yaml
+
+__all__ = [
+    "OUTPUT_FILE_KEYS",
+    "PORT_RANGE",
+    "SECRET_FILE_SUFFIXES",
+    "SECRET_LINES_FILE_KEYS",
+    "ConfigError",
+    "ConfigWarning",
+    "FileRole",
+    "FiniteFloat",
+    "MqttUrl",
+    "Port",
+    "check_file",
+    "check_files",
+    "check_port",
+    "file_role",
+    "key_path",
+    "listen_port",
+    "load",
+    "load_yaml",
+    "parse_yaml",
+    "read_secret",
+    "validate",
+    "writable_directory_problem",
+]
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used. ``str()`` is the message to print, one problem per line."""
-
-    def __init__(self, path: Path | str, problems: Sequence[tuple[str, str]]) -> None:
-        self.path = str(path)
-        self.problems = list(problems)
-        lines = [f"{self.path}: {key}: {msg}" if key else f"{self.path}: {msg}" for key, msg in self.problems]
-        super().__init__("\n".join(lines))
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigWarning:
-    """A config that works but probably not as meant (or not safely). ``str()`` is the line to print."""
-
-    path: str
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.key}: {self.message}" if self.key else f"{self.path}: {self.message}"
-
-
-# --- shared field types ------------------------------------------------------------------------------
-
-FiniteFloat = Annotated[float, AllowInfNan(False)]
-"""A float that is a number: ``.nan``, ``.inf`` and ``-.inf`` are rejected before any range check."""
-
-PORT_RANGE = "1-65535"
-
-
-def check_port(port: int, hint: str = "") -> int:
-    """``port`` if it is a usable TCP/UDP port, else a validation error saying which range (and ``hint``)."""
-    if not 1 <= port <= 65535:
-        raise PydanticCustomError("port", "port {port} is out of range: use {range}{hint}",
-                                  {"port": port, "range": PORT_RANGE, "hint": f" ({hint})" if hint else ""})
-    return port
-
-
-Port = Annotated[int, AfterValidator(check_port)]
-"""A TCP or UDP port number (1-65535)."""
-
-
-def _url_port(value: str) -> str:
-    rest = value.split("://", 1)[-1].rstrip("/")
-    host, sep, port = rest.rpartition(":")
-    if sep and host and port.isdigit():
-        check_port(int(port), "1883 is MQTT, 8883 MQTT over TLS")
-    return value
-
-
-MqttUrl = Annotated[str, StringConstraints(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$"), AfterValidator(_url_port)]
-"""``mqtt://host[:port]`` or ``mqtts://host[:port]`` with a port in 1-65535."""
-
-
-def listen_port(value: str, hint: str = "") -> str:
-    """Validator for ``HOST:PORT`` / ``[IPv6]:PORT`` listen addresses: the port must be 1-65535."""
-    check_port(int(value.rpartition(":")[2]), hint)
-    return value
-
-
-# --- YAML --------------------------------------------------------------------------------------------
-
-
-def key_path(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def load_yaml(path: Path) -> Any:
-    """The YAML document in ``path``; a key given twice in one mapping is an error (not a silent replace)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, [("", "file not found; pass the right path with -c/--config")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [("", f"cannot read the file: {exc}")]) from None
-    return parse_yaml(text, path)
-
-
-def parse_yaml(text: str, path: Path) -> Any:
-    """``yaml.safe_load(text)`` that rejects duplicated mapping keys, with errors naming ``path``."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        duplicates = list(_duplicated_keys(loader, node, (), set()))
-        if duplicates:
-            raise ConfigError(path, duplicates)
-        return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(path, [("", f"invalid YAML: {where}{problem}")]) from None
-    finally:
-        loader.dispose()
-
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _duplicated_keys(loader: yaml.SafeLoader, node: yaml.Node, loc: tuple[int | str, ...],
-                     seen: set[int]) -> Iterator[tuple[str, str]]:
-    """(key path, message) for every key given twice in one mapping, anywhere under ``node``."""
-    if id(node) in seen:  # an alias of a node already walked (or a recursive one)
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            yield from _duplicated_keys(loader, item, (*loc, i), seen)
-    elif isinstance(node, yaml.MappingNode):
-        first: dict[Any, tuple[int, int]] = {}  # key -> (line, column) where it was first given
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:  # `<<: *defaults`: explicit keys override merged ones by design
-                continue
-            here_at = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            earlier = None
-            if isinstance(key_node, yaml.ScalarNode):  # scalar keys are hashable; 1 and 1.0 are one key
-                earlier = first.setdefault(loader.construct_object(key_node), here_at)
-                earlier = None if earlier == here_at else earlier
-                key = str(key_node.value)  # as written
-            else:  # a complex key (rare; the constructor may refuse it): not compared
-                key = "?"
-            here = (*loc, key)
-            if earlier is not None:
-                yield (key_path(here), (
-                    f"key given twice ({_positions(earlier, here_at)}): YAML would silently keep only "
-                    f"the second; merge the two into one '{key}:' or delete one"))
-            yield from _duplicated_keys(loader, value_node, here, seen)
-
-
-def _positions(first: tuple[int, int], second: tuple[int, int]) -> str:
-    if first[0] != second[0]:
-        return f"line {first[0]} and line {second[0]}"
-    return f"line {first[0]}, columns {first[1]} and {second[1]}"
-
 
 # --- validation --------------------------------------------------------------------------------------
 
@@ -318,28 +212,7 @@ def read_secret(path: Path, config_path: Path, key: str) -> str:
         raise ConfigError(config_path, [(key, f"cannot read secret file {path}: {exc}")]) from None
 
 
-# --- files and directories a config names ------------------------------------------------------------
-
-FileRole = Literal["secret", "secret_lines", "input", "output"]
-
-# How a ``*_file`` key is checked, by its name. Any other ``*_file`` key is an input file: it must exist,
-# be readable and not empty. A new key that hatang writes (not reads) must be added to OUTPUT_FILE_KEYS.
-SECRET_FILE_SUFFIXES = ("password_file", "community_file", "key_file", "token_file")  # secret: first line
-SECRET_LINES_FILE_KEYS = ("communities_file",)  # one secret per line
-OUTPUT_FILE_KEYS = ("state_file",)  # written by hatang: may not exist yet
-
-
-def file_role(key: str) -> FileRole | None:
-    """How the file named by a config key ``key`` is checked (None: not a ``*_file`` key)."""
-    if not key.endswith("_file"):
-        return None
-    if key in OUTPUT_FILE_KEYS:
-        return "output"
-    if key in SECRET_LINES_FILE_KEYS:
-        return "secret_lines"
-    if key.endswith(SECRET_FILE_SUFFIXES):
-        return "secret"
-    return "input"
+# --- files a config names ----------------------------------------------------------------------------
 
 
 def _file_fields(value: Any, loc: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], FileRole,
@@ -357,56 +230,6 @@ def _file_fields(value: Any, loc: tuple[int | str, ...]) -> Iterator[tuple[tuple
             yield from _file_fields(item, (*loc, i))
 
 
-def _readers(mode: int) -> str:
-    who = [name for bit, name in ((stat.S_IRGRP, "its group"), (stat.S_IROTH, "every user")) if mode & bit]
-    return " and ".join(who)
-
-
-def check_file(path: Path, role: FileRole) -> tuple[str | None, str | None]:
-    """(error, warning) about a file a config names; both None when it is fine. ``path`` is absolute."""
-    if role == "output":
-        return None, None
-    shown = str(path)
-    try:
-        if path.is_symlink():
-            shown = f"{path} (a symlink to {os.path.realpath(path)})"
-        info = path.stat()  # follows symlinks: the mode that matters is the target's
-    except FileNotFoundError:
-        what = {"secret": " with the secret on its first line (chmod 600)",
-                "secret_lines": " with one community per line (chmod 600)"}.get(role, "")
-        return (f"file not found: {shown}; create it{what} or correct the path (relative paths are "
-                "relative to the config file's directory)"), None
-    except OSError as exc:
-        return f"cannot read {shown}: {exc.strerror or exc}; check the path and its directories", None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        return f"{shown} is {kind}; give the path of a file", None
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return (f"cannot read {shown}: {exc.strerror or exc}; make it readable by the user hatang runs as "
-                f"(chown that user, chmod 600) and run hatang check as that user"), None
-    if role in ("secret", "secret_lines"):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            return f"{shown} is not UTF-8 text; write the secret as UTF-8 text", None
-        lines = text.splitlines()
-        if role == "secret" and not (lines and lines[0].strip()):
-            return f"{shown} is empty (hatang uses its first line): write the secret on the first line", None
-        if role == "secret_lines" and not any(line.strip() for line in lines):
-            return f"{shown} is empty: write one community per line", None
-    elif not data:
-        return f"{shown} is empty; give the path of the right file", None
-    warning = None
-    if role in ("secret", "secret_lines") and info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
-        target = os.path.realpath(path)
-        warning = (f"secret file {shown} is readable by {_readers(info.st_mode)} "
-                   f"(mode {stat.S_IMODE(info.st_mode):04o}): run chmod 600 {target} (owned by the user "
-                   "hatang runs as)")
-    return None, warning
-
-
 def check_files(config: BaseModel, config_path: Path) -> list[ConfigWarning]:
     """Check every ``*_file`` key of a loaded config (paths already resolved): raise :class:`ConfigError`
     naming each unusable file, return a warning for each secret file others can read."""
@@ -421,41 +244,3 @@ def check_files(config: BaseModel, config_path: Path) -> list[ConfigWarning]:
     if problems:
         raise ConfigError(config_path, problems)
     return warnings
-
-
-def writable_directory_problem(directory: Path, key: str = "", what: str = "") -> str | None:
-    """Why hatang could not create ``directory`` or write in it (None: it can), for config key ``key``
-    (``what``: what the directory is for). Leaves nothing behind: a missing directory is not created,
-    only a temporary one in its nearest existing parent, removed at once."""
-    named = f"{directory} ({what})" if what else str(directory)
-    other = f"set {key} to another directory" if key else "choose another directory"
-    existing = directory
-    while True:
-        try:
-            info = existing.stat()
-            break
-        except (FileNotFoundError, NotADirectoryError):
-            if existing.parent == existing:
-                return f"cannot create {named}: no part of the path exists; {other}"
-            existing = existing.parent
-        except OSError as exc:
-            return (f"cannot create or open {named}: cannot look into {existing} ({exc.strerror or exc}); "
-                    f"{other}")
-    if not stat.S_ISDIR(info.st_mode):
-        if existing == directory:
-            return f"{named} is a file, not a directory: remove or rename that file, or {other}"
-        return (f"cannot create {named}: {existing} is a file, not a directory; remove or rename that file, "
-                f"or {other}")
-    try:
-        if existing == directory:
-            fd, name = tempfile.mkstemp(prefix=".hatang-check-", dir=directory)
-            os.close(fd)
-            os.unlink(name)
-        else:
-            os.rmdir(tempfile.mkdtemp(prefix=".hatang-check-", dir=existing))
-    except OSError as exc:
-        action = f"write in {named}" if existing == directory else (
-            f"create {named}: cannot create a directory in {existing}")
-        return (f"cannot {action} ({exc.strerror or exc}); make it writable by the user hatang runs as "
-                f"(chown), or {other}")
-    return None

@@ -196,22 +196,9 @@ class SimulatorHandle:
         self.endpoints = list(endpoints)
         self._protocols = list(protocols)
 
-    def port_of(self, name: str) -> int:
-        for e in self.endpoints:
-            if e.name == name:
-                return e.port
-        raise KeyError(name)
-
     def stats(self, index: int = 0) -> ResponderStats:
         """Counters of the responder for ``devices[index]``."""
         return self._protocols[index].stats
-
-    def total_stats(self) -> ResponderStats:
-        total = ResponderStats()
-        for p in self._protocols:
-            for field in vars(total):
-                setattr(total, field, getattr(total, field) + getattr(p.stats, field))
-        return total
 
     def close(self) -> None:
         for p in self._protocols:

@@ -628,7 +628,7 @@ def test_malformed_fields_that_raise_in_the_store_are_schema_rejects(
     """Store.ingest runs in the subscriber's message loop and catches only DecodeError/TopicError: any
     other exception from decoding ends the subscriber task and, through the TaskGroup, the process. These
     inputs raised TypeError (unhashable ``kind``/``type``) or OverflowError (``now - ts`` with an int
-    beyond float64) before wire/codec.py checked them."""
+    beyond float64) before wire/validation.py checked them."""
     collector = start_collector()
     publisher = Publisher(mosquitto, "one-bad")
     try:
@@ -636,9 +636,9 @@ def test_malformed_fields_that_raise_in_the_store_are_schema_rejects(
             doc = valid_batch("xa-a", "sw", seq)
             mutate(doc)
             publisher.publish([(data_topic("xa-a", "sw"), json.dumps(doc).encode())])
-        # BUG wire/codec.py _seq has no upper bound: after seq 1, seq 2**1100 of the same boot is a gap of
-        # 2**1100 - 2, and CollectorMetrics.gap -> prometheus_client Counter.inc(float + int) raises
-        # OverflowError out of Store.ingest.
+        # Was a bug (wire/validation.py seq_field had no upper bound): after seq 1, seq 2**1100 of the same
+        # boot is a gap of 2**1100 - 2, and CollectorMetrics.gap -> prometheus_client Counter.inc(float +
+        # int) raised OverflowError out of Store.ingest.
         for seq in (1, 2**1100):
             payload = json.dumps(valid_batch("xa-c", "sw", seq)).encode()
             publisher.publish([(data_topic("xa-c", "sw"), payload)])

@@ -186,6 +186,6 @@ def wait_for_series(url: str, name: str, timeout: float, **labels: str) -> Serie
 
 def pending_clause(db: sqlite3.Connection) -> str:
     """A WHERE clause for an agent's queue database that leaves out messages already delivered and only
-    kept for redelivery after a broker crash (agent/queue.py's ``delivered`` table)."""
+    kept for redelivery after a broker crash (the ``delivered`` table of agent/queue/database.py)."""
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     return " WHERE id NOT IN (SELECT id FROM delivered)" if "delivered" in tables else ""

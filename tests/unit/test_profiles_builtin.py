@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from agent.profile_catalog import list_profiles, show_profile
-from agent.profiles import BUILTIN_DIR, MetricSpec, Profile, ProfileError, TableSpec, load_profiles, parse_oid
+from agent.profiles import (
+    BUILTIN_DIR,
+    MetricSpec,
+    Profile,
+    TableSpec,
+    UnknownProfileError,
+    load_profiles,
+    parse_oid,
+)
 from hatang.configfile import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -350,7 +358,7 @@ def test_show_profile_explains_transforms() -> None:
 
 def test_show_unknown_profile_names_the_known_ones(tmp_path: Path) -> None:
     known = "host, interfaces, sensors, system, ups"
-    with pytest.raises(ProfileError, match=f"unknown profile 'upss'; known: {known}"):
+    with pytest.raises(UnknownProfileError, match=f"unknown profile 'upss'; known: {known}"):
         show_profile("upss", tmp_path)
 
 
