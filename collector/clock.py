@@ -51,7 +51,7 @@ MIN_VOTERS = 2  # agents needed before their common offset can outvote the colle
 log = logging.getLogger("hatang.collector.clock")
 
 
-class Source(enum.Enum):
+class ClockSource(enum.Enum):
     BIRTH = "birth"  # a birth delivered as published: sent at connect
     SELF = "self"  # a self message newer than any seen of its boot: stamped and sent at once
     LIVE = "live"  # a poll on data/: sent within its interval (but it may have waited that long)
@@ -93,7 +93,7 @@ class Clocks:
 
     # --- measuring ------------------------------------------------------------------------------
 
-    def observe(self, agent: str, sample: float, now: float, source: Source, bound: float = 0.0,
+    def observe(self, agent: str, sample: float, now: float, source: ClockSource, bound: float = 0.0,
                 confirmed: bool = True) -> bool:
         """One bound ``sample = message time - arrival time`` (seconds) from ``agent``. ``bound``: how
         long the message may legitimately have waited (its interval for a live poll); ``confirmed``
@@ -103,7 +103,7 @@ class Clocks:
             return False
         state = self.agents.setdefault(agent, AgentClock())
         before = state.estimate
-        if state.restored and confirmed and source is not Source.OLD:
+        if state.restored and confirmed and source is not ClockSource.OLD:
             state.restored = False
             if before is not None and abs(sample - before) > self.threshold:
                 state.estimate = None  # the clock changed while the collector was away: measure anew
@@ -111,12 +111,12 @@ class Clocks:
         # A poll may have waited its whole interval, and a test or a backlog may show old polls on data/:
         # polls raise the estimate (nothing arrives early) and set it when it is small, but only births and
         # self messages (stamped and sent at once) may say that an agent is behind, or went back.
-        precise = confirmed and source in (Source.BIRTH, Source.SELF)
+        precise = confirmed and source in (ClockSource.BIRTH, ClockSource.SELF)
         if estimate is None:
             if sample > self.threshold:
                 state.estimate = sample  # the agent is ahead at least this much, whatever the delay
-            elif confirmed and (source is Source.BIRTH or (
-                    source in (Source.LIVE, Source.SELF) and sample >= -self.threshold)):
+            elif confirmed and (source is ClockSource.BIRTH or (
+                    source in (ClockSource.LIVE, ClockSource.SELF) and sample >= -self.threshold)):
                 state.estimate = sample
             elif precise:
                 if state.first_low is not None and now - state.first_low[0] <= 4 * STEP_CONFIRM:
@@ -124,13 +124,13 @@ class Clocks:
                 else:
                     state.first_low = (now, sample)  # one delayed message is not enough
         elif sample > estimate:
-            if source is not Source.OLD:  # an old message may predate a step back: never raise on it
+            if source is not ClockSource.OLD:  # an old message may predate a step back: never raise on it
                 state.estimate = sample
                 state._end_step()
         elif sample >= estimate - bound - DELAY_SLACK - self.threshold:
             if precise:
                 state._end_step()  # consistent with the estimate
-        elif confirmed and source is Source.BIRTH:
+        elif confirmed and source is ClockSource.BIRTH:
             state.estimate = sample  # a fresh birth far below: the clock went back
             state._end_step()
         elif precise:

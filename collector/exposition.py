@@ -1,70 +1,42 @@
-"""Prometheus text exposition (format 0.0.4) of the store. Pure: no I/O, only reads memory.
+"""/metrics of the store: Prometheus text exposition (format 0.0.4, hatang/textformat.py). No I/O.
 
 Sample lines are rendered once, when a batch arrives (collector/ingest.py), as one text block per device
-and metric name; a scrape groups them under one HELP/TYPE per
-metric name and adds the liveness series computed at scrape time.
+and metric name. A scrape writes the liveness series computed at scrape time (agents, devices), the
+inventory's site info and the trap counts, then the blocks of every fresh device grouped under one
+HELP/TYPE per metric name. The store is read through :class:`collector.view.StoreView` (this module never
+imports it); the only thing a rendering changes is telling the store which polls it served.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
-from wire.messages import Family, Labels
-
-if TYPE_CHECKING:
-    from collector.store import DeviceState, Store
+from collector.view import DeviceT, DeviceView, StoreView, is_fresh
+from hatang.textformat import format_labels, format_value, header
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def format_labels(labels: Iterable[tuple[str, str]]) -> str:
-    inner = ",".join(f'{name}="{escape(value)}"' for name, value in labels)
-    return "{" + inner + "}" if inner else ""
-
-
-def format_value(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return repr(float(value))
-
-
-def render_lines(family: Family, base: Labels, ts_ms: int | None = None) -> list[str]:
-    """Sample lines of a family; with ``ts_ms`` each line carries the poll time (milliseconds)."""
-    stamp = f" {ts_ms}" if ts_ms is not None else ""
-    return [f"{family.name}{format_labels((*base, *s.labels))} {format_value(s.value)}{stamp}"
-            for s in family.samples]
-
-
-def _header(name: str, mtype: str, help_text: str) -> str:
-    help_escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-    return f"# HELP {name} {help_escaped}\n# TYPE {name} {mtype}\n"
-
-
-def _liveness(store: Store, now: float) -> Iterator[str]:
+def _liveness(store: StoreView[DeviceT], now: float) -> Iterator[str]:
     agents = sorted(store.agents.values(), key=lambda a: a.agent)
-    yield _header("hatang_agent_up", "gauge", "1 if the agent is online (birth message seen, no will since).")
+    yield header("hatang_agent_up", "gauge", "1 if the agent is online (birth message seen, no will since).")
     for a in agents:
         yield f"hatang_agent_up{format_labels((('agent', a.agent), *a.site))} {1 if a.online else 0}\n"
-    yield _header("hatang_agent_last_seen_timestamp_seconds", "gauge",
-                  "Unix time the collector last received a message from the agent.")
+    yield header("hatang_agent_last_seen_timestamp_seconds", "gauge",
+                 "Unix time the collector last received a message from the agent.")
     for a in agents:
         yield (f"hatang_agent_last_seen_timestamp_seconds{format_labels((('agent', a.agent), *a.site))} "
                f"{format_value(a.last_seen)}\n")
     offsets = [(a, store.clocks.estimate(a.agent)) for a in agents]
-    yield _header("hatang_agent_clock_offset_seconds", "gauge",
-                  "The collector's estimate of the agent's clock minus the collector's clock, in seconds.")
+    yield header("hatang_agent_clock_offset_seconds", "gauge",
+                 "The collector's estimate of the agent's clock minus the collector's clock, in seconds.")
     for a, offset in offsets:
         if offset is not None:
             yield (f"hatang_agent_clock_offset_seconds{format_labels((('agent', a.agent), *a.site))} "
                    f"{format_value(round(offset, 3))}\n")
     devices = sorted((d for d in store.devices.values() if not d.is_self and d.kind == "device"),
                      key=lambda d: (d.agent, d.device))
-    per_device: list[tuple[str, str, Callable[[DeviceState, bool], float]]] = [
+    per_device: list[tuple[str, str, Callable[[DeviceView, bool], float]]] = [
         ("hatang_device_up", "1 if the device answered its last poll and that poll is recent; else 0.",
          lambda d, fresh: 1 if (d.up and fresh) else 0),
         ("hatang_device_last_poll_timestamp_seconds", "Unix time the newest received poll started.",
@@ -74,24 +46,24 @@ def _liveness(store: Store, now: float) -> Iterator[str]:
         ("hatang_device_poll_errors", "Profiles that failed in the newest received poll.",
          lambda d, fresh: d.errors),
     ]
-    freshness = {(d.agent, d.device): store.is_fresh(d, now) for d in devices}
+    freshness = {(d.agent, d.device): is_fresh(store, d, now) for d in devices}
     for name, help_text, getter in per_device:
-        yield _header(name, "gauge", help_text)
+        yield header(name, "gauge", help_text)
         for d in devices:
             labels = format_labels((("agent", d.agent), ("device", d.device), *d.site))
             yield f"{name}{labels} {format_value(getter(d, freshness[(d.agent, d.device)]))}\n"
 
 
-def _sites(store: Store) -> Iterator[str]:
+def _sites(store: StoreView[DeviceT]) -> Iterator[str]:
     if store.inventory is None:
         return
-    yield _header("hatang_site_info", "gauge",
-                  "Site of an agent from the inventory, value 1: name, hierarchy, role, latitude/longitude.")
+    yield header("hatang_site_info", "gauge",
+                 "Site of an agent from the inventory, value 1: name, hierarchy, role, latitude/longitude.")
     for agent in sorted(store.inventory.sites):
         yield f"hatang_site_info{format_labels(store.inventory.sites[agent].info_labels())} 1\n"
 
 
-def _traps(store: Store) -> Iterator[str]:
+def _traps(store: StoreView[DeviceT]) -> Iterator[str]:
     if not store.traps:
         return
     items = sorted(store.traps.items())
@@ -99,19 +71,19 @@ def _traps(store: Store) -> Iterator[str]:
         ("hatang_trap_received_total", "SNMP traps and informs received, by device and trap name.", 0),
         ("hatang_trap_last_timestamp_seconds", "Unix time the last such trap was received.", 1),
     ):
-        yield _header(name, "counter" if index == 0 else "gauge", help_text)
+        yield header(name, "counter" if index == 0 else "gauge", help_text)
         for (agent, device, trap), stats in items:
             labels = format_labels((("agent", agent), ("device", device), ("trap", trap),
                                     *store.trap_sites.get(agent, ())))
             yield f"{name}{labels} {format_value(stats[index])}\n"
 
 
-def render_bytes(store: Store, now: float) -> bytes:
+def render_bytes(store: StoreView[DeviceT], now: float) -> bytes:
     """The device and liveness part of /metrics, UTF-8."""
     parts: list[bytes] = [text.encode() for text in _liveness(store, now)]
     parts.extend(text.encode() for text in _sites(store))
     parts.extend(text.encode() for text in _traps(store))
-    fresh = [d for d in store.devices.values() if store.is_fresh(d, now)]
+    fresh = [d for d in store.devices.values() if is_fresh(store, d, now)]
     store.mark_served(fresh)
     names: dict[str, tuple[str, str]] = {}
     for d in fresh:
@@ -123,7 +95,7 @@ def render_bytes(store: Store, now: float) -> bytes:
                 names[name] = ("untyped", known[1])
     for name in sorted(names):
         mtype, help_text = names[name]
-        parts.append(_header(name, mtype, help_text).encode())
+        parts.append(header(name, mtype, help_text).encode())
         for d in fresh:
             block = d.blocks.get(name)
             if block:
@@ -131,6 +103,6 @@ def render_bytes(store: Store, now: float) -> bytes:
     return b"".join(parts)
 
 
-def render(store: Store, now: float) -> str:
+def render(store: StoreView[DeviceT], now: float) -> str:
     """:func:`render_bytes` as text."""
     return render_bytes(store, now).decode("utf-8")

@@ -2,21 +2,26 @@
 the decoded JSON into exposition text, one block per metric name. Pure: no I/O.
 
 :func:`wire.codec.decode_batch` builds a dataclass per sample and a sorted label tuple per sample; the
-store then formats every label again. Here a poll's label sets are validated and formatted once per
-device and reused: an access switch repeats the same 48 label sets in its 20 interface families, and
-from poll to poll. A sample then costs one dict lookup, a type check of its value and one f-string.
+reference renderer then formats every label again. Here a poll's label sets are validated and formatted
+once per device and reused: an access switch repeats the same 48 label sets in its 20 interface
+families, and from poll to poll. A sample then costs one dict lookup, a type check of its value and one
+f-string.
 
 The rules are exactly those of :func:`wire.codec.decode_batch` (same :class:`~wire.codec.DecodeError`
-reasons) and the text exactly that of :func:`collector.exposition.render_lines`;
+reasons) and the text exactly that of :func:`hatang.textformat.render_lines`;
 tests/unit/test_collector_ingest.py checks both against the reference on generated and fuzzed payloads.
+
+Polls that are not served but remote-written (late ones, push mode) take the slow path instead:
+decoded by :func:`wire.codec.decode_families`, then :func:`to_series`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from collector.exposition import escape
+from collector.remote_write import Series
+from hatang.textformat import escape
 from wire.codec import (
     MAX_ABS_FLOAT,
     MAX_INT,
@@ -26,6 +31,7 @@ from wire.codec import (
     validate_family_head,
     validate_labels,
 )
+from wire.messages import Family, Labels
 
 # Formatted label sets of one device: (name, value) items as sent -> 'a="1",b="2"' (sorted, escaped).
 LabelCache = dict[tuple[tuple[str, Any], ...], str]
@@ -227,3 +233,12 @@ def trim_cache(cache: LabelCache, series: int) -> None:
     """Bound a device's label cache: clear it when label values churn (e.g. a changing ifAlias)."""
     if len(cache) > MAX_CACHE_FACTOR * max(series, 64):
         cache.clear()
+
+
+def to_series(families: Sequence[Family], base: Labels, ts_ms: int) -> list[Series]:
+    """Every sample of a poll as a remote-write series stamped with the poll time."""
+    return [
+        Series((("__name__", family.name), *base, *sample.labels), ((float(sample.value), ts_ms),))
+        for family in families
+        for sample in family.samples
+    ]

@@ -26,10 +26,9 @@ from functools import lru_cache
 import cramjam
 
 from collector.redact import redact_url, scrub, strip_userinfo, url_secrets
+from wire.messages import Labels
 
 log = logging.getLogger("hatang.collector.remote_write")
-
-Labels = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,17 @@
 """Latest state of every agent and device, fed by decoded MQTT messages.
 
-The store decides what a message means (accept, duplicate, reject) and keeps, per device, the
-pre-rendered exposition lines of its newest poll, so a scrape only joins strings.
+The store decides what a message means (accepted, late, duplicate, rejected) and keeps, per device,
+the pre-rendered exposition lines of its newest live poll, so a scrape only joins bytes
+(collector/exposition.py, which reads the store through collector/view.py and never imports it).
 
 A poll is *live* when it arrives within its interval (plus ``live_grace``) of being taken: it becomes
 the device's state that scrapes see. A poll that arrives later (replayed from the agent's disk queue
 after an outage) is *late*: it goes to ``late_sink`` (remote write) with its own timestamp, never to
-/metrics. Served samples carry the poll time as their timestamp, so a sample scraped twice is stored
-once and a backfilled poll can never interleave with a stale copy of an older one. In push mode every
-poll goes to the sink and /metrics serves only liveness.
+/metrics. A scrape shows a device's state only while it is fresh (collector/view.py ``is_fresh``: at
+most ``stale_after_intervals`` intervals old, its agent online, the broker connected). Served samples
+carry the poll time as their timestamp, so a sample scraped twice is stored once and a backfilled poll
+can never interleave with a stale copy of an older one. In push mode every poll goes to the sink and
+/metrics serves only liveness.
 
 With an inventory (collector/inventory.py) the site labels of every series come from it, not from the
 agent, and messages of agents it does not list are rejected (``unknown_agent``). Each agent's series
@@ -20,17 +23,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.clock import DEFAULT_THRESHOLD, Clocks, Source
-from collector.exposition import format_labels
-from collector.ingest import LabelCache, render_families, trim_cache
+from collector.clock import DEFAULT_THRESHOLD, Clocks, ClockSource
+from collector.ingest import LabelCache, render_families, to_series, trim_cache
 from collector.inventory import Inventory
 from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
+from hatang.textformat import format_labels
 from wire.codec import (
     DecodeError,
     Limits,
@@ -40,7 +43,7 @@ from wire.codec import (
     family_size,
     load_batch,
 )
-from wire.messages import AgentStatus, Family, Labels
+from wire.messages import AgentStatus, Labels
 from wire.topics import TopicError, TopicKind, parse_topic
 
 SELF = "@self"  # key of an agent's own metrics among its devices (device names cannot start with '@')
@@ -129,7 +132,7 @@ class Store:
     ) -> None:
         self.metrics = metrics
         self.limits = limits
-        self.stale_after_intervals = stale_after_intervals
+        self.stale_after_intervals = stale_after_intervals  # read by collector/view.py is_fresh
         self.live_grace = live_grace
         self.late_sink = late_sink
         self.push = push
@@ -222,7 +225,8 @@ class Store:
             return False
         return self.backlog() < BACKLOG_GUARD
 
-    def _observe_clock(self, agent: str, sample: float, now: float, source: Source, bound: float) -> None:
+    def _observe_clock(self, agent: str, sample: float, now: float, source: ClockSource,
+                       bound: float) -> None:
         if self.clocks.observe(agent, sample, now, source, bound, self._confirmed(now)):
             self._reference_dirty = True
             self._refresh.add(agent)
@@ -247,7 +251,8 @@ class Store:
         self.metrics.message("status")
         now = self.clock()
         if status.online:  # a birth is made and sent at connect; the will was made at the agent's start
-            self._observe_clock(agent, status.ts - now, now, Source.OLD if retained else Source.BIRTH, 0.0)
+            source = ClockSource.OLD if retained else ClockSource.BIRTH
+            self._observe_clock(agent, status.ts - now, now, source, 0.0)
         state = self._agent(agent)
         if state.online != status.online:
             self._reference_dirty = True  # the voters changed
@@ -316,17 +321,17 @@ class Store:
         # Clock: a poll on data/ left the agent within its interval, a self message newer than any of its
         # boot was just made; both measure the agent's clock (collector/clock.py). Never rejected for it.
         if kind is TopicKind.DATA:
-            source = Source.LIVE
+            source = ClockSource.LIVE
         elif kind is TopicKind.SELF:
             highest = self._sequences.highest(agent, batch.boot_id)
-            source = Source.SELF if highest is not None and batch.seq > highest else Source.OLD
+            source = ClockSource.SELF if highest is not None and batch.seq > highest else ClockSource.OLD
         else:
-            source = Source.OLD
+            source = ClockSource.OLD
         self._observe_clock(agent, batch.ts - now, now, source, batch.interval + batch.duration)
         self._settle_clocks(now)
         now_ref = now + self.clocks.reference
         ts = self.clocks.place(agent, batch.boot_id, batch.seq, batch.ts, now_ref,
-                               live=source in (Source.LIVE, Source.SELF))
+                               live=source in (ClockSource.LIVE, ClockSource.SELF))
         site = self._site(agent, batch.site)
         base: Labels = (("agent", agent), *(() if key == SELF else (("device", batch.device),)), *site)
         # Late: arrived after its live window, or older than the poll already served (it was overtaken
@@ -393,22 +398,3 @@ class Store:
         """These polls are in a /metrics rendering: a scrape shows them."""
         for state in states:
             state.unserved = None
-
-    def is_fresh(self, state: DeviceState, now: float) -> bool:
-        """Whether a device's data may be shown: recent, its agent online, the broker connected."""
-        agent = self.agents.get(state.agent)
-        return (
-            self.broker_connected
-            and agent is not None
-            and agent.online
-            and now - state.received <= self.stale_after_intervals * state.interval
-        )
-
-
-def to_series(families: Sequence[Family], base: Labels, ts_ms: int) -> list[Series]:
-    """Every sample of a poll as a remote-write series stamped with the poll time."""
-    return [
-        Series((("__name__", family.name), *base, *sample.labels), ((float(sample.value), ts_ms),))
-        for family in families
-        for sample in family.samples
-    ]

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector import exposition, state
-from collector.clock import STEP_CONFIRM, Clocks, Source
+from collector.clock import STEP_CONFIRM, Clocks, ClockSource
 from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.store import BURST_GUARD, Store
@@ -302,7 +302,7 @@ def test_a_restored_offset_is_dropped_when_live_messages_disagree() -> None:
     clocks.restore("a", -HOUR)
     clocks.refresh("a")
     assert clocks.correction("a") == -HOUR
-    clocks.observe("a", -0.2, T0, Source.BIRTH)
+    clocks.observe("a", -0.2, T0, ClockSource.BIRTH)
     clocks.refresh("a")
     assert clocks.estimate("a") == pytest.approx(-0.2)
     assert clocks.correction("a") == 0
@@ -312,13 +312,13 @@ def test_threshold_hysteresis_logs_each_change_once(caplog: pytest.LogCaptureFix
     caplog.set_level(logging.INFO, "hatang.collector.clock")
     clocks = Clocks(threshold=10)
     for sample in (11.0, 11.5, 12.0):  # over the threshold: corrected, one line
-        clocks.observe("a", sample, T0, Source.LIVE)
+        clocks.observe("a", sample, T0, ClockSource.LIVE)
         clocks.refresh("a")
     assert clocks.correction("a") == 12
-    clocks.observe("a", -6.0, T0 + 100, Source.BIRTH)  # a fresh birth far below: the clock went back
+    clocks.observe("a", -6.0, T0 + 100, ClockSource.BIRTH)  # a fresh birth far below: the clock went back
     clocks.refresh("a")
     assert clocks.correction("a") == -6  # 6 s: under the threshold, over half of it: still corrected
-    clocks.observe("a", -3.0, T0 + 160, Source.LIVE)
+    clocks.observe("a", -3.0, T0 + 160, ClockSource.LIVE)
     clocks.refresh("a")
     assert clocks.correction("a") == 0
     messages = [r.getMessage() for r in caplog.records]

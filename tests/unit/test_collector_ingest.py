@@ -2,7 +2,7 @@
 
 ``render_families`` must take exactly the decisions of :func:`wire.codec.decode_families` (reject iff
 the reference rejects, with the same reason) and, when it accepts, produce for every family exactly the
-text of :func:`collector.exposition.render_lines` with the poll time, for both forms of a family
+text of :func:`hatang.textformat.render_lines` with the poll time, for both forms of a family
 (verbose: ``samples`` objects; compact: ``series`` indexes into the poll's ``label_sets`` and
 ``values``). Its label cache (kept per device from poll to poll) and its shortcuts for a family that
 lists the same label sets as the family before are optimisations only: every payload is checked with a
@@ -26,10 +26,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from collector.exposition import _header, format_labels, render, render_lines
+from collector.exposition import render
 from collector.ingest import LabelCache, render_families
 from collector.selfmetrics import CollectorMetrics
 from collector.store import Store
+from hatang.textformat import format_labels, header, render_lines
 from tests.unit.test_wire_fuzz import clean_text, sites
 from wire.codec import (
     DEFAULT_LIMITS,
@@ -659,7 +660,7 @@ def test_the_store_serves_exactly_the_reference_lines(
         sections = _sections(text)
         ts_ms = round(ts * 1000)
         for family in families:
-            assert _header(family.name, family.type, family.help) in text
+            assert header(family.name, family.type, family.help) in text
             expected = [line + "\n" for line in render_lines(family, base, ts_ms)]
             assert sections[family.name] == expected, family.name
 
