@@ -1,4 +1,8 @@
-"""The agent's MQTT uplink: the only agent module that imports aiomqtt.
+"""The agent's MQTT uplink: drains the disk queue to the broker and owns reconnects and retries.
+
+It does not import aiomqtt: agent/mqtt_client.py is the agent's MQTT client (a connection that reports
+PUBACK reason codes), and hatang/broker.py holds the broker settings, TLS and back-off that the agent
+shares with the collector.
 
 Connects with a retained birth message and a small last will (both on the agent's status topic) and
 drains the disk queue with QoS 1. Live messages go first; the backlog an outage left behind follows
@@ -27,9 +31,10 @@ restarted from its last save would report a restored session as present all the 
 Retries are owned here only: a message that was not accepted stays in the queue and is sent again by
 this loop (each connection uses a fresh client, so paho never resends on its own).
 
-Reconnects use jittered exponential back-off (:class:`Backoff`): 1 s doubling to ``max_backoff``, reset
-only after a connection stayed up ``stable_after`` seconds, so a broker that accepts and drops at once is
-not hammered and an agent is never offline for more than ``max_backoff`` after the broker is back.
+Reconnects use jittered exponential back-off (:class:`hatang.broker.Backoff`): 1 s doubling to
+``max_backoff``, reset only after a connection stayed up ``stable_after`` seconds, so a broker that
+accepts and drops at once is not hammered and an agent is never offline for more than ``max_backoff``
+after the broker is back.
 """
 
 from __future__ import annotations
@@ -37,23 +42,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import re
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, Self
-from urllib.parse import urlsplit
 
-import aiomqtt
-import paho.mqtt.client as paho
-from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-
+from agent.mqtt_client import (
+    Connection,
+    MqttConnectError,
+    MqttConnection,
+    MqttError,
+    PubAck,
+    make_connection,
+    refuses_mqtt5,
+)
 from agent.queue import DiskQueue, QueuedMessage
+from hatang.broker import Backoff, BrokerSettings
+from wire.messages import Family, Sample
 from wire.topics import data_topic, events_topic, self_topic, status_topic
 
 log = logging.getLogger("hatang.agent.uplink")
@@ -68,51 +73,14 @@ PROTOCOLS = ("auto", "5", "3.1.1")
 DEFAULT_REDELIVER_WINDOW = 120.0
 DEFAULT_MAX_BACKOFF = 15.0
 DEFAULT_STABLE_AFTER = 10.0
-UNSUPPORTED_PROTOCOL = (0x84, 1)  # MQTT 5 "Unsupported protocol version"; MQTT 3.1.1 CONNACK code 1
 NOT_AUTHORIZED = 0x87
 
 
 @dataclass(frozen=True, slots=True)
-class BrokerSettings:
-    url: str  # mqtt://host:port or mqtts://host:port
-    client_id: str
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None  # client certificate (mutual TLS), optional
-    key_file: str | None = None
-    keepalive: int = 30
+class UplinkSettings(BrokerSettings):
+    """The broker settings of the agent: :class:`hatang.broker.BrokerSettings` and the MQTT version."""
+
     protocol: str = "auto"  # "5", "3.1.1", or "auto": 5, falling back to 3.1.1 if the broker refuses 5
-
-    @property
-    def host_port_tls(self) -> tuple[str, int, bool]:
-        parts = urlsplit(self.url)
-        tls = parts.scheme == "mqtts"
-        return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
-
-
-def tls_context(settings: BrokerSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=settings.ca_file)
-    if settings.cert_file:
-        context.load_cert_chain(settings.cert_file, settings.key_file)
-    return context
-
-
-@dataclass(frozen=True, slots=True)
-class PubAck:
-    """What the broker answered to one QoS 1 PUBLISH."""
-
-    code: int  # MQTT 5 reason code; always 0 under MQTT 3.1.1
-    name: str  # e.g. "Success", "No matching subscribers", "Not authorized"
-
-    @property
-    def accepted(self) -> bool:
-        return self.code < 0x80
-
-    @property
-    def reason(self) -> str:
-        """The name as a metric label value: "not_authorized", "quota_exceeded", ..."""
-        return re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_") or f"code_{self.code}"
 
 
 class PublishRejected(Exception):
@@ -122,120 +90,6 @@ class PublishRejected(Exception):
         super().__init__(f"{ack.name} (0x{ack.code:02X}) for a message on {topic}")
         self.topic = topic
         self.ack = ack
-
-
-class Connection(Protocol):
-    """What draining needs from a connected client (:class:`MqttConnection`, or a fake in unit tests)."""
-
-    async def publish_acked(self, topic: str, payload: bytes, *, retain: bool = False,
-                            timeout: float | None = None) -> PubAck: ...
-
-    @property
-    def lost(self) -> asyncio.Future[None]: ...
-
-
-class MqttConnection(aiomqtt.Client):
-    """aiomqtt's client with what the uplink needs besides (aiomqtt 2.5 internals; pinned < 3):
-
-    - :meth:`publish_acked`: a QoS 1 publish that returns the PUBACK's reason code (aiomqtt's
-      ``publish`` drops it) and fails as soon as the connection is lost (aiomqtt's waits for its
-      timeout, 10 s, and then leaves the connection's error unread).
-    - :attr:`lost`: completes when the connection is gone, so an idle uplink notices at once.
-    - no "Future exception was never retrieved": when the broker closes the connection right after
-      CONNACK, aiomqtt's ``__aenter__`` replaces its failed ``_disconnected`` future without reading it
-      and returns a dead connection. Here the replaced future is read and ``__aenter__`` raises. A
-      connection closed before CONNACK fails at once instead of after the connect timeout.
-    - :attr:`session_present`: CONNACK's session-present flag.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._closed_early: BaseException | None = None
-        self._acks: dict[int, PubAck] = {}
-        self.session_present: bool | None = None
-        super().__init__(*args, **kwargs)
-
-    # aiomqtt assigns ``self._disconnected`` in __init__ and, in __aenter__, replaces it when it is already
-    # done: intercept that to read the error of the connection that died during __aenter__.
-    @property
-    def _disconnected(self) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = self.__dict__["_lost_future"]
-        return future
-
-    @_disconnected.setter
-    def _disconnected(self, future: asyncio.Future[None]) -> None:
-        old: asyncio.Future[None] | None = self.__dict__.get("_lost_future")
-        if old is not None and old.done():
-            error = None if old.cancelled() else old.exception()  # read: never "not retrieved"
-            self._closed_early = error or aiomqtt.MqttError("connection closed")
-        self.__dict__["_lost_future"] = future
-
-    @property
-    def lost(self) -> asyncio.Future[None]:
-        return self._disconnected
-
-    def _raise_if_lost(self) -> None:
-        lost = self._disconnected
-        if lost.done():
-            error = None if lost.cancelled() else lost.exception()
-            raise aiomqtt.MqttError(f"connection lost: {error}" if error else "connection closed") from error
-
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        if self._closed_early is not None or not self._client.is_connected():
-            error = self._closed_early
-            self._lock.release()  # __aexit__ is not called when __aenter__ raises
-            raise aiomqtt.MqttError(f"the broker closed the connection right after CONNACK: {error}")
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        lost = self._disconnected
-        if lost.done() and not lost.cancelled():
-            lost.exception()  # the uplink has seen it already: mark it read
-        await super().__aexit__(exc_type, exc, tb)
-
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags,
-                    reason_code: ReasonCode, properties: Properties | None = None) -> None:
-        self.session_present = bool(flags.session_present)
-        super()._on_connect(client, userdata, flags, reason_code, properties)
-
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: paho.DisconnectFlags,
-                       reason_code: ReasonCode, properties: Properties | None = None) -> None:
-        if not self._connected.done() and self._lock.locked():  # closed before CONNACK, during __aenter__
-            self._connected.set_exception(aiomqtt.MqttCodeError(
-                reason_code, "the broker closed the connection before CONNACK"))
-            return
-        super()._on_disconnect(client, userdata, flags, reason_code, properties)
-
-    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: ReasonCode,
-                    properties: Properties) -> None:
-        if mid in self._pending_publishes:
-            self._acks[mid] = PubAck(int(reason_code.value), str(reason_code))
-        super()._on_publish(client, userdata, mid, reason_code, properties)
-
-    async def publish_acked(self, topic: str, payload: bytes, *, retain: bool = False,
-                            timeout: float | None = None) -> PubAck:
-        """Publish with QoS 1 and return the broker's PUBACK. Raises :class:`aiomqtt.MqttError` when the
-        connection is lost before it, or after ``timeout`` seconds (default: the client's)."""
-        self._raise_if_lost()
-        info = self._client.publish(topic, payload, qos=1, retain=retain)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            self._raise_if_lost()
-            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        wait = self.timeout if timeout is None else timeout
-        confirmation = asyncio.Event()
-        with self._pending_call(info.mid, confirmation, self._pending_publishes):
-            waiter = asyncio.ensure_future(confirmation.wait())
-            try:
-                await asyncio.wait((waiter, self._disconnected), timeout=wait,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-        ack = self._acks.pop(info.mid, None)
-        if ack is not None:
-            return ack
-        self._raise_if_lost()
-        raise aiomqtt.MqttError(f"no PUBACK within {wait:g} s")
 
 
 class ReplayPacer:
@@ -261,48 +115,10 @@ class ReplayPacer:
         return max(0.0, (1 - self._tokens) / self._rate)
 
 
-class Backoff:
-    """Waits between connection attempts: jittered exponential, ``initial`` doubling up to ``cap``.
-
-    Each wait is drawn between half and all of the current step (jitter: agents that lost the same broker
-    do not come back in step). The step goes back to ``initial`` only when a usable connection ended after
-    lasting ``stable_after`` seconds: a broker that accepts and drops at once sees the steps grow, and an
-    agent whose long-lived connection broke retries within a second.
-    """
-
-    def __init__(self, initial: float = 1.0, cap: float = DEFAULT_MAX_BACKOFF,
-                 stable_after: float = DEFAULT_STABLE_AFTER, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 jitter: Callable[[float, float], float] = random.uniform) -> None:
-        self._initial = min(initial, cap)
-        self._cap = cap
-        self._stable_after = stable_after
-        self._clock = clock
-        self._jitter = jitter
-        self._step = self._initial
-        self._up_since: float | None = None
-
-    def up(self) -> None:
-        """A usable connection started (the broker accepted the birth message)."""
-        self._up_since = self._clock()
-
-    def down(self, *, usable: bool = True) -> None:
-        """The connection ended (``usable`` False: it ended because the broker refused a message)."""
-        if self._up_since is not None and usable and self._clock() - self._up_since >= self._stable_after:
-            self._step = self._initial
-        self._up_since = None
-
-    def delay(self) -> float:
-        """The wait before the next attempt; the step then doubles (up to the cap)."""
-        wait = self._step * self._jitter(0.5, 1.0)
-        self._step = min(self._step * 2, self._cap)
-        return wait
-
-
 class Uplink:
     def __init__(
         self,
-        settings: BrokerSettings,
+        settings: UplinkSettings,
         agent_id: str,
         queue: DiskQueue,
         *,
@@ -346,25 +162,33 @@ class Uplink:
         """Something was appended to the queue."""
         self._wakeup.set()
 
+    def self_metrics(self) -> tuple[Family, ...]:
+        """The uplink's counters, among the agent's own health metrics (the ``self`` topic)."""
+
+        def one(name: str, mtype: str, help_text: str, value: float) -> Family:
+            return Family(name, "counter" if mtype == "counter" else "gauge", help_text, (Sample((), value),))
+
+        return (
+            one("hatang_agent_published_total", "counter",
+                "Messages the broker acknowledged, since the agent started.", self.published),
+            one("hatang_agent_replayed_total", "counter",
+                "Backlog messages sent after an outage, since the agent started.", self.replayed),
+            one("hatang_agent_broker_connected", "gauge", "1 while the agent is connected to the broker.",
+                1 if self.connected else 0),
+            Family("hatang_agent_publish_rejected_total", "counter",
+                   "Messages the broker refused (MQTT 5 PUBACK reason code >= 0x80), by reason; they stay "
+                   "queued and are retried. Since the agent started.",
+                   tuple(Sample((("reason", reason),), count)
+                         for reason, count in sorted({"not_authorized": 0, **self.rejected}.items()))),
+            one("hatang_agent_redelivered_total", "counter",
+                "Messages the broker had accepted that were sent again after the connection ended (the "
+                "broker may not have saved them), since the agent started.", self.redelivered),
+        )
+
     def _make_client(self, *, probe: bool = False) -> MqttConnection:
         """The connection of the agent, or (``probe``) a bare one: anonymous and without a will."""
-        host, port, tls = self._settings.host_port_tls
-        v5 = self._protocol == "5"
-        return MqttConnection(
-            host,
-            port,
-            identifier=self._settings.client_id,
-            username=None if probe else self._settings.username,
-            password=None if probe else self._settings.password,
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            # A clean session every time (MQTT 5: clean start and no session expiry): the agent only
-            # publishes, and retries are owned by this loop.
-            **({"clean_start": True} if v5 else {"clean_session": True}),
-            will=None if probe else aiomqtt.Will(status_topic(self._agent), self._will, qos=1, retain=True),
-            keepalive=self._settings.keepalive,
-            tls_context=tls_context(self._settings) if tls else None,
-            timeout=10,
-        )
+        return make_connection(self._settings, protocol=self._protocol,
+                               will=(status_topic(self._agent), self._will), probe=probe)
 
     def _requeue(self) -> None:
         """The broker may not have saved what it accepted lately: send it again."""
@@ -398,7 +222,7 @@ class Uplink:
                 if self._fall_back(exc):
                     continue  # at once, with MQTT 3.1.1
                 self._unreachable(exc)
-            except (aiomqtt.MqttError, ssl.SSLError, OSError) as exc:
+            except (MqttError, ssl.SSLError, OSError) as exc:
                 self._unreachable(exc)
             finally:
                 if self.connected:
@@ -457,8 +281,7 @@ class Uplink:
 
     def _fall_back(self, exc: MqttConnectError) -> bool:
         """A broker without MQTT 5 refused the connection: use 3.1.1 when the protocol is "auto"."""
-        code = getattr(exc.rc, "value", exc.rc)
-        if self._settings.protocol != "auto" or self._protocol != "5" or code not in UNSUPPORTED_PROTOCOL:
+        if self._settings.protocol != "auto" or self._protocol != "5" or not refuses_mqtt5(exc):
             return False
         self._protocol = "3.1.1"
         log.info("broker %s does not speak MQTT 5; using MQTT 3.1.1, under which the broker cannot say that "
@@ -480,7 +303,7 @@ class Uplink:
             wakeup.cancel()
         if client.lost.done():
             error = None if client.lost.cancelled() else client.lost.exception()
-            raise aiomqtt.MqttError(f"connection lost: {error}" if error else "connection closed")
+            raise MqttError(f"connection lost: {error}" if error else "connection closed")
 
     async def _drain(self, client: Connection) -> None:
         pacer = ReplayPacer(self._replay_rate)

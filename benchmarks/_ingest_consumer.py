@@ -16,7 +16,7 @@ import time
 
 from collector.selfmetrics import CollectorMetrics
 from collector.store import Store
-from collector.subscriber import BrokerSettings, Subscriber
+from collector.subscriber import Subscriber, SubscriberSettings
 from wire.codec import Limits
 
 
@@ -28,7 +28,7 @@ async def main() -> None:
     parser.add_argument("--expect", type=int, default=0)
     parser.add_argument("--prepare", action="store_true")
     args = parser.parse_args()
-    settings = BrokerSettings(url=args.url, client_id=args.client_id, session_expiry=3600)
+    settings = SubscriberSettings(url=args.url, client_id=args.client_id, session_expiry=3600)
     connected = asyncio.Event()
     done = asyncio.Event()
     store = Store(CollectorMetrics(), Limits(), stale_after_intervals=1e9, live_grace=1e9)

@@ -19,12 +19,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class MqttConfig(_Strict):
+class CollectorMqttConfig(_Strict):
     url: str = Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None
     ca_file: Path | None = None
+    cert_file: Path | None = None  # client certificate for mutual TLS (mqtts:// only)
+    key_file: Path | None = None  # with cert_file
     client_id: str = DEFAULT_CLIENT_ID
     keepalive: int = Field(default=30, ge=5, le=3600)
     # Persistent MQTT v5 session: the broker keeps the subscription and queues messages for this many
@@ -54,6 +56,15 @@ class MqttConfig(_Strict):
                 f"same across restarts: set mqtt.client_id, e.g. {DEFAULT_CLIENT_ID}-1, "
                 f"{DEFAULT_CLIENT_ID}-2"))
         return value
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> CollectorMqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise PydanticCustomError("tls", "give cert_file and key_file together (a client certificate "
+                                      "and its key), or neither")
+        if self.cert_file is not None and not self.url.startswith("mqtts://"):
+            raise PydanticCustomError("tls", "cert_file needs an mqtts:// url")
+        return self
 
 
 class BasicAuthConfig(_Strict):
@@ -117,7 +128,7 @@ class LimitsConfig(_Strict):
 
 
 class CollectorConfig(_Strict):
-    mqtt: MqttConfig
+    mqtt: CollectorMqttConfig
     listen: str = Field(default="127.0.0.1:9108", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]*):\d{1,5}$")
     # A device's series disappear after this many of its poll intervals without data
     # (its hatang_device_up stays, at 0).
@@ -167,7 +178,7 @@ class CollectorConfig(_Strict):
 def load(path: Path) -> CollectorConfig:
     config = configfile.load(CollectorConfig, path)
     base = path.resolve().parent
-    for key in ("password_file", "ca_file"):
+    for key in ("password_file", "ca_file", "cert_file", "key_file"):
         value = getattr(config.mqtt, key)
         if value is not None and not value.is_absolute():
             setattr(config.mqtt, key, base / value)

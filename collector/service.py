@@ -22,7 +22,7 @@ from collector.http import HttpLimits, HttpPoster, HttpServer, make_app, tls_con
 from collector.remote_write import Endpoint, Receipt, RemoteWriter, Series
 from collector.selfmetrics import CollectorMetrics
 from collector.store import Store
-from collector.subscriber import BrokerSettings, Subscriber
+from collector.subscriber import Subscriber, SubscriberSettings
 from hatang.configfile import ConfigError, read_secret
 from wire.codec import Limits
 
@@ -62,6 +62,10 @@ def remote_write_endpoints(config: CollectorConfig, config_path: Path,
                             "(tls.insecure_skip_verify)", endpoint.name)
         endpoints.append(endpoint)
     return endpoints, contexts
+
+
+def _path(value: Path | None) -> str | None:
+    return str(value) if value is not None else None
 
 
 def _limits(config: CollectorConfig) -> Limits:
@@ -113,10 +117,21 @@ class CollectorService:
         self.store.set_connected(False)
         push = config.mode == "push"
         self.subscriber = Subscriber(
-            BrokerSettings(mqtt.url, mqtt.client_id, mqtt.username, password,
-                           str(mqtt.ca_file) if mqtt.ca_file else None, mqtt.keepalive, mqtt.session_expiry,
-                           mqtt.protocol, shared_group=mqtt.shared_group, manual_ack=push,
-                           receive_maximum=mqtt.receive_maximum if push else None),
+            SubscriberSettings(
+                url=mqtt.url,
+                client_id=mqtt.client_id,
+                username=mqtt.username,
+                password=password,
+                ca_file=_path(mqtt.ca_file),
+                cert_file=_path(mqtt.cert_file),
+                key_file=_path(mqtt.key_file),
+                keepalive=mqtt.keepalive,
+                session_expiry=mqtt.session_expiry,
+                protocol=mqtt.protocol,
+                shared_group=mqtt.shared_group,
+                manual_ack=push,
+                receive_maximum=mqtt.receive_maximum if push else None,
+            ),
             self._on_message,
             self._on_connection,
         )

@@ -1,7 +1,10 @@
 """The collector's MQTT side: the only collector module that imports aiomqtt.
 
 Subscribes to every agent's topics with QoS 1 and hands each message to a callback; reconnects with
-jittered exponential backoff and logs once per state change.
+jittered exponential backoff (:class:`hatang.broker.Backoff`, shared with the agent: 1 s doubling to
+``max_backoff``, back to 1 s once a connection subscribed) and logs once per state change. The broker
+settings (URL, credentials, TLS with an optional client certificate) are :class:`hatang.broker.BrokerSettings`
+and the collector's own in :class:`SubscriberSettings`.
 
 In a shared group (``shared_group``, MQTT 5) the data topics are subscribed as a shared subscription
 (``$share/GROUP/...``: the broker hands each message to one member of the group) and the status topic
@@ -19,13 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
 import aiomqtt
 from paho.mqtt.client import Client as PahoClient
@@ -33,19 +33,16 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from collector.redact import redact_url
+from hatang.broker import Backoff, BrokerSettings, tls_context
 from wire.topics import ROOT, TopicKind, subscription
 
 log = logging.getLogger("hatang.collector.subscriber")
 
 
 @dataclass(frozen=True, slots=True)
-class BrokerSettings:
-    url: str
-    client_id: str
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    keepalive: int = 30
+class SubscriberSettings(BrokerSettings):
+    """The broker settings of the collector: :class:`hatang.broker.BrokerSettings` and these."""
+
     session_expiry: int = 86400  # seconds; 0 = clean session
     protocol: str = "5"  # or "3.1.1"
     shared_group: str | None = None  # MQTT 5 shared subscription group of several collectors
@@ -135,7 +132,7 @@ class AckQueue:
 class Subscriber:
     def __init__(
         self,
-        settings: BrokerSettings,
+        settings: SubscriberSettings,
         on_message: OnMessage,
         on_connection: Callable[[bool], None],
         *,
@@ -144,7 +141,7 @@ class Subscriber:
         self._settings = settings
         self._on_message = on_message
         self._on_connection = on_connection
-        self._max_backoff = max_backoff
+        self._backoff = Backoff(cap=max_backoff, stable_after=0.0)  # a connection that subscribed resets it
         self.connected = False
         self._current: aiomqtt.Client | None = None
         self._acks: AckQueue | None = None
@@ -156,8 +153,7 @@ class Subscriber:
     def _client(self) -> aiomqtt.Client:
         """MQTT v5; with ``session_expiry`` a persistent session (fixed client id, clean_start false),
         so the broker queues what agents publish while the collector restarts."""
-        parts = urlsplit(self._settings.url)
-        tls = parts.scheme == "mqtts"
+        address = self._settings.address
         persistent = self._settings.session_expiry > 0
         v5 = self._settings.protocol == "5"
         properties = None
@@ -171,13 +167,13 @@ class Subscriber:
             {"clean_start": not persistent} if v5 else {"clean_session": not persistent}
         )
         client = aiomqtt.Client(
-            parts.hostname or "127.0.0.1",
-            parts.port or (8883 if tls else 1883),
+            address.host,
+            address.port,
             identifier=self._settings.client_id,
             username=self._settings.username,
             password=self._settings.password,
             keepalive=self._settings.keepalive,
-            tls_context=ssl.create_default_context(cafile=self._settings.ca_file) if tls else None,
+            tls_context=tls_context(self._settings) if address.tls else None,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             properties=properties,
             **session,
@@ -199,10 +195,8 @@ class Subscriber:
         return client
 
     def pending(self) -> int:
-        """Messages received from the broker and not yet handled (aiomqtt's internal queue)."""
-        client = self._current
-        queue = getattr(client, "_queue", None) if client is not None else None
-        return queue.qsize() if queue is not None else 0
+        """Messages received from the broker and not yet handled (aiomqtt's incoming queue)."""
+        return len(self._current.messages) if self._current is not None else 0
 
     def unacknowledged(self) -> int:
         """Messages of the current connection handed on and not yet acknowledged (manual_ack)."""
@@ -220,7 +214,6 @@ class Subscriber:
             self._on_connection(connected)
 
     async def run(self) -> None:
-        backoff = 1.0
         reported = False  # one log line per state change, not per retry
         while True:
             try:
@@ -234,7 +227,8 @@ class Subscriber:
                         log.info("connected to broker %s%s", redact_url(self._settings.url),
                                  f" (shared group {self._settings.shared_group})"
                                  if self._settings.shared_group else "")
-                        backoff, reported = 1.0, False
+                        self._backoff.up()
+                        reported = False
                         async for message in client.messages:
                             if self._paused:
                                 continue  # stopping: never acknowledged, so the broker sends it again
@@ -261,6 +255,6 @@ class Subscriber:
                     reported = True
                 else:
                     log.debug("broker %s still unreachable: %s", redact_url(self._settings.url), error)
+            self._backoff.down()
             self._set_connected(False)
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, self._max_backoff)
+            await asyncio.sleep(self._backoff.delay())

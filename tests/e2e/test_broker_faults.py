@@ -33,7 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.queue import DiskQueue
-from agent.uplink import BrokerSettings, Uplink
+from agent.uplink import Uplink, UplinkSettings
 from hatang.demo_broker import EmbeddedBroker
 from tests.e2e.conftest import SITE, Collector
 from tests.support.hatang import HatangProcess, find, one, parse, run_hatang, try_scrape, write_yaml
@@ -404,7 +404,7 @@ async def test_a_broker_that_closes_each_connection_right_after_connack_floods_n
     caplog.set_level(logging.DEBUG)
     broker = await TinyBroker("close_after_connack").start()
     queue = DiskQueue(tmp_path / "buffer", max_bytes=1 << 20, max_age=86400)
-    uplink = Uplink(BrokerSettings(f"mqtt://127.0.0.1:{broker.port}", "c"), "xa-a", queue,
+    uplink = Uplink(UplinkSettings(f"mqtt://127.0.0.1:{broker.port}", "c"), "xa-a", queue,
                     birth=lambda: b"{}", will=b"{}", max_backoff=0.2)
     task = asyncio.create_task(uplink.run())
     try:
@@ -426,7 +426,7 @@ async def test_a_connection_lost_while_waiting_for_a_puback_is_noticed_at_once(
     broker = await TinyBroker("close_on_data").start()
     queue = DiskQueue(tmp_path / "buffer", max_bytes=1 << 20, max_age=86400)
     queue.append("sw", b'{"n": 1}', live_for=3600)
-    uplink = Uplink(BrokerSettings(f"mqtt://127.0.0.1:{broker.port}", "c"), "xa-a", queue,
+    uplink = Uplink(UplinkSettings(f"mqtt://127.0.0.1:{broker.port}", "c"), "xa-a", queue,
                     birth=lambda: b"{}", will=b"{}", max_backoff=0.2)
     task = asyncio.create_task(uplink.run())
     try:
@@ -448,7 +448,7 @@ async def test_the_demo_broker_speaks_only_mqtt_311_and_the_uplink_falls_back_to
     broker = EmbeddedBroker(port=free_tcp_port())
     await broker.start()
     queue = DiskQueue(tmp_path / "buffer", max_bytes=1 << 20, max_age=86400)
-    uplink = Uplink(BrokerSettings(broker.url, "hatang-agent-xa-a"), "xa-a", queue, birth=lambda: b"{}",
+    uplink = Uplink(UplinkSettings(broker.url, "hatang-agent-xa-a"), "xa-a", queue, birth=lambda: b"{}",
                     will=b"{}")
     task: asyncio.Task[None] | None = None
     try:

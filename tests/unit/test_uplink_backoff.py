@@ -1,6 +1,7 @@
-"""Reconnect back-off, in fake time: jittered exponential steps capped low, reset only after a connection
-that stayed up, so a flapping broker does not keep the agent away while it is up and a broker that drops
-every connection at once is not hammered.
+"""The uplink's reconnect back-off, in fake time: jittered exponential steps capped low, reset only after a
+connection that stayed up, so a flapping broker does not keep the agent away while it is up and a broker
+that drops every connection at once is not hammered. (The policy itself, hatang.broker.Backoff, is
+tested in test_broker.py.)
 
 The scenarios drive ``Uplink.run`` itself against a fake broker on a fake clock (no sockets, no real
 waiting): ``asyncio.sleep`` as seen by agent/uplink.py advances the fake clock, and the driver moves time
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -21,48 +21,24 @@ import aiomqtt
 import pytest
 
 import agent.uplink as uplink_module
+from agent.mqtt_client import PubAck
 from agent.queue import DiskQueue
-from agent.uplink import BrokerSettings, Uplink
-
-# Looked up when used, so that the scenarios also run against an uplink without them (fail-before runs).
-Backoff: Any = getattr(uplink_module, "Backoff", None)
-PubAck: Any = getattr(uplink_module, "PubAck", None)
-
+from agent.uplink import DEFAULT_MAX_BACKOFF, DEFAULT_STABLE_AFTER, Uplink, UplinkSettings
+from hatang.broker import Backoff
 
 # ---------------------------------------------------------------------------------------------- policy
 
 
-def test_steps_double_up_to_the_cap_with_jitter_between_half_and_all_of_a_step() -> None:
-    draws: list[tuple[float, float]] = []
-
-    def jitter(low: float, high: float) -> float:
-        draws.append((low, high))
-        return high
-
-    backoff = Backoff(1.0, 15.0, 10.0, clock=lambda: 0.0, jitter=jitter)
-    assert [backoff.delay() for _ in range(7)] == [1, 2, 4, 8, 15, 15, 15]
-    assert set(draws) == {(0.5, 1.0)}
-    low = Backoff(1.0, 15.0, 10.0, clock=lambda: 0.0, jitter=lambda a, b: a)
-    assert [low.delay() for _ in range(3)] == [0.5, 1.0, 2.0]
-
-
-def test_a_connection_that_stayed_up_resets_the_steps_a_short_or_refused_one_does_not() -> None:
-    now = [0.0]
-    backoff = Backoff(1.0, 15.0, 10.0, clock=lambda: now[0], jitter=lambda a, b: b)
-    for _ in range(5):
-        backoff.delay()
-    backoff.up()
-    now[0] += 3  # dropped after 3 s: the broker accepts and drops; keep backing off
-    backoff.down()
-    assert backoff.delay() == 15
-    backoff.up()
-    now[0] += 60  # up for a minute, then refused a message: still not a reason to hurry back
-    backoff.down(usable=False)
-    assert backoff.delay() == 15
-    backoff.up()
-    now[0] += 10  # a usable connection of 10 s: the next attempt comes within a second
-    backoff.down()
-    assert backoff.delay() == 1
+def test_the_uplink_backs_off_from_1_s_up_to_15_s(tmp_path: Path) -> None:
+    """The agent's steps (docs/architecture.md): 1 s doubling to 15 s, each wait jittered between half and
+    all of its step. (The reset after 10 s up: the scenarios below.)"""
+    queue = DiskQueue(tmp_path / "buffer", max_bytes=1 << 20, max_age=86400)
+    uplink = Uplink(UplinkSettings("mqtt://127.0.0.1:1", "c"), "xa-a", queue, birth=lambda: b"{}", will=b"{}")
+    delays = [uplink._backoff.delay() for _ in range(8)]
+    queue.close()
+    steps = [1, 2, 4, 8, 15, 15, 15, 15]
+    assert all(step / 2 <= delay <= step for delay, step in zip(delays, steps, strict=True)), delays
+    assert (DEFAULT_MAX_BACKOFF, DEFAULT_STABLE_AFTER) == (15.0, 10.0)
 
 
 # ---------------------------------------------------------------------------------------------- harness
@@ -180,16 +156,13 @@ class Scenario:
         fake_asyncio = types.SimpleNamespace(**{n: getattr(asyncio, n) for n in dir(asyncio)
                                                 if not n.startswith("__")})
         fake_asyncio.sleep = self.clock.sleep
-        fake_random = types.SimpleNamespace(uniform=lambda low, high: high)  # the longest waits
         monkeypatch.setattr(uplink_module, "asyncio", fake_asyncio)
-        monkeypatch.setattr(uplink_module, "random", fake_random)
         self.queue = DiskQueue(tmp_path / "buffer", max_bytes=1 << 20, max_age=86400)
-        fields = getattr(BrokerSettings, "__dataclass_fields__", {})  # "protocol": none before MQTT 5
-        settings = BrokerSettings("mqtt://127.0.0.1:1", "c",
-                                  **({"protocol": "5"} if "protocol" in fields else {}))
+        settings = UplinkSettings("mqtt://127.0.0.1:1", "c", protocol="5")
         self.uplink = Uplink(settings, "xa-a", self.queue, birth=lambda: b"{}", will=b"{}")
-        if hasattr(self.uplink, "_backoff"):  # its clock and jitter are bound when it is made
-            self.uplink._backoff = Backoff(clock=lambda: self.clock.now, jitter=lambda low, high: high)
+        # its clock and jitter are bound when it is made; the longest waits
+        self.uplink._backoff = Backoff(cap=DEFAULT_MAX_BACKOFF, stable_after=DEFAULT_STABLE_AFTER,
+                                       clock=lambda: self.clock.now, jitter=lambda low, high: high)
         monkeypatch.setattr(self.uplink, "_make_client", lambda *a, **k: FakeConnection(self.broker))
 
     def add_message(self) -> None:
@@ -312,12 +285,3 @@ async def test_after_a_refusal_episode_accepted_messages_drain_and_that_is_logge
     messages = [r.getMessage() for r in caplog.records]
     assert sum("refuses" in m for m in messages) == 1, messages
     original_close()
-
-
-def test_random_is_only_used_through_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scenarios above replace agent.uplink's ``random``/``asyncio``: make sure the defaults still work
-    when they are not replaced."""
-    backoff = Backoff()
-    delays = [backoff.delay() for _ in range(3)]
-    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0
-    assert random.uniform(0.5, 1.0) <= 1.0

@@ -12,18 +12,9 @@ from typing import Any
 
 import pytest
 
-import agent.uplink as uplink_module
+from agent.mqtt_client import PubAck
 from agent.queue import DiskQueue
-from agent.uplink import BrokerSettings, ReplayPacer, Uplink
-
-
-class _Missing:  # stand-ins when run against an uplink without reason codes (fail-before runs)
-    def __init__(self, code: int, name: str) -> None:
-        self.code, self.name = code, name
-
-
-PubAck: Any = getattr(uplink_module, "PubAck", _Missing)
-PublishRejected: Any = getattr(uplink_module, "PublishRejected", type("PublishRejected", (Exception,), {}))
+from agent.uplink import PublishRejected, ReplayPacer, Uplink, UplinkSettings
 
 NOW = 1_795_550_000.0
 SUCCESS = PubAck(0, "Success")
@@ -63,7 +54,7 @@ def _queue(tmp_path: Path, clock: list[float]) -> DiskQueue:
 def _uplink(queue: DiskQueue, rate: float = 1000.0, redeliver_window: float = 0.0) -> Uplink:
     supported = "redeliver_window" in signature(Uplink).parameters
     window = {"redeliver_window": redeliver_window} if supported else {}
-    return Uplink(BrokerSettings("mqtt://127.0.0.1:1", "c"), "xa-a", queue, birth=lambda: b"{}", will=b"{}",
+    return Uplink(UplinkSettings("mqtt://127.0.0.1:1", "c"), "xa-a", queue, birth=lambda: b"{}", will=b"{}",
                   replay_rate=rate, **window)
 
 
