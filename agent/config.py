@@ -17,6 +17,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.queue.files import DB_NAME, LOCK_NAME
+from agent.snmp.credentials import AuthProtocol, PrivProtocol, SnmpVersion
 from hatang import configfile
 from hatang.configfile import ConfigError, ConfigWarning, FiniteFloat, MqttUrl, Port
 from wire.topics import AGENT_ID_PATTERN, DEVICE_NAME_PATTERN
@@ -40,7 +42,7 @@ class SiteConfig(_Strict):
         return tuple(sorted((k, v) for k, v in pairs if v))
 
 
-class MqttConfig(_Strict):
+class AgentMqttConfig(_Strict):
     url: MqttUrl
     username: str | None = None  # default: the agent id
     password: str | None = None
@@ -76,10 +78,6 @@ class BufferConfig(_Strict):
     replay_rate: FiniteFloat = Field(default=20.0, gt=0)  # backlog messages per second after an outage
 
 
-AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
-PrivProtocol = Literal["DES", "AES", "AES128", "AES192", "AES256", "AES192C", "AES256C"]
-
-
 class _UsmSecrets(_Strict):
     """SNMPv3 user-based security: protocols and their passwords (inline or from files)."""
 
@@ -104,7 +102,7 @@ class _UsmSecrets(_Strict):
 
 
 class SnmpConfig(_UsmSecrets):
-    version: Literal["1", "2c", "3"] = "2c"
+    version: SnmpVersion = "2c"
     community: str | None = None
     community_file: Path | None = None
     username: str | None = None
@@ -193,7 +191,7 @@ class DeviceConfig(_Strict):
 class AgentConfig(_Strict):
     agent_id: str = Field(pattern=f"^{AGENT_ID_PATTERN}$")
     site: SiteConfig
-    mqtt: MqttConfig
+    mqtt: AgentMqttConfig
     buffer: BufferConfig
     devices: list[DeviceConfig] = Field(default_factory=list)
     traps: TrapsConfig | None = None  # receive SNMP traps and informs
@@ -274,9 +272,9 @@ def load_with_warnings(path: Path) -> tuple[AgentConfig, list[ConfigWarning]]:
     return config, [*warnings, *model_warnings(config, path)]
 
 
-# The files agent/queue.py keeps in the buffer directory and opens for writing: the database (and its
-# -wal, -shm) and the lock. Each one that exists must be writable by the agent.
-QUEUE_FILES = ("queue.sqlite3", "queue.sqlite3-wal", "queue.sqlite3-shm", "queue.lock")
+# The files the disk queue keeps in the buffer directory and opens for writing: the database (and its -wal,
+# -shm) and the lock. Each one that exists must be writable by the agent.
+QUEUE_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", LOCK_NAME)
 
 
 def _buffer_problem(directory: Path) -> str | None:

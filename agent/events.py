@@ -1,4 +1,4 @@
-"""Traps and link probes turned into queued messages: the glue between agent/traps.py, agent/probes.py
+"""Traps and link probes turned into queued messages: the glue between agent/snmp/traps.py, agent/probes.py
 and the service. Pure apart from the probe run itself."""
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from agent.profiles import MetricSpec, Profile, TableSpec, UptimeSpec, parse_oid
+from agent.snmp.values import OID, SnmpValue, oid_text
 from agent.transforms import MAX_LABEL_CHARS, label_text, label_value, metric_value, numeric
 from agent.uptime import Epoch, UptimeState
-from agent.varbind import OID, SnmpValue, oid_text
 from wire.messages import Family, Labels, MetricType, Sample
 
 __all__ = [

@@ -16,7 +16,10 @@ from agent.config import AgentConfig, DeviceConfig
 from agent.poller import PollOutcome
 from agent.profiles import load_profiles
 from agent.service import credentials, make_poller, poll_deadline
-from agent.snmp import SnmpEngine, SnmpError
+from agent.snmp.credentials import security_level
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import SnmpError
+from hatang.textformat import header, render_lines
 from wire.messages import Family, Labels, ProfileError
 
 __all__ = ["UnknownDeviceError", "format_report", "poll_once"]
@@ -68,26 +71,12 @@ async def poll_once(config: AgentConfig, config_path: Path, device_name: str) ->
 # ------------------------------------------------------------------------------------------- report
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(labels: Iterable[tuple[str, str]]) -> str:
-    inner = ",".join(f'{name}="{_escape(value)}"' for name, value in labels)
-    return "{" + inner + "}" if inner else ""
-
-
-def _value(value: float) -> str:
-    return str(value) if isinstance(value, int) else repr(float(value))
-
-
 def exposition_lines(families: Iterable[Family], base: Labels = ()) -> list[str]:
     """Prometheus text lines (HELP, TYPE, samples) for ``families``, labels ``base`` first."""
     lines: list[str] = []
     for family in families:
-        help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
-        lines += [f"# HELP {family.name} {help_text}", f"# TYPE {family.name} {family.type}"]
-        lines += [f"{family.name}{_labels((*base, *s.labels))} {_value(s.value)}" for s in family.samples]
+        lines += header(family.name, family.type, family.help).splitlines()
+        lines += render_lines(family, base)
     return lines
 
 
@@ -95,7 +84,7 @@ def _security(device: DeviceConfig) -> str:
     snmp = device.snmp
     if snmp.version != "3":
         return f"SNMP v{snmp.version}"
-    level = "noAuthNoPriv" if not snmp.auth_protocol else "authPriv" if snmp.priv_protocol else "authNoPriv"
+    level = security_level(snmp.auth_protocol, snmp.priv_protocol)
     protocols = "/".join(p for p in (snmp.auth_protocol, snmp.priv_protocol) if p)
     return f"SNMP v3 user {snmp.username!r} {level}" + (f" ({protocols})" if protocols else "")
 

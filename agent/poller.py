@@ -30,8 +30,8 @@ from typing import Protocol
 
 from agent import mapping
 from agent.profiles import POLL_ERRORS_METRIC, Profile, TableSpec, UptimeSpec
+from agent.snmp.values import OID, SnmpValue, oid_text
 from agent.uptime import Epoch, UptimeState, observe
-from agent.varbind import OID, SnmpValue, oid_text
 from wire.messages import ERROR_REASONS, Family, ProfileError, Sample
 
 log = logging.getLogger("hatang.agent.poller")
@@ -39,7 +39,7 @@ GET_CHUNK = 16  # OIDs per GET when reading single fallback cells
 
 
 class SnmpReader(Protocol):
-    """What the poller needs from an SNMP client (agent.snmp.SnmpTarget, or a fake in unit tests)."""
+    """What the poller needs from an SNMP client (agent.snmp.target.SnmpTarget, or a fake in unit tests)."""
 
     async def get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]: ...
 

@@ -18,18 +18,14 @@ from agent.probes import ProbeError, run_probe
 from agent.profiles import Profile, load_profiles
 from agent.queue import DiskQueue, QueueLocked
 from agent.scheduler import ScheduledDevice, Scheduler
-from agent.snmp import (
-    Credentials,
-    SnmpAddressError,
-    SnmpAuthError,
-    SnmpEngine,
-    SnmpError,
-    SnmpTarget,
-    SnmpTimeout,
-)
-from agent.traps import TrapEvent, TrapReceiver, V3User
-from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, BrokerSettings, Uplink
-from agent.varbind import OID, SnmpValue
+from agent.snmp.credentials import Credentials
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import SnmpAddressError, SnmpAuthError, SnmpError, SnmpTimeout
+from agent.snmp.target import SnmpTarget
+from agent.snmp.trap_events import TrapEvent, V3User
+from agent.snmp.traps import TrapReceiver
+from agent.snmp.values import OID, SnmpValue
+from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, Uplink, UplinkSettings
 from hatang import __version__
 from hatang.configfile import ConfigError, read_secret
 from wire.codec import DEFAULT_LIMITS, encode_batch, encode_status, encode_trap
@@ -164,7 +160,7 @@ class AgentService:
             raise ConfigError(config_path, [("buffer.path", str(exc))]) from None
         mqtt = config.mqtt
         self.uplink = Uplink(
-            BrokerSettings(
+            UplinkSettings(
                 url=mqtt.url,
                 client_id=f"hatang-agent-{config.agent_id}",
                 username=mqtt.username or config.agent_id,
@@ -310,20 +306,7 @@ class AgentService:
             one("hatang_agent_queue_delivered_kept", "gauge",
                 "Messages the broker accepted, kept to be sent again after a broker crash.",
                 stats.delivered_kept),
-            one("hatang_agent_published_total", "counter",
-                "Messages the broker acknowledged, since the agent started.", self.uplink.published),
-            one("hatang_agent_replayed_total", "counter",
-                "Backlog messages sent after an outage, since the agent started.", self.uplink.replayed),
-            one("hatang_agent_broker_connected", "gauge", "1 while the agent is connected to the broker.",
-                1 if self.uplink.connected else 0),
-            Family("hatang_agent_publish_rejected_total", "counter",
-                   "Messages the broker refused (MQTT 5 PUBACK reason code >= 0x80), by reason; they stay "
-                   "queued and are retried. Since the agent started.",
-                   tuple(Sample((("reason", reason),), count)
-                         for reason, count in sorted({"not_authorized": 0, **self.uplink.rejected}.items()))),
-            one("hatang_agent_redelivered_total", "counter",
-                "Messages the broker had accepted that were sent again after the connection ended (the "
-                "broker may not have saved them), since the agent started.", self.uplink.redelivered),
+            *self.uplink.self_metrics(),
             one("hatang_agent_polls_total", "counter", "Device polls done, since the agent started.",
                 self.polls),
             one("hatang_agent_failed_polls_total", "counter",

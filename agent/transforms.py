@@ -11,8 +11,8 @@ import unicodedata
 from collections.abc import Callable
 
 from agent.profiles import Condition, LabelSpec, MetricSpec, ScaleFrom, Source, parse_oid
+from agent.snmp.values import ABSENT_KINDS, NUMERIC_KINDS, OID, SnmpValue
 from agent.uptime import Epoch, stamp_to_unix
-from agent.varbind import ABSENT_KINDS, NUMERIC_KINDS, OID, SnmpValue
 
 Getter = Callable[[OID], SnmpValue | None]  # the value at an OID (scalars) or column (this row)
 MAX_LABEL_CHARS = 256

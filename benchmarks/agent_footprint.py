@@ -74,7 +74,7 @@ SITE = {"province": "Vĩnh Phúc", "district": "Tam Đảo", "commune": "Đại 
 GOAL_RSS_MB = 60.0
 GOAL_CPU_PERCENT = 1.0
 MB = 1024 * 1024
-MAX_REPETITIONS = 10  # agent/snmp.py DEFAULT_MAX_REPETITIONS: the reference walks with the same
+MAX_REPETITIONS = 10  # agent/snmp/target.py DEFAULT_MAX_REPETITIONS: the reference walks with the same
 SETTLE = 2.0  # seconds after the last first poll before the window starts
 REFERENCE_ROUNDS = 3
 
@@ -106,7 +106,7 @@ FLOOR_STEPS = (  # imported in this order by one idle interpreter; RSS is read a
     ("asyncio, ssl, sqlite3", ("asyncio", "ssl", "sqlite3")),
     ("pydantic, PyYAML", ("pydantic", "yaml")),
     ("config models", ("agent.config",)),
-    ("pysnmp", ("pysnmp.hlapi.v3arch.asyncio", "agent.snmp", "agent.traps")),
+    ("pysnmp", ("pysnmp.hlapi.v3arch.asyncio", "agent.snmp.engine", "agent.snmp.traps")),
     ("aiomqtt", ("aiomqtt", "agent.uplink")),
     ("rest of agent", ("agent.service", "hatang.cli")),
 )

@@ -4,7 +4,7 @@ One fast loopback responder (benchmarks/_bulk_responder.py, its own process, CPU
 serves a 2,000-row IF-MIB. In the same run, each subject reads it with GETBULK, max-repetitions 25:
 
 - hatang agent, fast path: a full poll of the ``interfaces`` profile (walks, mapping to metric
-  families, JSON payload) on agent/snmp_community.py + agent/snmp_ber.py (what ships for v1/v2c);
+  families, JSON payload) on agent/snmp/community.py + agent/snmp/ber.py (what ships for v1/v2c);
 - the same poll on pysnmp (``SnmpEngine(fast_path=False)``, what v3 uses);
 - net-snmp ``snmpbulkwalk -Cr25`` of ifTable and ifXTable (C; prints every varbind to /dev/null);
 - Prometheus ``snmp_exporter`` 0.21 (Go) with a module walking the profile's columns, scraped over HTTP.
@@ -34,7 +34,9 @@ import yaml
 
 from agent.poller import DevicePoller
 from agent.profiles import load_profiles
-from agent.snmp import Credentials, SnmpEngine, SnmpError, SnmpTimeout
+from agent.snmp.credentials import Credentials
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import SnmpError, SnmpTimeout
 from benchmarks.common import Result, children_cpu_seconds, measure, process_cpu_seconds
 from wire.codec import encode_batch
 from wire.messages import PollBatch

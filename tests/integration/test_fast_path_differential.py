@@ -1,4 +1,4 @@
-"""The agent's fast v1/v2c path (agent.snmp_ber + agent.snmp_community) against its pysnmp path, on every
+"""The agent's fast v1/v2c path (agent.snmp.ber + agent.snmp.community) against its pysnmp path, on every
 recording of real equipment that tests/integration/test_recorded_devices.py replays (PyPI snmpsim-data).
 
 For each recording: a walk of the whole MIB with SnmpEngine(fast_path=True) and with
@@ -24,8 +24,10 @@ import pytest
 
 from agent.poller import DevicePoller, PollOutcome
 from agent.profiles import load_profiles
-from agent.snmp import Credentials, SnmpEngine, SnmpError, SnmpTimeout
-from agent.varbind import OID, SnmpValue
+from agent.snmp.credentials import Credentials
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import SnmpError, SnmpTimeout
+from agent.snmp.values import OID, SnmpValue
 from hatang.sim import ber
 from hatang.sim.ber import Value
 from tests.integration.test_recorded_devices import DEVICES, PROFILES

@@ -1,7 +1,7 @@
 """The real agent poller against recordings of real equipment (PyPI ``snmpsim-data``).
 
 Each recording is replayed over UDP on 127.0.0.1 (tests/support/snmprec.py, on the project's BER codec
-and simulator); the real SNMP client (agent.snmp) and DevicePoller poll it with all built-in profiles.
+and simulator); the real SNMP client (agent.snmp.engine) and DevicePoller poll it with all built-in profiles.
 Expected values are computed here from the parsed recording and the MIB definitions (RFC 2863 IF-MIB,
 RFC 2790 HOST-RESOURCES-MIB, UCD-SNMP-MIB, RFC 1628 UPS-MIB, RFC 3433 ENTITY-SENSOR-MIB), not taken from
 the profiles. Without snmpsim-data these tests skip, or fail when CI=true.
@@ -22,7 +22,9 @@ import pytest
 
 from agent.poller import DevicePoller, PollOutcome
 from agent.profiles import Profile, load_profiles
-from agent.snmp import Credentials, SnmpEngine, SnmpError, SnmpTimeout
+from agent.snmp.credentials import Credentials
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import SnmpError, SnmpTimeout
 from hatang.sim import ber
 from hatang.sim.ber import OID, Value
 from tests.support import snmprec

@@ -27,21 +27,21 @@ import pytest
 from agent import snmp
 from agent.poller import DevicePoller
 from agent.profiles import load_profiles
-from agent.snmp import (
-    Credentials,
+from agent.snmp.credentials import Credentials
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import (
     SnmpAddressError,
     SnmpAuthError,
-    SnmpEngine,
     SnmpError,
     SnmpNotIncreasing,
-    SnmpTarget,
     SnmpTimeout,
     SnmpTooManyRows,
     SnmpWalkError,
     SnmpWalkTooLong,
     SnmpWrongOid,
 )
-from agent.varbind import OID, SnmpValue, oid_text
+from agent.snmp.target import SnmpTarget
+from agent.snmp.values import OID, SnmpValue, oid_text
 from hatang.sim import ber
 from hatang.sim.ber import Value
 from tests.support.bad_responders import (
@@ -339,7 +339,7 @@ async def test_answers_that_do_not_match_the_request_time_out(engine: SnmpEngine
                                                               change: dict[str, Any]) -> None:
     """Another SNMP version, another request-id, another PDU type: dropped (before, the fast path took a
     v1 answer to a v2c request and the reverse); the timeout says that datagrams did arrive. One known
-    difference (agent/snmp_ber.py): pysnmp takes a v2c Report-PDU as the response."""
+    difference (agent/snmp/ber.py): pysnmp takes a v2c Report-PDU as the response."""
     device = TableDevice(table(), **change)
     async with asyncio.timeout(TEST_DEADLINE), await serve(device) as responder:
         target = await target_for(engine, responder, creds)

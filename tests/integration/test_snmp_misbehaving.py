@@ -1,6 +1,6 @@
-"""agent.snmp against misbehaving SNMP responders (tests/support/bad_responders.py): looping OIDs,
-silence, garbage, a huge table, tooBig, silently dropped large responses, noSuch*/endOfMibView values,
-v1 quirks, negative counters, and a walk cancelled half-way.
+"""agent.snmp (SnmpEngine, SnmpTarget) against misbehaving SNMP responders (tests/support/bad_responders.py):
+looping OIDs, silence, garbage, a huge table, tooBig, silently dropped large responses, noSuch*/endOfMibView
+values, v1 quirks, negative counters, and a walk cancelled half-way.
 
 No external programs are needed; every test runs under ``asyncio.timeout`` so a hang fails instead of
 blocking the suite.
@@ -18,17 +18,11 @@ import pytest
 
 from agent.poller import DevicePoller
 from agent.profiles import load_profiles
-from agent.snmp import (
-    Credentials,
-    SnmpEngine,
-    SnmpNotIncreasing,
-    SnmpTarget,
-    SnmpTimeout,
-    SnmpTooManyRows,
-    SnmpWalkError,
-    SnmpWalkTooLong,
-)
-from agent.varbind import OID, SnmpValue
+from agent.snmp.credentials import Credentials
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import SnmpNotIncreasing, SnmpTimeout, SnmpTooManyRows, SnmpWalkError, SnmpWalkTooLong
+from agent.snmp.target import SnmpTarget
+from agent.snmp.values import OID, SnmpValue
 from hatang.sim import ber
 from hatang.sim.ber import Value
 from tests.support.bad_responders import BadResponder, Column, Table, TableDevice, garbage, serve, silent

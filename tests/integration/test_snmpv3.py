@@ -1,5 +1,5 @@
-"""agent.snmp against a real net-snmp ``snmpd``: SNMPv1, v2c and v3 with every authentication and privacy
-protocol we accept, and the errors wrong credentials produce.
+"""agent.snmp (SnmpEngine, SnmpTarget) against a real net-snmp ``snmpd``: SNMPv1, v2c and v3 with every
+authentication and privacy protocol we accept, and the errors wrong credentials produce.
 
 The protocols net-snmp supports are read from ``snmpget -h`` (the tools and snmpd share libnetsnmp).
 A combination snmpd lacks is skipped with the reason, after checking that our config still accepts
@@ -19,17 +19,12 @@ import pytest
 from agent.config import SnmpConfig
 from agent.config import load as load_agent_config
 from agent.poll_once import UnknownDeviceError, poll_once
-from agent.snmp import (
-    AUTH_PROTOCOLS,
-    PRIV_PROTOCOLS,
-    Credentials,
-    SnmpAuthError,
-    SnmpEngine,
-    SnmpError,
-    SnmpTarget,
-    SnmpTimeout,
-)
-from agent.varbind import SnmpValue
+from agent.snmp.credentials import Credentials
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import SnmpAuthError, SnmpError, SnmpTimeout
+from agent.snmp.pysnmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, PysnmpSession
+from agent.snmp.target import SnmpTarget
+from agent.snmp.values import SnmpValue
 from tests.support.services import Snmpd, require_binary, snmpget, snmpwalk, start_snmpd, unavailable
 from wire.messages import ERROR_REASONS
 
@@ -376,10 +371,16 @@ async def test_same_user_name_with_different_keys_on_two_devices(
 
         results = await asyncio.gather(hammer(first), hammer(second))
         assert all(n > 0 for counts in results for n in counts)
-        assert first.engine_id is not None and second.engine_id is not None
-        assert first.engine_id != second.engine_id
+        assert pinned(first) is not None and pinned(second) is not None
+        assert pinned(first) != pinned(second)
     finally:
         other.stop()
+
+
+def pinned(target: SnmpTarget) -> bytes | None:
+    """The engine ID the target's pysnmp session pinned its user to (None: not pinned)."""
+    assert isinstance(target.session, PysnmpSession)
+    return target.session.engine_id
 
 
 async def test_same_user_name_with_the_same_keys_needs_no_pinning(
@@ -388,4 +389,4 @@ async def test_same_user_name_with_the_same_keys_needs_no_pinning(
     creds = v3(user_name("SHA", "AES"), "SHA", "AES")
     one, two = await target(engine, v3_snmpd, creds), await target(engine, v3_snmpd, creds)
     await asyncio.gather(one.get([SYS_NAME]), two.get([SYS_NAME]))
-    assert one.engine_id is None and two.engine_id is None
+    assert pinned(one) is None and pinned(two) is None

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.traps import TrapEvent, TrapListenError, TrapReceiver, V3User
+from agent.snmp.trap_events import TrapEvent, V3User
+from agent.snmp.traps import TrapListenError, TrapReceiver
 from hatang.sim import ber
 from tests.support.services import LOOPBACK, free_udp_port, require_binary, unavailable
 
@@ -349,7 +350,7 @@ def _in_private_netns(script: str) -> subprocess.CompletedProcess[str]:
 def test_privileged_port_without_capability_is_a_clear_error() -> None:
     proc = _in_private_netns("""
         import asyncio
-        from agent.traps import TrapListenError, TrapReceiver
+        from agent.snmp.traps import TrapListenError, TrapReceiver
 
         async def main() -> None:
             receiver = TrapReceiver(("127.0.0.1", 162), ["public"], [], lambda event: None)

@@ -42,6 +42,7 @@ from typing import NoReturn, Self, TypeVar
 
 import pytest
 
+from hatang.sim import ber as sim_ber
 from tests.support.waiting import wait_until
 
 __all__ = [
@@ -525,38 +526,11 @@ def start_mosquitto(workdir: Path, extra_config: str = "", port: int | None = No
 # snmpd
 
 
-def _ber_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
-def _tlv(tag: int, value: bytes) -> bytes:
-    return bytes([tag]) + _ber_length(len(value)) + value
-
-
-def _ber_int(n: int) -> bytes:
-    return _tlv(0x02, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))
-
-
-def _ber_oid(oid: str) -> bytes:
-    arcs = [int(a) for a in oid.strip(".").split(".")]
-    body = bytearray([arcs[0] * 40 + arcs[1]])
-    for arc in arcs[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        body += bytes(reversed(chunk))
-    return _tlv(0x06, bytes(body))
-
-
 def _snmp_v2c_get(community: str, oid: str, request_id: int) -> bytes:
-    varbind = _tlv(0x30, _ber_oid(oid) + b"\x05\x00")
-    pdu = _tlv(0xA0, _ber_int(request_id) + _ber_int(0) + _ber_int(0) + _tlv(0x30, varbind))
-    return _tlv(0x30, _ber_int(1) + _tlv(0x04, community.encode()) + pdu)
+    """A GET request encoded by the simulator's codec (the test oracle, independent of the agent's)."""
+    name = tuple(int(arc) for arc in oid.strip(".").split("."))
+    return sim_ber.encode_message_parts(1, community.encode(), sim_ber.GET_REQUEST, request_id, 0, 0,
+                                        [sim_ber.encode_varbind(name, sim_ber.NULL_VALUE)])
 
 
 def snmp_probe(host: str, port: int, community: str = "public", timeout: float = 0.5) -> bool:

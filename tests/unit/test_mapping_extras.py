@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from agent import mapping, uptime
 from agent.mapping import map_scalars, map_table, table_plan
 from agent.profiles import Profile, TableSpec, load_profiles, parse_oid
+from agent.snmp.values import SnmpValue
 from agent.transforms import label_text
 from agent.uptime import WRAP_SECONDS, Epoch, UptimeState, observe, stamp_to_unix
-from agent.varbind import SnmpValue
 from wire.messages import Family
 
 T = "1.3.6.1.4.1.99999.1.1"  # a made-up table entry for user profiles

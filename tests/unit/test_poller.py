@@ -12,7 +12,7 @@ import pytest
 from agent.poller import DevicePoller, PollOutcome, SnmpReader
 from agent.profiles import Profile, load_profiles, parse_oid
 from agent.scheduler import ScheduledDevice, Scheduler
-from agent.varbind import OID, SnmpValue
+from agent.snmp.values import OID, SnmpValue
 from wire.messages import Family
 
 COUNTER64_MAX = 2**64 - 1
@@ -29,11 +29,11 @@ IF_HC_IN = parse_oid("1.3.6.1.2.1.31.1.1.1.6")
 
 
 class FakeSnmpError(Exception):
-    """Stands for agent.snmp.SnmpError: the device answered with an error."""
+    """Stands for agent.snmp.errors.SnmpError: the device answered with an error."""
 
 
 class FakeTimeout(FakeSnmpError):
-    """Stands for agent.snmp.SnmpTimeout (a subclass of SnmpError): the device does not answer at all."""
+    """Stands for agent.snmp.errors.SnmpTimeout (a subclass of SnmpError): the device does not answer."""
 
 
 def column(root: OID, rows: dict[int, SnmpValue]) -> list[tuple[OID, SnmpValue]]:

@@ -12,8 +12,8 @@ import pytest
 
 from agent.poller import DevicePoller
 from agent.profiles import Profile, load_profiles, parse_oid
+from agent.snmp.values import OID, SnmpValue
 from agent.uptime import WRAP_SECONDS
-from agent.varbind import OID, SnmpValue
 from wire.messages import Family
 
 SYS_UPTIME = parse_oid("1.3.6.1.2.1.1.3.0")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from agent import mapping
 from agent.mapping import label_text, map_scalars, map_table, numeric
 from agent.profiles import BUILTIN_DIR, Profile, TableSpec, load_profiles, parse_oid
-from agent.varbind import ABSENT_KINDS, OID, SnmpValue
+from agent.snmp.values import ABSENT_KINDS, OID, SnmpValue
 from hatang.configfile import ConfigError
 from wire.messages import Family, Sample
 

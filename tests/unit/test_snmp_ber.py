@@ -1,10 +1,11 @@
-"""agent.snmp_ber (the agent's fast v1/v2c path) against pysnmp, which it replaced in the hot loop.
+"""agent.snmp.ber (the agent's fast v1/v2c path) against pysnmp, which it replaced in the hot loop.
 
 The reference is pysnmp itself, taking the steps the pysnmp path takes for a datagram arriving on our
-socket: agent.snmp.repair_unsigned (our transport), the version check of pysnmp.proto.api.verdec, the
-v1/v2c message spec of pysnmp.proto.mpmod.rfc2576, the response PDU types of rfc3412/rfc3411, for SNMPv1
+socket: agent.snmp.ber.repair_unsigned (our pysnmp transport), the version check of pysnmp.proto.api.verdec,
+the v1/v2c message spec of pysnmp.proto.mpmod.rfc2576, the response PDU types of rfc3412/rfc3411, for SNMPv1
 the conversion of pysnmp.proto.proxy.rfc2576.v1_to_v2, error-index as cmdgen reads it, values through
-agent.snmp.convert. Generated datagrams are encoded with hatang.sim.ber, independent of agent.snmp_ber.
+agent.snmp.pysnmp_session.convert. Generated datagrams are encoded with hatang.sim.ber, independent of
+agent.snmp.ber.
 
 Checked: random valid responses decode identically (and as generated); buggy devices' negative unsigned
 integers read as the unsigned numbers in both; byte-level and structural mutations of valid datagrams
@@ -13,7 +14,7 @@ Where only one accepts, the difference must be one of those listed below, each c
 :func:`explain_fast_only` / :func:`explain_pysnmp_only` (the datagram is repaired at exactly the spot the
 difference names, and then the other side must accept it with the same result), never skipped broadly.
 
-Accepted, intentional differences (see also the module doc of agent/snmp_ber.py):
+Accepted, intentional differences (see also the module doc of agent.snmp.ber.py):
 
 pysnmp accepts, the fast path drops the datagram
     "indefinite length"    RFC 3417 section 8 forbids the indefinite form; pyasn1 decodes it for SEQUENCEs.
@@ -34,10 +35,10 @@ Both accept with different values
     error-index past the last varbind: pysnmp clamps it to the number of varbinds (cmdgen reads it with
     muteErrors=True); the fast path reports it as sent (it only names the varbind in an error message).
 Not a difference: for an SNMPv1 noSuchName response pysnmp's v1_to_v2 replaces the values with
-endOfMibView/noSuchObject depending on the request; agent.snmp handles noSuchName itself on both paths, so
-the reference reads the values as sent.
+endOfMibView/noSuchObject depending on the request; agent.snmp.target handles noSuchName itself for both
+sessions, so the reference reads the values as sent.
 
-Found and fixed in agent/snmp_ber.py by these tests: an INTEGER with no content octets (pyasn1 reads 0,
+Found and fixed in agent.snmp.ber.py by these tests: an INTEGER with no content octets (pyasn1 reads 0,
 and real devices send them: prometheus/snmp_exporter#541 HPE PDU, #1080 ServerTech Sentry3) and length
 fields of 5 to 8 octets (RFC 3417 allows extra length octets, pyasn1 reads up to 8) were rejected.
 """
@@ -58,8 +59,7 @@ from pysnmp.proto.api import v1, v2c
 from pysnmp.proto.error import ProtocolError
 from pysnmp.proto.proxy import rfc2576
 
-from agent.snmp import convert, repair_unsigned
-from agent.snmp_ber import (
+from agent.snmp.ber import (
     GET,
     GET_BULK,
     GET_NEXT,
@@ -68,8 +68,10 @@ from agent.snmp_ber import (
     decode_response,
     encode_oid,
     encode_request,
+    repair_unsigned,
 )
-from agent.varbind import OID, SnmpValue
+from agent.snmp.pysnmp_session import convert
+from agent.snmp.values import OID, SnmpValue
 from hatang.sim import ber
 from hatang.sim.ber import Value
 
@@ -92,7 +94,7 @@ FUZZ = settings(PROPERTY, max_examples=800)  # structural mutations; byte-level 
 
 def pysnmp_decode(data: bytes) -> Response | None:
     """The response pysnmp hands the pysnmp path for ``data`` arriving on our socket; None if it drops it."""
-    data = repair_unsigned(data)  # agent.snmp._Transport does this before pysnmp sees the datagram
+    data = repair_unsigned(data)  # as pysnmp_session._Transport does before pysnmp sees it
     try:
         version = int(api.decodeMessageVersion(data))  # rfc3412.receive_message, 4.2.1.2
     except Exception:  # ProtocolError, or an exception from pyasn1 (see below): the datagram is lost
@@ -140,7 +142,7 @@ def pysnmp_decode(data: bytes) -> Response | None:
 
 
 def fast_decode(data: bytes) -> Response | None:
-    """agent.snmp_ber's view; anything but BerError escapes and fails the test."""
+    """agent.snmp.ber's view; anything but BerError escapes and fails the test."""
     try:
         return decode_response(data)
     except BerError:
@@ -697,7 +699,7 @@ CASES = {
     "negative Gauge32, version 0x02 0x02 0x00 0x01": Case(
         message(b"\x42\x01\xff", version=b"\x00\x01"), "fast only: unrepaired unsigned",
         SnmpValue("gauge32", 2**32 - 1)),
-    # both accept (some only since the fixes in agent/snmp_ber.py), with equal values
+    # both accept (some only since the fixes in agent.snmp.ber.py), with equal values
     "empty Integer": Case(message(b"\x02\x00"), "both accept", SnmpValue("integer", 0)),
     "empty Counter32": Case(message(b"\x41\x00"), "both accept", SnmpValue("counter32", 0)),
     "empty error-status": Case(message(status=b""), "both accept", SnmpValue("null", None)),

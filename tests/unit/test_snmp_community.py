@@ -1,4 +1,4 @@
-"""agent.snmp_community (the fast path's UDP transport) against small responders on 127.0.0.1.
+"""agent.snmp.community (the fast path's UDP transport and session) against small responders on 127.0.0.1.
 
 What completes a request: the first well-formed Response from the device's address with our request-id,
 community and (when the request names it) SNMP version; answers with another request-id, another
@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 
-from agent.snmp import Credentials, SnmpEngine, SnmpTimeout
-from agent.snmp_ber import GET, encode_request
-from agent.snmp_community import Address, CommunityTransport, RequestTimeout
-from agent.varbind import OID, SnmpValue
+from agent.snmp.ber import GET, encode_request
+from agent.snmp.community import Address, CommunityTransport, RequestTimeout
+from agent.snmp.credentials import Credentials
+from agent.snmp.engine import SnmpEngine
+from agent.snmp.errors import SnmpTimeout
+from agent.snmp.values import OID, SnmpValue
 from hatang.sim import ber
 from hatang.sim.ber import Message, Value
 from tests.support.bad_responders import LOOPBACK, BadResponder, Table, TableDevice, garbage, serve, silent

@@ -1,5 +1,6 @@
-"""Pure parts of agent.snmp and agent.poll_once: pysnmp values -> SnmpValue, the repair of negative
-unsigned integers in v1/v2c datagrams, protocol names, credentials checks, and the poll report."""
+"""Pure parts of agent.snmp (ber, credentials, pysnmp_session.convert) and agent.poll_once: pysnmp values ->
+SnmpValue, the repair of negative unsigned integers in v1/v2c datagrams, protocol names, credentials checks,
+and the poll report."""
 
 from __future__ import annotations
 
@@ -17,20 +18,11 @@ from pysnmp.proto import rfc1902, rfc1905
 from agent.config import AgentConfig, DeviceConfig
 from agent.poll_once import UnknownDeviceError, format_report, poll_once
 from agent.poller import PollOutcome
-from agent.snmp import (
-    AUTH_PROTOCOLS,
-    PRIV_PROTOCOLS,
-    Credentials,
-    SnmpError,
-    _auth_data,
-    _int_tlv,
-    _tlv,
-    convert,
-    discovery_request,
-    engine_id_of,
-    repair_unsigned,
-)
-from agent.varbind import SnmpValue
+from agent.snmp.ber import discovery_request, engine_id_of, int_tlv, repair_unsigned, tlv
+from agent.snmp.credentials import Credentials
+from agent.snmp.errors import SnmpError
+from agent.snmp.pysnmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, auth_data, convert
+from agent.snmp.values import SnmpValue
 from hatang.sim import ber
 from hatang.sim.ber import Value
 from wire.messages import Family, ProfileError, Sample
@@ -164,10 +156,10 @@ def test_repair_reads_negative_values_as_twos_complement(
 
 
 def v3_message(engine_id: bytes) -> bytes:
-    header = _tlv(0x30, _int_tlv(7) + _int_tlv(65507) + _tlv(0x04, b"\x00") + _int_tlv(3))
-    empty = _tlv(0x04, b"")
-    usm = _tlv(0x04, _tlv(0x30, _tlv(0x04, engine_id) + _int_tlv(5) + _int_tlv(1000) + empty * 3))
-    return _tlv(0x30, _int_tlv(3) + header + usm + _tlv(0x30, empty + empty + _tlv(0xA8, b"")))
+    header = tlv(0x30, int_tlv(7) + int_tlv(65507) + tlv(0x04, b"\x00") + int_tlv(3))
+    empty = tlv(0x04, b"")
+    usm = tlv(0x04, tlv(0x30, tlv(0x04, engine_id) + int_tlv(5) + int_tlv(1000) + empty * 3))
+    return tlv(0x30, int_tlv(3) + header + usm + tlv(0x30, empty + empty + tlv(0xA8, b"")))
 
 
 def test_discovery_probe_is_a_valid_snmpv3_message() -> None:
@@ -231,7 +223,7 @@ def test_every_config_protocol_name_is_known() -> None:
 )
 def test_bad_credentials_are_refused(creds: Credentials, message: str) -> None:
     with pytest.raises(SnmpError, match=message):
-        _auth_data(creds)
+        auth_data(creds)
 
 
 def test_security_level() -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agent.traps import (
+from agent.snmp.trap_events import (
     SNMP_TRAP_ADDRESS,
     SNMP_TRAP_COMMUNITY,
     SNMP_TRAP_ENTERPRISE,
     SNMP_TRAP_OID,
     SYS_UPTIME,
     MalformedTrap,
-    TrapReceiver,
     V3User,
     build_event,
     engine_id_bytes,
@@ -20,7 +19,8 @@ from agent.traps import (
     v1_trap_oid,
     v1_varbinds,
 )
-from agent.varbind import SnmpValue
+from agent.snmp.traps import TrapReceiver
+from agent.snmp.values import SnmpValue
 
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 IF_INDEX_7 = "1.3.6.1.2.1.2.2.1.1.7"

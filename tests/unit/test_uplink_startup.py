@@ -14,7 +14,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.queue import DiskQueue
 from agent.service import AgentService
-from agent.snmp import SnmpAddressError
+from agent.snmp.errors import SnmpAddressError
 from hatang import cli
 from tests.support.hatang import write_yaml
 from wire.codec import decode_batch, decode_status
@@ -102,7 +102,7 @@ class FakeTarget:
 
 
 class FakeEngine:
-    """``engine.target`` of agent.snmp: the address of "bad" does not resolve until ``resolvable``."""
+    """``engine.target`` of agent.snmp.engine: the address of "bad" does not resolve until ``resolvable``."""
 
     def __init__(self) -> None:
         self.resolvable = False

@@ -14,8 +14,8 @@ import pytest
 from agent import mapping
 from agent.poller import DevicePoller, PollOutcome
 from agent.profiles import Profile, load_profiles, parse_oid
+from agent.snmp.values import OID, SnmpValue
 from agent.transforms import apply_scale, numeric, unusable
-from agent.varbind import OID, SnmpValue
 from tests.unit.test_poller_cache import IF, IFX, Clocks, FakeDevice, families, make
 from wire.codec import decode_batch, encode_batch
 from wire.messages import ERROR_REASONS, Family, PollBatch, ProfileError

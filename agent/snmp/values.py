@@ -1,4 +1,4 @@
-"""SNMP values as plain data (no pysnmp types), shared by the client adapter and the pure mapping."""
+"""SNMP values as plain data (no pysnmp types): what every session returns and the mapping reads."""
 
 from __future__ import annotations
 

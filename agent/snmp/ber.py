@@ -1,10 +1,13 @@
-"""SNMP v1/v2c messages as bytes: requests encoded, responses decoded. Pure: no I/O, no pysnmp.
+"""SNMP messages as bytes, the agent's one BER codec. Pure: no I/O, no pysnmp.
+
+v1/v2c requests encoded and responses decoded (the fast path), the repair of negative unsigned integers
+in a v1/v2c datagram before pysnmp sees it, and the SNMPv3 engine-ID discovery probe and its answer.
 
 This is the agent's hot path. pysnmp's object model costs tens of microseconds per varbind; this
 decoder reads a response straight into ``(OID tuple, SnmpValue)`` pairs with a few slices per varbind
 (OIDs whose sub-identifiers are all < 128, nearly all of them, are one C-level ``tuple(bytes)``).
 
-It gives the same values as pysnmp with :func:`agent.snmp.repair_unsigned` in front (what the pysnmp
+It gives the same values as pysnmp with :func:`repair_unsigned` in front (what the pysnmp
 path does on our socket) and accepts what that accepts, including BER leniencies pyasn1 has and real
 devices need: an INTEGER with no content octets reads as 0 (some power distribution units send them in
 bulk responses), lengths in up to 8 octets. tests/unit/test_snmp_ber.py compares the two on generated
@@ -28,10 +31,11 @@ Anything malformed raises :class:`BerError`; the caller counts and drops the dat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.varbind import OID, SnmpValue
+from agent.snmp.values import OID, SnmpValue
 
 GET, GET_NEXT, RESPONSE, SET, GET_BULK = 0xA0, 0xA1, 0xA2, 0xA3, 0xA5
 VERSIONS = {"1": 0, "2c": 1}
@@ -86,7 +90,8 @@ def tlv(tag: int, content: bytes) -> bytes:
     return bytes((tag, 0x80 | len(body))) + body + content
 
 
-def _int(n: int) -> bytes:
+def int_tlv(n: int) -> bytes:
+    """A BER INTEGER (minimal two's complement)."""
     return tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
 
 
@@ -115,9 +120,9 @@ def encode_request(version: int, community: bytes, pdu: int, request_id: int, oi
     """A GET / GETNEXT / GETBULK request for ``oids`` (GETBULK: ``non_repeaters``/``max_repetitions``
     take the places of error-status and error-index)."""
     varbinds = b"".join(tlv(0x30, encode_oid(o) + _NULL_TLV) for o in oids)
-    body = (_int(request_id) + _int(non_repeaters if pdu == GET_BULK else 0)
-            + _int(max_repetitions if pdu == GET_BULK else 0) + tlv(0x30, varbinds))
-    return tlv(0x30, _int(version) + tlv(0x04, community) + tlv(pdu, body))
+    body = (int_tlv(request_id) + int_tlv(non_repeaters if pdu == GET_BULK else 0)
+            + int_tlv(max_repetitions if pdu == GET_BULK else 0) + tlv(0x30, varbinds))
+    return tlv(0x30, int_tlv(version) + tlv(0x04, community) + tlv(pdu, body))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -276,3 +281,100 @@ def decode_response(data: bytes) -> Response:
         append((oid, _value(tag, data[v_start:v_end])))
         pos = vb_end
     return Response(version, community, request_id, error_status, error_index, varbinds, repaired)
+
+
+# --------------------------------------------------------------------------------------------------
+# TLV walking, the repair of negative unsigned integers (v1/v2c), SNMPv3 engine-ID discovery
+
+
+def tlv_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the TLV at ``pos``; :class:`BerError` if malformed."""
+    if pos + 2 > end:
+        raise BerError("truncated")
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        n = first & 0x7F
+        if not 1 <= n <= 4 or pos + n > end:
+            raise BerError("bad length")
+        length = int.from_bytes(data[pos:pos + n], "big")
+        pos += n
+    if pos + length > end:
+        raise BerError("truncated")
+    return tag, pos, pos + length
+
+
+_CONSTRUCTED = frozenset({0x30, *range(0xA0, 0xA9)})  # SEQUENCE and the v1/v2c PDUs
+# A negative (high bit set) content byte right after an unsigned application tag and a short length. A
+# correct encoding of a value >= 2**31 starts with 0x00, so this only matches buggy values, or by chance
+# bytes inside strings or OIDs (then the exact rewrite below finds nothing to change).
+_SUSPECT = re.compile(rb"[\x41\x42\x43\x46][\x01-\x08][\x80-\xff]")
+_V1_V2C_HEAD = re.compile(rb"\x30(?:[\x00-\x7f]|\x81.|\x82..|\x83...)\x02\x01[\x00\x01]", re.DOTALL)
+
+
+def _rewrite(data: bytes, start: int, end: int) -> tuple[bytes, bool]:
+    out: list[bytes] = []
+    changed = False
+    pos = start
+    while pos < end:
+        tag, content_start, content_end = tlv_header(data, pos, end)
+        if tag in _CONSTRUCTED:
+            inner, inner_changed = _rewrite(data, content_start, content_end)
+            if inner_changed:
+                out.append(tlv(tag, inner))
+                changed = True
+            else:
+                out.append(data[pos:content_end])
+        elif tag in _UNSIGNED_BITS and content_end > content_start and data[content_start] & 0x80:
+            bits = _UNSIGNED_BITS[tag]
+            number = int.from_bytes(data[content_start:content_end], "big", signed=True) % (1 << bits)
+            out.append(tlv(tag, number.to_bytes(number.bit_length() // 8 + 1, "big")))
+            changed = True
+        else:
+            out.append(data[pos:content_end])
+        pos = content_end
+    return b"".join(out), changed
+
+
+def repair_unsigned(datagram: bytes) -> bytes:
+    """An SNMP v1/v2c datagram with negative Counter32/Gauge32/TimeTicks/Counter64 values rewritten as
+    the unsigned numbers they stand for (two's complement); any other datagram unchanged.
+
+    For pysnmp, which drops a whole reply on such a value (pyasn1's range check); cheap, because a
+    byte-pattern pre-check skips nearly every datagram. SNMPv3 bytes are authenticated: not repairable."""
+    if not _SUSPECT.search(datagram) or not _V1_V2C_HEAD.match(datagram):
+        return datagram
+    try:
+        fixed, changed = _rewrite(datagram, 0, len(datagram))
+    except BerError:
+        return datagram  # malformed: pysnmp will drop it and count it
+    return fixed if changed else datagram
+
+
+def discovery_request(msg_id: int) -> bytes:
+    """An SNMPv3 engine-ID discovery probe (RFC 3414 4): reportable, noAuthNoPriv, empty USM fields."""
+    header = tlv(0x30, int_tlv(msg_id) + int_tlv(65507) + tlv(0x04, b"\x04") + int_tlv(3))
+    empty = tlv(0x04, b"")
+    usm = tlv(0x04, tlv(0x30, empty + int_tlv(0) + int_tlv(0) + empty + empty + empty))
+    pdu = tlv(0xA0, int_tlv(msg_id) + int_tlv(0) + int_tlv(0) + tlv(0x30, b""))
+    return tlv(0x30, int_tlv(3) + header + usm + tlv(0x30, empty + empty + pdu))
+
+
+def engine_id_of(reply: bytes) -> bytes | None:
+    """msgAuthoritativeEngineID of an SNMPv3 message (the Report answering a discovery), else None."""
+    try:
+        tag, start, end = tlv_header(reply, 0, len(reply))
+        version_tag, v_start, v_end = tlv_header(reply, start, end)
+        if tag != 0x30 or version_tag != 0x02 or reply[v_start:v_end] != b"\x03":
+            return None
+        _, _, header_end = tlv_header(reply, v_end, end)
+        params_tag, p_start, p_end = tlv_header(reply, header_end, end)
+        usm_tag, u_start, u_end = tlv_header(reply, p_start, p_end)
+        id_tag, i_start, i_end = tlv_header(reply, u_start, u_end)
+    except BerError:
+        return None
+    if (params_tag, usm_tag, id_tag) != (0x04, 0x30, 0x04) or i_end == i_start:
+        return None
+    return reply[i_start:i_end]

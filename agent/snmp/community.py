@@ -1,4 +1,7 @@
-"""SNMP v1/v2c requests on our own UDP socket: the agent's fast path (no pysnmp in the hot loop).
+"""SNMP v1/v2c on our own UDP socket: the agent's fast path (no pysnmp in the hot loop).
+
+:class:`CommunitySession` is the :class:`agent.snmp.session.Session` of one v1/v2c device over the
+shared :class:`CommunityTransport`.
 
 One :class:`CommunityTransport` (one socket) serves every v1/v2c device of the process. A request is
 sent, retransmitted with the same request-id after each timeout (like net-snmp, so a late answer to an
@@ -7,7 +10,7 @@ with that request-id, community and SNMP version (pysnmp's message processing dr
 request and the reverse; so do we). Everything else is dropped: malformed datagrams (another PDU type
 included) and answers that match nothing are counted per sender, so a timeout can say that the device
 did answer but with something unusable. Whether the answer's varbinds fit the request is checked by
-:class:`agent.snmp.SnmpTarget`. Encoding and decoding are in :mod:`agent.snmp_ber` (pure).
+:class:`agent.snmp.target.SnmpTarget`. Encoding and decoding are in :mod:`agent.snmp.ber` (pure).
 """
 
 from __future__ import annotations
@@ -17,9 +20,22 @@ import logging
 import os
 import socket
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, cast
 
-from agent.snmp_ber import BerError, Response, decode_response
+from agent.snmp.ber import (
+    GET,
+    GET_BULK,
+    GET_NEXT,
+    VERSIONS,
+    BerError,
+    Response,
+    decode_response,
+    encode_request,
+)
+from agent.snmp.credentials import Credentials
+from agent.snmp.errors import SnmpAddressError, SnmpError, timeout_error
+from agent.snmp.values import OID
 
 log = logging.getLogger("hatang.agent.snmp")
 
@@ -134,3 +150,58 @@ class CommunityTransport(asyncio.DatagramProtocol):
             self._pending.pop(request_id, None)
             if not future.done():
                 future.cancel()
+
+
+async def resolve(host: str, port: int) -> Address:
+    """The IPv4 address datagrams of ``host`` come from (like pysnmp's UdpTransportTarget)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_INET,
+                                                             type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as exc:
+        raise SnmpAddressError(f"cannot use address {host}:{port}: {exc}") from None
+    if not infos:
+        raise SnmpAddressError(f"cannot use address {host}:{port}: no IPv4 address")
+    address = infos[0][4]
+    return str(address[0]), int(address[1])
+
+
+class CommunitySession:
+    """One v1/v2c device on the shared :class:`CommunityTransport` (a :class:`agent.snmp.session.Session`)."""
+
+    def __init__(self, transport: CommunityTransport, creds: Credentials, host: str, port: int,
+                 address: Address, *, timeout: float, retries: int) -> None:
+        self.creds = creds
+        self.host = host
+        self.port = port
+        self._transport = transport
+        self._address = address
+        self._version = VERSIONS[creds.version]
+        self._community = creds.community.encode()
+        self._timeout = timeout
+        self._tries = retries + 1
+
+    async def get(self, oids: Sequence[OID]) -> Response:
+        return await self._request(GET, oids, 0)
+
+    async def get_next(self, oid: OID) -> Response:
+        return await self._request(GET_NEXT, (oid,), 0)
+
+    async def get_bulk(self, oid: OID, max_repetitions: int) -> Response:
+        return await self._request(GET_BULK, (oid,), max_repetitions)
+
+    async def _request(self, pdu: int, oids: Sequence[OID], max_repetitions: int) -> Response:
+        transport = self._transport
+        request_id = transport.request_id()
+        try:
+            datagram = encode_request(self._version, self._community, pdu, request_id, tuple(oids), 0,
+                                      max_repetitions)
+        except ValueError as exc:  # an OID that BER cannot carry (one arc, 1.40.x): like pysnmp's error
+            raise SnmpError(f"{self.host}:{self.port}: {exc}") from None
+        received = transport.received
+        before = received[self._address]
+        try:
+            return await transport.request(self._address, self._community, request_id, datagram,
+                                           self._timeout, self._tries, version=self._version)
+        except RequestTimeout:
+            raise timeout_error(f"{self.host}:{self.port}", self.creds, self._timeout, self._tries,
+                                received[self._address] - before) from None

@@ -1,0 +1,90 @@
+"""The agent's SNMP client: :class:`SnmpEngine` (one per process) makes an :class:`SnmpTarget` per device.
+
+v1/v2c devices get a :class:`~agent.snmp.community.CommunitySession` (our socket and BER codec, ~8x
+cheaper per varbind than pysnmp's object model, differential-tested against it) unless the fast path is
+off; SNMPv3 devices a :class:`~agent.snmp.pysnmp_session.PysnmpSession`. Each engine owns one UDP
+socket per kind, opened with the first device, with a large ``SO_RCVBUF`` (:data:`RECEIVE_BUFFER_BYTES`;
+the kernel caps it at ``net.core.rmem_max``, 208 KiB by default on Linux: raise that sysctl for hundreds
+of devices in flight). :attr:`SnmpEngine.receive_buffer` says what the kernel granted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from agent.snmp.ber import VERSIONS
+from agent.snmp.community import CommunitySession, CommunityTransport, resolve
+from agent.snmp.credentials import Credentials
+from agent.snmp.pysnmp_session import PysnmpEngine, auth_data
+from agent.snmp.session import Session
+from agent.snmp.target import DEFAULT_MAX_REPETITIONS, SnmpTarget
+
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+class SnmpEngine:
+    """The SNMP sessions of the whole process: the v1/v2c socket and the pysnmp engine."""
+
+    def __init__(self, *, receive_buffer: int = RECEIVE_BUFFER_BYTES, fast_path: bool = True) -> None:
+        self._pysnmp = PysnmpEngine(receive_buffer)
+        self._wanted_buffer = receive_buffer
+        self.fast_path = fast_path  # v1/v2c through agent.snmp.community instead of pysnmp
+        self._community: CommunityTransport | None = None
+        self._lock = asyncio.Lock()
+
+    async def target(
+        self,
+        host: str,
+        port: int,
+        creds: Credentials,
+        *,
+        timeout: float,
+        retries: int,
+        max_repetitions: int = DEFAULT_MAX_REPETITIONS,
+        max_walk_time: float | None = None,
+    ) -> SnmpTarget:
+        """A target for one device. Raises :class:`SnmpError` for an unresolvable address or bad
+        credentials (unknown protocol names)."""
+        session: Session
+        if self.fast_path and creds.version in VERSIONS:
+            auth_data(creds)  # the same checks of the credentials on both paths
+            community = await self._ensure_community()
+            address = await resolve(host, port)
+            session = CommunitySession(community, creds, host, port, address, timeout=timeout,
+                                       retries=retries)
+        else:
+            session = await self._pysnmp.session(host, port, creds, timeout=timeout, retries=retries)
+        return SnmpTarget(session, max_repetitions=max_repetitions, max_walk_time=max_walk_time)
+
+    async def _ensure_community(self) -> CommunityTransport:
+        async with self._lock:
+            if self._community is None:
+                community = CommunityTransport()
+                await community.open(self._wanted_buffer)
+                self._community = community
+            return self._community
+
+    @property
+    def receive_buffer(self) -> int | None:
+        """The SO_RCVBUF the kernel granted (Linux reports twice the ask); None before the first target."""
+        if self._community is not None and self._community.receive_buffer is not None:
+            return self._community.receive_buffer
+        return self._pysnmp.receive_buffer
+
+    @property
+    def idle(self) -> bool:
+        """True when no request is in flight, counting requests whose caller was cancelled (pysnmp
+        keeps retransmitting those until their own timeout x tries is over, then drops them)."""
+        return (self._community is None or self._community.idle) and self._pysnmp.idle
+
+    @property
+    def repaired_datagrams(self) -> int:
+        """How many datagrams had negative unsigned integers rewritten (or, on the fast path, read as
+        unsigned)."""
+        return self._pysnmp.repaired + (self._community.repaired if self._community is not None else 0)
+
+    def close(self) -> None:
+        self._pysnmp.close()
+        if self._community is not None:
+            self._community.close()
+            self._community = None

@@ -1,0 +1,207 @@
+"""One device's ``get`` and ``walk`` over any :class:`agent.snmp.session.Session`, written once.
+
+Broken answers are errors, never data, whichever session carried them: every GET response must carry,
+position by position, exactly the OIDs of the request that was sent (after SNMPv1's noSuchName
+drop-and-retry); a walk's OIDs must increase strictly, from the requested OID on and within each
+GETBULK response. Otherwise a device that answers with the wrong objects, or echoes the OID it was
+asked for, would look healthy with no data.
+
+Walks are our own loop on GETBULK (GETNEXT for v1): they stay inside the requested subtree (a GETBULK
+response may run past it: the walk ends there, and what follows in that response is not looked at), raise
+:class:`SnmpNotIncreasing` on an OID that is not greater than the one before it (also the requested OID
+echoed back), except that an SNMPv1 walk ends cleanly on the last row repeated after at least one row (v1
+agents do that at the end of the MIB) and any walk ends on an exception value (``noSuch*``) that repeats
+the requested OID (net-snmp ends there too), cap rows and (optionally) time, treat ``endOfMibView`` as
+the end and ``noSuch*`` with increasing OIDs as values, halve max-repetitions on tooBig, and on a
+timeout of a bulk request to a device that answered before, retry once with max-repetitions 1 (devices
+that silently drop large responses; it then grows back by doubling after every 50 good responses, up to
+half the size that got no answer). A device that dies mid-walk therefore costs one extra timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from agent.snmp.errors import (
+    SnmpTimeout,
+    SnmpTooManyRows,
+    SnmpWalkTooLong,
+    not_increasing,
+    status_error,
+    wrong_get_names,
+    wrong_next_count,
+)
+from agent.snmp.session import Reply, Session
+from agent.snmp.values import OID, SnmpValue, oid_text
+
+log = logging.getLogger("hatang.agent.snmp")
+
+DEFAULT_MAX_REPETITIONS = 10
+_GROW_AFTER = 50  # successful bulk responses before max-repetitions is raised again after a silent drop
+_ABSENT = frozenset({"no_such_object", "no_such_instance"})
+_NO_SUCH_OBJECT = SnmpValue("no_such_object", None)
+_TOO_BIG, _NO_SUCH_NAME = 1, 2
+
+
+class SnmpTarget:
+    """One device with its credentials. Not safe for concurrent use: one request in flight at a time."""
+
+    def __init__(self, session: Session, *, max_repetitions: int = DEFAULT_MAX_REPETITIONS,
+                 max_walk_time: float | None = None) -> None:
+        self.session = session
+        self.host = session.host
+        self.port = session.port
+        self._v1 = session.creds.version == "1"
+        self.max_repetitions = max(1, max_repetitions)
+        self._reps_ceiling = self.max_repetitions  # lowered for good by tooBig
+        self._good_bulks = 0
+        self.max_walk_time = max_walk_time
+        self.answered = False  # has this device ever answered (any response, even an error)?
+
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _status_error(self, reply: Reply) -> Exception:
+        return status_error(self._where(), self.session.creds, reply.error_name, reply.error_index,
+                            [oid for oid, _ in reply.varbinds])
+
+    # ---------------------------------------------------------------- GET
+
+    async def get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]:
+        """GET the given OIDs. Missing objects come back as ``no_such_*`` values, also on SNMPv1.
+
+        Raises :class:`SnmpWrongOid` when the response does not carry exactly the OIDs asked, in order.
+        """
+        wanted = list(oids)
+        found: dict[OID, SnmpValue] = {}
+        while wanted:
+            reply = await self.session.get(wanted)
+            self.answered = True
+            status, index = reply.error_status, reply.error_index
+            if status == _NO_SUCH_NAME and self._v1 and 0 < index <= len(wanted):
+                wanted.pop(index - 1)  # v1 noSuchName fails the whole request: drop and retry
+                continue
+            if status:
+                raise self._status_error(reply)
+            error = wrong_get_names(self._where(), wanted, [oid for oid, _ in reply.varbinds])
+            if error is not None:
+                raise error
+            found = dict(reply.varbinds)
+            break
+        return [(o, found.get(o, _NO_SUCH_OBJECT)) for o in oids]
+
+    # ---------------------------------------------------------------- one step of a walk
+
+    async def _next_rows(self, oid: OID) -> list[tuple[OID, SnmpValue]]:
+        """The rows after ``oid`` (one GETNEXT or GETBULK); empty only at SNMPv1's noSuchName."""
+        if self._v1:
+            reply = await self.session.get_next(oid)
+            self.answered = True
+            if reply.error_status == _NO_SUCH_NAME:  # noSuchName: end of the MIB view
+                return []
+            if reply.error_status:
+                raise self._status_error(reply)
+            self._check_count(oid, reply, bulk=False)
+            return reply.varbinds
+        while True:
+            reps = self.max_repetitions
+            try:
+                reply = await self.session.get_bulk(oid, reps)
+            except SnmpTimeout:
+                if reps > 1 and self.answered:  # once: _silent_drop sets max-repetitions to 1
+                    self._silent_drop(reps)
+                    continue
+                raise
+            self.answered = True
+            if reply.error_status == _TOO_BIG and reps > 1:  # tooBig: the device says so
+                self._too_big(reps)
+                continue
+            if reply.error_status:
+                raise self._status_error(reply)
+            self._check_count(oid, reply, bulk=True)
+            self._good_bulk()
+            return reply.varbinds
+
+    def _check_count(self, oid: OID, reply: Reply, bulk: bool) -> None:
+        error = wrong_next_count(self._where(), oid, len(reply.varbinds), bulk)
+        if error is not None:
+            raise error
+
+    # ---------------------------------------------------------------- max-repetitions adaptation
+
+    def _too_big(self, reps: int) -> None:
+        self.max_repetitions = self._reps_ceiling = max(1, reps // 2)
+        self._good_bulks = 0
+        log.debug("%s: tooBig, max-repetitions now %d", self._where(), self.max_repetitions)
+
+    def _silent_drop(self, reps: int) -> None:
+        """A device that answered before may drop responses too large for it: retry once with one
+        repetition, then grow back slowly, never again to the size that got no answer."""
+        self.max_repetitions = 1
+        self._reps_ceiling = max(1, min(self._reps_ceiling, reps // 2))
+        self._good_bulks = 0
+        log.debug("%s: bulk timeout, max-repetitions now %d", self._where(), self.max_repetitions)
+
+    def _good_bulk(self) -> None:
+        self._good_bulks += 1
+        if self._good_bulks >= _GROW_AFTER and self.max_repetitions < self._reps_ceiling:
+            self.max_repetitions = min(self._reps_ceiling, self.max_repetitions * 2)
+            self._good_bulks = 0
+
+    # ---------------------------------------------------------------- walk
+
+    async def walk(
+        self, root: OID, *, max_rows: int = 100_000, max_time: float | None = None
+    ) -> list[tuple[OID, SnmpValue]]:
+        """All (oid, value) pairs strictly inside the subtree ``root``, in order.
+
+        Ends at the first OID outside the subtree, at ``endOfMibView``, at v1 ``noSuchName``, at an
+        SNMPv1 agent repeating its last row (an OID equal to the previous one after at least one row), and
+        at a ``noSuch*`` value that repeats the requested OID. Raises :class:`SnmpNotIncreasing` for any
+        other OID not greater than the one before it (the requested OID echoed back, an OID repeated or
+        lower, also within one GETBULK response), :class:`SnmpWrongOid` for a response without the one
+        varbind a GETNEXT asks for (or any, to a GETBULK), :class:`SnmpTooManyRows` for more than
+        ``max_rows`` rows, and :class:`SnmpWalkTooLong` when the walk takes longer than ``max_time``
+        seconds (default: the target's ``max_walk_time``; None: no cap of its own, the caller's deadline
+        applies).
+        """
+        limit = max_time if max_time is not None else self.max_walk_time
+        rows: list[tuple[OID, SnmpValue]] = []
+        if limit is None:
+            await self._walk_into(root, max_rows, rows)
+            return rows
+        try:
+            async with asyncio.timeout(limit):
+                await self._walk_into(root, max_rows, rows)
+        except TimeoutError:
+            raise SnmpWalkTooLong(f"walk of {oid_text(root)} on {self._where()} took longer than {limit:g} s "
+                                  f"({len(rows)} rows so far); walk abandoned") from None
+        return rows
+
+    async def _walk_into(self, root: OID, max_rows: int, rows: list[tuple[OID, SnmpValue]]) -> None:
+        cursor = root
+        depth = len(root)
+        v1 = self._v1
+        while True:
+            batch = await self._next_rows(cursor)
+            if not batch:
+                return  # SNMPv1 noSuchName: the end of the MIB view
+            asked = cursor
+            for oid, value in batch:
+                if value.kind == "end_of_mib_view":  # carries the requested OID, not a greater one
+                    return
+                if oid <= cursor:
+                    if oid == cursor and ((v1 and rows) or value.kind in _ABSENT):
+                        log.debug("%s repeated %s while walking %s: taken as the end", self._where(),
+                                  oid_text(oid), oid_text(root))
+                        return
+                    raise not_increasing(self._where(), root, asked, cursor, oid)
+                if oid[:depth] != root:
+                    return  # past the subtree: the rest of a GETBULK response is not ours to judge
+                if len(rows) >= max_rows:
+                    raise SnmpTooManyRows(f"more than {max_rows} rows under {oid_text(root)} on "
+                                          f"{self._where()}; walk abandoned")
+                rows.append((oid, value))
+                cursor = oid
