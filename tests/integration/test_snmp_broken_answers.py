@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from agent import snmp
 from agent.poller import DevicePoller
 from agent.profiles import load_profiles
 from agent.snmp.credentials import Credentials
 from agent.snmp.engine import SnmpEngine
 from agent.snmp.errors import (
+    ERROR_REASONS,
     SnmpAddressError,
     SnmpAuthError,
     SnmpError,
@@ -365,9 +365,9 @@ def test_every_error_class_has_its_reason() -> None:
     for cls in (SnmpNotIncreasing, SnmpTooManyRows, SnmpWalkTooLong):
         assert issubclass(cls, SnmpWalkError)
     assert not issubclass(SnmpWalkTooLong, SnmpTimeout)  # a slow walk is not a device that is down
-    assert set(snmp.ERROR_REASONS) == set(reasons.values())
+    assert set(ERROR_REASONS) == set(reasons.values())
     # and each reason is one the poller counts (wire.messages.ERROR_REASONS, docs/metrics.md)
-    assert set(snmp.ERROR_REASONS) <= {"timeout", "auth", "address", "wrong_oid", "not_increasing",
+    assert set(ERROR_REASONS) <= {"timeout", "auth", "address", "wrong_oid", "not_increasing",
                                        "too_many_rows", "walk_time", "snmp_error"}
 
 
