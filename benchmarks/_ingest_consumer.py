@@ -36,7 +36,7 @@ async def main() -> None:
     accepted = 0
     first = [0.0, 0.0]
 
-    def on_message(topic: str, payload: bytes) -> None:
+    def on_message(topic: str, payload: bytes, retained: bool = False) -> None:
         nonlocal count, accepted
         if count == 0:
             first[0], first[1] = time.perf_counter(), time.process_time()
