@@ -13,15 +13,27 @@ agent logs it at start). :func:`parse` is the model alone (no file system checks
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.critical import pattern_problem
 from agent.queue.files import DB_NAME, LOCK_NAME
 from agent.snmp.credentials import AuthProtocol, PrivProtocol, SnmpVersion
 from hatang import configfile
 from hatang.configfile import ConfigError, ConfigWarning, FiniteFloat, MqttUrl, Port
 from wire.topics import AGENT_ID_PATTERN, DEVICE_NAME_PATTERN
+
+
+def _valid_pattern(pattern: str) -> str:
+    problem = pattern_problem(pattern)
+    if problem is not None:
+        raise ValueError(problem)
+    return pattern
+
+
+# A critical_interfaces entry: a regular expression, checked at load (agent.critical, docs/configuration.md).
+CriticalPattern = Annotated[str, AfterValidator(_valid_pattern)]
 
 
 class _Strict(BaseModel):
@@ -186,6 +198,9 @@ class DeviceConfig(_Strict):
     snmp: SnmpConfig = Field(default_factory=SnmpConfig)
     profiles: list[str] = Field(default_factory=lambda: ["system", "interfaces"], min_length=1)
     interval: FiniteFloat = Field(default=60.0, ge=1, le=86400)  # seconds
+    # Regexes searched case-insensitively in ifName and ifAlias: hatang_interface_critical. None: the
+    # agent's critical_interfaces, else agent.critical.DEFAULT_PATTERNS; []: no critical interface.
+    critical_interfaces: list[CriticalPattern] | None = None
 
 
 class AgentConfig(_Strict):
@@ -200,6 +215,8 @@ class AgentConfig(_Strict):
     max_concurrent_polls: int = Field(default=32, ge=1, le=1024)
     self_metrics_interval: FiniteFloat = Field(default=60.0, ge=1, le=3600)  # seconds
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Default of devices[].critical_interfaces (None: agent.critical.DEFAULT_PATTERNS).
+    critical_interfaces: list[CriticalPattern] | None = None
 
     @field_validator("devices")
     @classmethod
@@ -237,6 +254,8 @@ def parse(path: Path) -> AgentConfig:
     config.mqtt.cert_file = _resolve(base, config.mqtt.cert_file)
     config.mqtt.key_file = _resolve(base, config.mqtt.key_file)
     for device in config.devices:
+        if device.critical_interfaces is None:  # the agent's default, so the device alone tells its poller
+            device.critical_interfaces = config.critical_interfaces
         for key in ("community_file", "auth_password_file", "priv_password_file"):
             setattr(device.snmp, key, _resolve(base, getattr(device.snmp, key)))
     if config.traps is not None:

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent import mapping
+from agent.critical import compile_patterns, critical_family
 from agent.profiles import POLL_ERRORS_METRIC, Profile, TableSpec, UptimeSpec
 from agent.snmp.values import OID, SnmpValue, oid_text
 from agent.uptime import Epoch, UptimeState, observe
-from wire.messages import ERROR_REASONS, Family, ProfileError, Sample
+from wire.messages import ERROR_REASONS, Family, Labels, ProfileError, Sample
 
 log = logging.getLogger("hatang.agent.poller")
 GET_CHUNK = 16  # OIDs per GET when reading single fallback cells
@@ -110,6 +111,7 @@ class DevicePoller:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         deadline_hint: str = "",
+        critical_interfaces: Sequence[str] = (),
     ) -> None:
         if label_refresh_polls < 1 or label_refresh_seconds < 0:
             raise ValueError("label_refresh_polls must be >= 1 and label_refresh_seconds >= 0")
@@ -131,6 +133,8 @@ class DevicePoller:
         self._deadline_hint = deadline_hint  # appended to the deadline error (e.g. "use v2c")
         self._problems = dict.fromkeys(ERROR_REASONS, 0)  # since the agent started, by reason
         self._bad_logged: set[tuple[str, OID]] = set()  # (metric, OID) whose unusable value was logged
+        self._critical = compile_patterns(critical_interfaces)  # hatang_interface_critical (agent.critical)
+        self._critical_known: dict[Labels, bool] = {}  # its verdicts per interface label set, kept
 
     @property
     def uptime_state(self) -> UptimeState | None:
@@ -168,8 +172,12 @@ class DevicePoller:
         for error in progress.errors:
             if error.reason != "bad_value":  # counted per value, in _note_bad
                 self._problems[error.reason] = self._problems.get(error.reason, 0) + 1
+        families = mapping.merge_families(progress.families)
+        critical = critical_family(families, self._critical, self._critical_known)
+        if critical is not None:
+            families.append(critical)
         return PollOutcome(started, progress.answered, self._monotonic() - t0, tuple(progress.errors),
-                           tuple(mapping.merge_families(progress.families)), tuple(self._problems.items()))
+                           tuple(families), tuple(self._problems.items()))
 
     def _note_bad(self, profile: Profile, bad: list[mapping.BadValue], progress: _Progress) -> None:
         """Unusable values: one error per profile and poll (a few described, all counted), logged once

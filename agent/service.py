@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agent.config import AgentConfig, DeviceConfig, ProbeConfig, TrapsConfig
+from agent.critical import DEFAULT_PATTERNS as DEFAULT_CRITICAL_PATTERNS
 from agent.events import device_addresses, probe_families
 from agent.poller import DevicePoller, PollOutcome, SnmpReader
 from agent.probes import ProbeError, run_probe
@@ -99,6 +100,8 @@ def make_poller(device: DeviceConfig, target: SnmpReader, profiles: Mapping[str,
         device.name, target, [profiles[p] for p in device.profiles], deadline=poll_deadline(device),
         timeout_errors=(SnmpTimeout, SnmpAuthError, SnmpAddressError), snmp_errors=(SnmpError,),
         deadline_hint=hint,
+        critical_interfaces=(DEFAULT_CRITICAL_PATTERNS if device.critical_interfaces is None
+                             else device.critical_interfaces),
     )
 
 
