@@ -1,17 +1,17 @@
 """/metrics of the store: Prometheus text exposition (format 0.0.4, hatang/textformat.py). No I/O.
 
 Sample lines are rendered once, when a batch arrives (collector/ingest.py), as one text block per device
-and metric name. A scrape writes the liveness series computed at scrape time (agents, devices), the
-inventory's site info and the trap counts, then the blocks of every fresh device grouped under one
-HELP/TYPE per metric name. The store is read through :class:`collector.view.StoreView` (this module never
-imports it); the only thing a rendering changes is telling the store which polls it served.
+and metric name. A scrape writes the liveness series computed at scrape time (agents and their info,
+devices), the inventory's site info and the trap counts, then the blocks of every fresh device grouped
+under one HELP/TYPE per metric name. The store is read through :class:`collector.view.StoreView` (this
+module never imports it); the only thing a rendering changes is telling the store which polls it served.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from collector.view import DeviceT, DeviceView, StoreView, is_fresh
+from collector.view import AgentView, DeviceT, DeviceView, StoreView, is_fresh
 from hatang.textformat import format_labels, format_value, header
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -22,6 +22,7 @@ def _liveness(store: StoreView[DeviceT], now: float) -> Iterator[str]:
     yield header("hatang_agent_up", "gauge", "1 if the agent is online (birth message seen, no will since).")
     for a in agents:
         yield f"hatang_agent_up{format_labels((('agent', a.agent), *a.site))} {1 if a.online else 0}\n"
+    yield from _agent_info(agents)
     yield header("hatang_agent_last_seen_timestamp_seconds", "gauge",
                  "Unix time the collector last received a message from the agent.")
     for a in agents:
@@ -52,6 +53,17 @@ def _liveness(store: StoreView[DeviceT], now: float) -> Iterator[str]:
         for d in devices:
             labels = format_labels((("agent", d.agent), ("device", d.device), *d.site))
             yield f"{name}{labels} {format_value(getter(d, freshness[(d.agent, d.device)]))}\n"
+
+
+def _agent_info(agents: Sequence[AgentView]) -> Iterator[str]:
+    """``hatang_agent_info``: one series per agent the collector knows, online or not, value 1, with the
+    hatang version of the agent's latest status message (birth or will; empty until one arrives). Per
+    agent, beside the liveness series: the hot path (device blocks) is untouched. The fleet work will add
+    the agent's applied configuration revision as a further label."""
+    yield header("hatang_agent_info", "gauge",
+                 "Identity of the agent, value 1: its hatang version (from its birth message).")
+    for a in agents:
+        yield f"hatang_agent_info{format_labels((('agent', a.agent), ('version', a.version), *a.site))} 1\n"
 
 
 def _sites(store: StoreView[DeviceT]) -> Iterator[str]:

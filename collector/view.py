@@ -24,6 +24,8 @@ class AgentView(Protocol):
     def last_seen(self) -> float: ...  # collector time of the last message from this agent
     @property
     def site(self) -> Labels: ...
+    @property
+    def version(self) -> str: ...  # hatang version from the agent's status messages ("" until one arrives)
 
 
 class DeviceView(Protocol):

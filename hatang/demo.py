@@ -1,97 +1,134 @@
-"""``hatang demo``: the whole system in one process, with no external service.
+"""``hatang demo``: the whole system in one process, with no external service, on loopback only.
 
-An embedded MQTT broker (amqtt), simulated SNMP devices on loopback (counters growing at realistic
-rates, one interface that flaps, one device that never answers), one agent and one collector.
+An embedded MQTT broker (amqtt); four offices (hatang/demo_sites.py), each with its own agent: simulated
+SNMP switches, routers and UPSes (counters growing at realistic rates, one switch port that flaps, one
+UPS that loses mains now and then, one that never answers), servers in the data centre, a link probe to
+a loopback "government-network gateway", linkDown/linkUp traps from the flapping port
+(hatang/demo_loopback.py); and one collector with a site inventory (coordinates for the map).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from agent.config import AgentConfig
 from agent.service import AgentService
 from collector.config import CollectorConfig
 from collector.service import CollectorService
 from hatang.demo_broker import EmbeddedBroker, free_tcp_port
-from hatang.sim.device import SimulatedDevice, make_router, make_switch
+from hatang.demo_loopback import open_gateway, send_link_traps
+from hatang.demo_sites import FLAP, FLAP_PORT, OFFICES, Office, build_device, write_inventory
+from hatang.sim.device import SimulatedDevice
 from hatang.sim.responder import serve_devices
 
 POLL_INTERVAL = 10.0
-SITE = {"province": "Vĩnh Phúc", "district": "Tam Đảo", "commune": "Đại Đình"}
-
-
-def _simulated_devices() -> list[SimulatedDevice]:
-    return [
-        make_switch("core-switch", ports=24, seed=1, flap_port=2, flap_period=60.0, flap_down=20.0),
-        make_switch("access-switch", ports=8, seed=2, location="Bộ phận một cửa, UBND xã Đại Đình"),
-        make_router("router-tsldcd", seed=3),
-    ]
+PROBE_NAME = "duong-truyen-cd"  # the link to the government network (mạng truyền số liệu chuyên dùng)
 
 
 def _free_udp_port() -> int:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def _device_config(name: str, port: int, profiles: tuple[str, ...], *, answers: bool) -> dict[str, Any]:
+    snmp = {"version": "2c", "community": "public", "timeout": 1.0, "retries": 1 if answers else 0}
+    return {"name": name, "address": "127.0.0.1", "port": port, "interval": POLL_INTERVAL,
+            "profiles": list(profiles), "snmp": snmp}
+
+
+def agent_config(office: Office, ports: dict[str, int], broker_url: str, workdir: Path, gateway_port: int,
+                 trap_port: int | None) -> AgentConfig:
+    """The agent of one office: its devices (``ports``: simulated device name -> UDP port), its link probe,
+    and for the office that gets traps a listener on ``trap_port``."""
+    devices = [
+        _device_config(plan.name, ports[plan.name] if plan.kind != "silent" else _free_udp_port(),
+                       plan.profiles, answers=plan.kind != "silent")
+        for plan in office.devices
+    ]
+    data: dict[str, Any] = {
+        # amqtt speaks MQTT 3.1.1 only: no MQTT 5 probe at start
+        "agent_id": office.agent, "site": office.site, "mqtt": {"url": broker_url, "protocol": "3.1.1"},
+        "buffer": {"path": str(workdir / office.agent / "buffer")}, "devices": devices,
+        "probes": [{"name": PROBE_NAME, "address": "127.0.0.1", "method": "tcp", "tcp_port": gateway_port,
+                    "count": 3, "spacing": 0.2, "timeout": 1.0, "interval": POLL_INTERVAL}],
+        "self_metrics_interval": 30.0,
+    }
+    if office.traps and trap_port is not None:
+        data["traps"] = {"listen": f"127.0.0.1:{trap_port}", "communities": ["public"]}
+    return AgentConfig.model_validate(data)
+
+
 def _banner(url: str, duration: float | None) -> str:
     stop = f"stops by itself after {duration:g} s" if duration else "Ctrl-C stops it"
+    agents = ", ".join(o.agent for o in OFFICES)
+    answering = sum(plan.kind != "silent" for o in OFFICES for plan in o.devices)
     return f"""
 hatang demo is running ({stop}).
 
   Metrics:  {url}
   Health:   {url.rsplit('/', 1)[0]}/healthz
+  Point Prometheus at it (honor_labels: true), or: curl -s {url}
 
 What to look at (first polls arrive within ~{POLL_INTERVAL:g} s):
-  hatang_agent_up                          the agent 'xa-dai-dinh' is online (1)
-  hatang_device_up                         core-switch, access-switch, router-tsldcd answer (1);
-                                           ups-phong-may never answers (0)
+  hatang_agent_up, hatang_agent_info       {len(OFFICES)} offices, one agent each: {agents}
+  hatang_site_info                         names, roles, latitude/longitude of every office (Grafana geomap)
+  hatang_device_up                         {answering} simulated devices answer (1);
+                                           xa-dai-dinh ups-phong-may never answers (0)
   hatang_interface_in_bytes_total          byte counters per interface, growing; try
                                            rate(hatang_interface_in_bytes_total[1m]) * 8 in Prometheus
-  hatang_interface_oper_status             core-switch port 2 flaps: up 40 s, down 20 s
+  hatang_interface_oper_status             xa-dai-dinh core-switch port {FLAP_PORT} flaps: \
+up {FLAP.period - FLAP.down:g} s, down {FLAP.down:g} s
+  hatang_trap_received_total               linkDown/linkUp traps of that port, received by xa-dai-dinh
   hatang_interface_in_bytes_total{{if_alias=~".*chuyên dùng.*"}}   Vietnamese interface descriptions
+  hatang_probe_up, hatang_probe_rtt_seconds  each office's link to the government network (TCP probe)
+  hatang_ups_on_battery                    ups-lap-thach loses mains 1 minute in 4 (battery charge, runtime)
+  hatang_host_cpu_load_ratio, hatang_host_storage_used_bytes   data-centre servers may-chu-dvc, may-chu-csdl
+  hatang_agent_queue_messages, hatang_collector_*               the monitoring system itself
 
-  curl -s {url} | grep -E '^hatang_(device_up|interface_oper_status)'
+  curl -s {url} | grep -E '^hatang_(agent_up|device_up|ups_on_battery|probe_up|trap_received_total)'
 """
+
+
+def _simulated(now: float) -> list[tuple[Office, SimulatedDevice]]:
+    return [(office, build_device(office, plan, now))
+            for office in OFFICES for plan in office.devices if plan.kind != "silent"]
 
 
 async def run_demo(stop: asyncio.Event, host: str, port: int, duration: float | None) -> None:
     broker = EmbeddedBroker()
     await broker.start()
-    devices = _simulated_devices()
-    simulator = await serve_devices(devices)
+    devices = _simulated(time.time())
+    simulator = await serve_devices([device for _, device in devices])
+    gateway, gateway_port = await open_gateway()
     workdir = Path(tempfile.mkdtemp(prefix="hatang-demo-"))
     try:
-        device_configs = [
-            {"name": name, "address": dev_host, "port": dev_port, "interval": POLL_INTERVAL,
-             "snmp": {"version": "2c", "community": "public", "timeout": 1.0, "retries": 1}}
-            for name, dev_host, dev_port in simulator.endpoints
-        ]
-        device_configs.append({"name": "ups-phong-may", "address": "127.0.0.1", "port": _free_udp_port(),
-                               "interval": POLL_INTERVAL, "profiles": ["system"],
-                               "snmp": {"timeout": 1.0, "retries": 0}})
-        agent_config = AgentConfig.model_validate({
-            # amqtt speaks MQTT 3.1.1 only: no MQTT 5 probe at start
-            "agent_id": "xa-dai-dinh", "site": SITE, "mqtt": {"url": broker.url, "protocol": "3.1.1"},
-            "buffer": {"path": str(workdir / "buffer")}, "devices": device_configs,
-        })
+        ports = {name: dev_port for name, _, dev_port in simulator.endpoints}
+        trap_port = _free_udp_port()
+        agents = [AgentService(agent_config(office, ports, broker.url, workdir, gateway_port, trap_port),
+                               workdir / f"{office.agent}.yaml") for office in OFFICES]
         collector_config = CollectorConfig.model_validate({
             # amqtt speaks MQTT 3.1.1 only; the demo needs no persistent session
             "mqtt": {"url": broker.url, "protocol": "3.1.1", "session_expiry": 0},
             "listen": f"{host}:{port or free_tcp_port(host)}",
+            "inventory": str(write_inventory(workdir / "inventory.csv")),
         })
-        agent = AgentService(agent_config, workdir / "agent.yaml")
         collector = CollectorService(collector_config, workdir / "collector.yaml")
+        flapping = next(d for office, d in devices if office.traps and d.name == "core-switch")
         started = asyncio.Event()
         async with asyncio.TaskGroup() as group:
             group.create_task(collector.run(stop, started), name="collector")
             await started.wait()
-            group.create_task(agent.run(stop), name="agent")
+            for agent in agents:
+                group.create_task(agent.run(stop), name=f"agent:{agent.config.agent_id}")
+            group.create_task(send_link_traps(stop, flapping, FLAP, FLAP_PORT, ("127.0.0.1", trap_port)),
+                              name="traps")
             url = f"http://{collector_config.listen_host_port[0]}:{collector.http.bound_port}/metrics"
             print(_banner(url, duration), flush=True)
             if duration is not None:
@@ -99,6 +136,7 @@ async def run_demo(stop: asyncio.Event, host: str, port: int, duration: float | 
                     await asyncio.wait_for(stop.wait(), timeout=duration)
                 stop.set()
     finally:
+        gateway.close()
         simulator.close()
         await broker.stop()
         print("hatang demo stopped.", flush=True)

@@ -4,7 +4,8 @@ A provider is either a :class:`~hatang.sim.ber.Value` or a callable taking the s
 device started (``clock() - start``, never negative) and returning a Value, so counters can grow with time
 and tests can drive everything with a fake clock. Lookups use a dict (``get``) and ``bisect`` over the
 sorted OID list (``get_next``). :func:`make_switch` and :func:`make_router` build realistic devices
-(system group, IF-MIB ifTable and ifXTable) whose counters grow at seeded, per-port rates.
+(system group, IF-MIB ifTable and ifXTable) whose counters grow at seeded, per-port rates; the UPS and the
+server (hatang/sim/appliances.py) are built on the same pieces.
 """
 
 from __future__ import annotations
@@ -221,8 +222,10 @@ def _port_rows(p: _Port, boot_age: float, day: float) -> dict[OID, Provider]:
 
 
 def _build(name: str, descr: str, ports: Sequence[_Port], *, boot_age: float, day: float, clock: Clock,
-           start: float | None, location: str, contact: str) -> SimulatedDevice:
+           start: float | None, location: str, contact: str,
+           extra: Mapping[OID, Provider] | None = None) -> SimulatedDevice:
     table: dict[OID, Provider] = {
+        **(extra or {}),
         (*SYSTEM, 1, 0): octets(descr), (*SYSTEM, 2, 0): oid(_SIM_OBJECT_ID),
         (*SYSTEM, 3, 0): _ticks(lambda t: boot_age + t), (*SYSTEM, 4, 0): octets(contact),
         (*SYSTEM, 5, 0): octets(name), (*SYSTEM, 6, 0): octets(location), (*SYSTEM, 7, 0): integer(6),
