@@ -7,9 +7,11 @@ Grafana itself is not needed; if ``promtool`` is on PATH the PromQL syntax is ch
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
+import sys
 import unicodedata
 from collections.abc import Iterator
 from functools import cache
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.services import require_binary
 
@@ -35,6 +38,9 @@ LEGEND_LABEL_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BACKTICK_RE = re.compile(r"`([^`]+)`")
 LABEL_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 COUNTER_FUNCTIONS = {"rate", "irate", "increase"}
+# Series Prometheus makes itself from the alert rules (deploy/prometheus/rules/): a query may use them
+# without naming a hatang_ metric.
+PROMETHEUS_SERIES_RE = re.compile(r"\bALERTS(?:_FOR_STATE)?\b")
 
 
 # --- the metric contract (docs/metrics.md) ---------------------------------------------------------------
@@ -45,7 +51,7 @@ def _cells(line: str) -> list[str]:
 
 
 def _sections(text: str) -> Iterator[tuple[str, list[str]]]:
-    title, lines = "", []
+    title, lines = "", list[str]()
     for line in text.splitlines():
         if line.startswith("## "):
             yield title, lines
@@ -100,12 +106,16 @@ def documented_metrics() -> dict[str, frozenset[str]]:
         match = re.search(r"Extra labels on every series:(.*?)(?:\.\s|$)", paragraph)
         if match:
             extra_section = _label_tokens(match.group(1))
+        # "Every probe series carries `agent`, `device` (...), the site labels, `target` (...) and `method`"
+        match = re.search(r"Every \w+ series carries(.*?)(?:\.\s|$)", paragraph)
+        if match:
+            extra_section |= _label_tokens(match.group(1))
         for header, rows in _tables(lines):
             if not header or header[0] != "metric":
                 continue
             for row in rows:
-                names = [n for n in BACKTICK_RE.findall(row[0]) if METRIC_RE.fullmatch(n)]
-                if not names:
+                metric_names = [n for n in BACKTICK_RE.findall(row[0]) if METRIC_RE.fullmatch(n)]
+                if not metric_names:
                     continue
                 cell = dict(zip(header, row, strict=False))
                 if "labels" in cell:
@@ -118,8 +128,13 @@ def documented_metrics() -> dict[str, frozenset[str]]:
                             labels.add(token)
                 else:
                     labels = device_labels | extra_section | _label_tokens(cell.get("extra labels", ""))
-                for name in names:
+                    # e.g. "counter (`reason`: not_authorized, ...)" in the type column
+                    labels |= _label_tokens(cell.get("type", ""))
+                for name in metric_names:
                     metrics[name] = frozenset(labels)
+                    if cell.get("type", "").strip() == "histogram":  # Prometheus' series of a histogram
+                        metrics[f"{name}_bucket"] = frozenset(labels | {"le"})
+                        metrics[f"{name}_sum"] = metrics[f"{name}_count"] = frozenset(labels)
     return metrics
 
 
@@ -229,18 +244,19 @@ def test_uids_unique_across_files() -> None:
 
 @needs_dashboards
 def test_panel_ids_unique(path: Path) -> None:
-    ids = [p.get("id") for p in _all_panels(_load(path))]
+    ids: list[Any] = [p.get("id") for p in _all_panels(_load(path))]
     assert all(isinstance(i, int) for i in ids), f"every panel needs an integer id: {ids}"
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicates, f"duplicate panel ids {duplicates}"
 
 
 def _check_layout(panels: list[dict[str, Any]]) -> None:
-    boxes = []
+    boxes: list[tuple[Any, int, int, int, int]] = []
     for panel in panels:
         g = panel.get("gridPos") or {}
-        x, y, w, h = (g.get(k) for k in ("x", "y", "w", "h"))
-        assert all(isinstance(v, int) for v in (x, y, w, h)), f"panel {panel.get('id')}: bad gridPos {g}"
+        values: list[Any] = [g.get(k) for k in ("x", "y", "w", "h")]
+        assert all(isinstance(v, int) for v in values), f"panel {panel.get('id')}: bad gridPos {g}"
+        x, y, w, h = (int(v) for v in values)
         assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= GRID_WIDTH, f"panel {panel.get('id')}: {g}"
         boxes.append((panel.get("id"), x, y, w, h))
     for n, (id1, x1, y1, w1, h1) in enumerate(boxes):
@@ -322,7 +338,7 @@ def test_metrics_are_documented(path: Path) -> None:
     documented = documented_metrics()
     for where, expr in [*_exprs(dash), *_variable_queries(dash)]:
         names = METRIC_RE.findall(expr)
-        assert names, f"{where}: no hatang_ metric in {expr!r}"
+        assert names or PROMETHEUS_SERIES_RE.search(expr), f"{where}: no hatang_ metric in {expr!r}"
         unknown = sorted(set(names) - set(documented))
         assert not unknown, f"{where}: {unknown} not in docs/metrics.md"
 
@@ -394,8 +410,16 @@ def test_legend_labels_exist(path: Path) -> None:
             assert label in available, f"panel {panel.get('id')} {target.get('refId')}: legend uses {label!r}"
 
 
-def _concrete(expr: str) -> str:
+def _custom_values(dash: dict[str, Any]) -> dict[str, str]:
+    """Current value of each custom variable (e.g. $top, a number), to put into queries."""
+    return {v["name"]: str(v.get("current", {}).get("value", "")) for v in _variables(dash)
+            if v.get("type") == "custom"}
+
+
+def _concrete(expr: str, custom: dict[str, str] | None = None) -> str:
     """Replace Grafana variables by values Prometheus accepts."""
+    for name, value in (custom or {}).items():
+        expr = re.sub(rf"\$(?:\{{{name}\}}|{name}\b)", value, expr)
     expr = re.sub(r"\$\{?__(rate_)?interval\}?", "5m", expr)
     expr = re.sub(r"\$\{?__range\}?", "1h", expr)
     return VAR_REF_RE.sub(".*", expr)
@@ -404,10 +428,167 @@ def _concrete(expr: str) -> str:
 @needs_dashboards
 def test_promql_syntax_with_promtool(path: Path, tmp_path: Path) -> None:
     promtool = require_binary("promtool", "prometheus")
-    rules = [{"record": f"hatang:check:{n}", "expr": _concrete(expr)}
-             for n, (_where, expr) in enumerate(_exprs(_load(path)))]
+    dash = _load(path)
+    rules = [{"record": f"hatang:check:{n}", "expr": _concrete(expr, _custom_values(dash))}
+             for n, (_where, expr) in enumerate(_exprs(dash))]
     rule_file = tmp_path / "rules.yml"
     rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}), encoding="utf-8")
     result = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the generator, links, variable chains ---------------------------------------------------------------
+
+BUILD_SCRIPT = DASHBOARD_DIR / "build.py"
+LINK_UID_RE = re.compile(r"/d/([A-Za-z0-9_-]+)")
+LINK_VAR_RE = re.compile(r"[?&]var-([A-Za-z0-9_]+)=")
+# The boards of issue #13, by uid; each must exist (generated by dashboards/build.py).
+EXPECTED_UIDS = {"hatang-tong-quan", "hatang-toan-tinh", "hatang-diem", "hatang-cong", "hatang-duong-truyen",
+                 "hatang-may-chu", "hatang-he-thong"}
+
+
+@cache
+def _build_module() -> Any:
+    spec = importlib.util.spec_from_file_location("hatang_dashboards_build", BUILD_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _uids() -> dict[str, dict[str, Any]]:
+    return {_load(path)["uid"]: _load(path) for path in DASHBOARDS}
+
+
+def test_every_board_exists() -> None:
+    assert set(_uids()) >= EXPECTED_UIDS, sorted(EXPECTED_UIDS - set(_uids()))
+
+
+def test_json_on_disk_equals_generator_output() -> None:
+    """dashboards/*.json are generated: edit dashboards/build.py and run it, never the JSON alone."""
+    build = _build_module()
+    generated = build.boards()
+    assert generated, "dashboards/build.py generated nothing"
+    for name, board in generated.items():
+        path = DASHBOARD_DIR / name
+        assert path.exists(), f"{name} missing: run python dashboards/build.py"
+        assert path.read_text(encoding="utf-8") == build.render(board), (
+            f"{name} differs from what dashboards/build.py writes: run python dashboards/build.py"
+        )
+
+
+def _links(dash: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, url) of every dashboard link, panel link and data link."""
+    for link in dash.get("links", []):
+        if link.get("url"):
+            yield "dashboard link", link["url"]
+    for panel in _all_panels(dash):
+        where = f"panel {panel.get('id')}"
+        field_config = panel.get("fieldConfig", {})
+        for link in [*panel.get("links", []), *field_config.get("defaults", {}).get("links", [])]:
+            yield where, link.get("url", "")
+        for override in field_config.get("overrides", []):
+            for prop in override.get("properties", []):
+                if prop.get("id") == "links":
+                    for link in prop.get("value", []):
+                        yield where, link.get("url", "")
+
+
+@needs_dashboards
+def test_links_point_to_existing_boards_and_variables(path: Path) -> None:
+    boards = _uids()
+    for where, url in _links(_load(path)):
+        uids = LINK_UID_RE.findall(url)
+        if not uids:
+            continue
+        assert len(uids) == 1 and uids[0] in boards, f"{where}: link {url!r} to an unknown dashboard"
+        declared = {v.get("name") for v in _variables(boards[uids[0]])}
+        for var in LINK_VAR_RE.findall(url):
+            assert var in declared, f"{where}: link {url!r} sets var-{var}, not a variable of {uids[0]}"
+        if "var-" in url:
+            assert "${datasource:queryparam}" in url, f"{where}: link {url!r} does not pass the data source"
+
+
+def test_generated_boards_link_to_each_other() -> None:
+    """province -> office -> device/interface: every board links to every other board."""
+    boards = _uids()
+    for uid in sorted(EXPECTED_UIDS):
+        targets = {u for _where, url in _links(boards[uid]) for u in LINK_UID_RE.findall(url)}
+        missing = EXPECTED_UIDS - {uid} - targets
+        assert not missing, f"{uid}: no link to {sorted(missing)}"
+    province_links = {u for _w, url in _links(boards["hatang-toan-tinh"]) if "var-agent" in url
+                      for u in LINK_UID_RE.findall(url)}
+    assert "hatang-diem" in province_links, "the province board must open an office with var-agent"
+    office_links = {u for _w, url in _links(boards["hatang-diem"]) if "var-device" in url
+                    for u in LINK_UID_RE.findall(url)}
+    assert "hatang-cong" in office_links, "the office board must open a device's interfaces with var-device"
+
+
+@needs_dashboards
+def test_variables_are_chained(path: Path) -> None:
+    """datasource first; each query variable is filtered by earlier ones only, and by the one before it."""
+    variables = _variables(_load(path))
+    assert variables and variables[0].get("name") == "datasource", "the datasource variable must come first"
+    names = [v.get("name") for v in variables]
+    previous_query: str | None = None
+    for var in variables:
+        if var.get("type") != "query":
+            continue
+        query = var.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else query or ""
+        refs = {m.group(1) or m.group(2) for m in VAR_REF_RE.finditer(text)}
+        earlier = set(names[: names.index(var["name"])])
+        assert refs <= earlier, f"variable {var['name']}: refers to later or unknown {sorted(refs - earlier)}"
+        if previous_query is not None:
+            assert previous_query in refs, f"variable {var['name']}: not filtered by ${previous_query}"
+        previous_query = var["name"]
+
+
+@needs_dashboards
+def test_panels_have_units_and_bilingual_descriptions(path: Path) -> None:
+    for panel in _all_panels(_load(path)):
+        if panel.get("type") == "row":
+            continue
+        where = f"panel {panel.get('id')} {panel.get('title')!r}"
+        description = panel.get("description", "")
+        assert any(ord(c) > 127 for c in description), f"{where}: no Vietnamese description"
+        english = re.search(r"(\n| / )[A-Za-z(]", description)
+        assert english, f"{where}: no English sentence after the Vietnamese one (newline or ' / ')"
+        assert panel.get("fieldConfig", {}).get("defaults", {}).get("unit"), f"{where}: no unit"
+
+
+# --- provisioning (deploy/grafana) -----------------------------------------------------------------------
+
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+
+
+def test_grafana_provisioning_files() -> None:
+    provisioning = GRAFANA_DIR / "provisioning"
+    providers = yaml.safe_load((provisioning / "dashboards/hatang.yaml").read_text(encoding="utf-8"))
+    assert providers["apiVersion"] == 1
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file" and provider["allowUiUpdates"] is False
+    path = provider["options"]["path"]
+    assert path.startswith("/"), path
+    readme = (GRAFANA_DIR / "README.md").read_text(encoding="utf-8")
+    assert path in readme, f"deploy/grafana/README.md does not document the provider path {path}"
+
+    sources = yaml.safe_load((provisioning / "datasources/hatang.yaml").read_text(encoding="utf-8"))
+    (source,) = sources["datasources"]
+    assert source["type"] == "prometheus" and source["uid"] and source["isDefault"] is True
+    # the dashboards must not depend on it: no board names this data source uid
+    for board in DASHBOARDS:
+        text = board.read_text(encoding="utf-8")
+        assert source["uid"] not in text, f"{board.name} hard-codes a data source"
+
+
+def test_readmes_list_every_board() -> None:
+    docs = [(DASHBOARD_DIR / "README.md").read_text(encoding="utf-8"),
+            (ROOT / "docs/vi/bang-dieu-khien.md").read_text(encoding="utf-8")]
+    for path in DASHBOARDS:
+        dash = _load(path)
+        assert f"`{dash['uid']}`" in docs[0], f"dashboards/README.md does not list {dash['uid']}"
+        short = dash["title"].removeprefix("hatang — ")
+        assert short in docs[1], f"docs/vi/bang-dieu-khien.md does not describe {short!r}"
