@@ -20,6 +20,6 @@ RESERVED_METRICS = frozenset({
     "hatang_agent_up", "hatang_agent_last_seen_timestamp_seconds", "hatang_device_up",
     "hatang_device_last_poll_timestamp_seconds", "hatang_device_poll_duration_seconds",
     "hatang_device_poll_errors", "hatang_site_info", "hatang_trap_received_total",
-    "hatang_trap_last_timestamp_seconds", "hatang_agent_clock_offset_seconds",
+    "hatang_trap_last_timestamp_seconds", "hatang_agent_clock_offset_seconds", "hatang_agent_info",
 })
 RESERVED_METRIC_PREFIXES = ("hatang_collector_", "process_", "python_")
