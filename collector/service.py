@@ -29,6 +29,7 @@ from wire.codec import Limits
 log = logging.getLogger("hatang.collector")
 
 FLUSH_TIMEOUT = 10.0  # seconds to finish remote writes on a clean stop
+SETTLE_TIMEOUT = 5.0  # seconds for the broker to confirm it read the last acknowledgements (push mode)
 STATE_SAVE_INTERVAL = 30.0  # seconds between writes of the state file
 
 
@@ -244,6 +245,9 @@ class CollectorService:
                 if self.remote_writer is not None and not await self.remote_writer.flush(FLUSH_TIMEOUT):
                     log.warning("stopping with %d samples not yet remote-written",
                                 self.remote_writer.pending())
+                if push and not await self.subscriber.settle(SETTLE_TIMEOUT):
+                    log.warning("stopping without the broker's confirmation that it has every "
+                                "acknowledgement: a message may be written again by another collector")
                 subscriber.cancel()
                 if writer is not None:
                     writer.cancel()

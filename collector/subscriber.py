@@ -51,6 +51,9 @@ class SubscriberSettings(BrokerSettings):
 
 
 Ack = Callable[[], None]
+# Unsubscribed from on a clean stop only for the broker's answer (Subscriber.settle); never subscribed
+# ('@' starts no agent id).
+SETTLE_FILTER = f"{ROOT}/@settle"
 
 
 @runtime_checkable
@@ -207,6 +210,25 @@ class Subscriber:
         was already handed on still reach the broker; what arrives now is left unacknowledged and
         comes again after the restart."""
         self._paused = True
+
+    async def settle(self, timeout: float) -> bool:
+        """Clean stop in push mode, once every handled message was acknowledged: make sure the broker has
+        read those PUBACKs before the connection ends. The broker reads a client's packets in order, so
+        its answer to one more request (UNSUBSCRIBE of a filter never subscribed: it changes nothing, not
+        even the persistent session) comes after it has read them. Without this a PUBACK still in the
+        broker's receive buffer can be lost: closing a socket that has unread incoming data (messages
+        the paused subscriber no longer reads) sends a reset, and the broker drops what it had not read
+        yet; the message then goes to another member and is written twice. False if not connected or no
+        answer in ``timeout`` seconds."""
+        client = self._current
+        if client is None or not self.connected:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await client.unsubscribe(SETTLE_FILTER)
+        except (aiomqtt.MqttError, TimeoutError):
+            return False
+        return True
 
     def _set_connected(self, connected: bool) -> None:
         if connected != self.connected:
