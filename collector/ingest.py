@@ -235,6 +235,24 @@ def trim_cache(cache: LabelCache, series: int) -> None:
         cache.clear()
 
 
+# The outcome of each device poll as a sample at the poll's own time, added by the collector to the
+# poll's families: served with a live poll, remote-written with a late one, so that availability
+# (hatang/availability/definitions.py) counts the polls an office buffered during an outage.
+POLL_SUCCESS = "hatang_device_poll_success"
+POLL_SUCCESS_META = ("gauge", "1 if the device answered the poll, 0 if not; one sample per poll at the "
+                              "poll's time, written late with polls buffered during an outage.")
+
+
+def poll_success_line(base: str, up: bool, ts_ms: int) -> bytes:
+    """The exposition line of :data:`POLL_SUCCESS` for one poll (``base``: the formatted labels)."""
+    return f"{POLL_SUCCESS}{{{base}}} {1 if up else 0} {ts_ms}\n".encode()
+
+
+def poll_success_series(base: Labels, up: bool, ts_ms: int) -> Series:
+    """:data:`POLL_SUCCESS` of one poll as a remote-write series."""
+    return Series((("__name__", POLL_SUCCESS), *base), ((1.0 if up else 0.0, ts_ms),))
+
+
 def to_series(families: Sequence[Family], base: Labels, ts_ms: int) -> list[Series]:
     """Every sample of a poll as a remote-write series stamped with the poll time."""
     return [

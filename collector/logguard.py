@@ -8,6 +8,9 @@ a minute instead of megabytes, while distinct lines (another agent, another endp
 
 Secrets: every registered secret (remote-write passwords and tokens) is replaced by ``***`` in the
 message and the traceback before any handler formats it.
+
+:class:`RejectLog` rate-limits the store's lines about rejected messages at the source (one per reason
+per minute, with a count), under the store's logger name so that log filters written for it still match.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from collections.abc import Callable, Iterable
 
 from collector.redact import scrub
 
+log = logging.getLogger("hatang.collector.store")  # RejectLog writes as the store (its caller)
+
 EVERY = 60.0  # seconds between lines of one key
+LOG_EVERY = 60.0  # seconds between log lines about rejected messages of one reason
 MAX_KEYS = 1000  # keys remembered (least recently used forgotten)
 
 
@@ -86,3 +92,24 @@ def install(guard: LogGuard) -> Callable[[], None]:
             handler.removeFilter(guard)
 
     return remove
+
+
+class RejectLog:
+    """Log rejected messages rate-limited: the first of each reason at once, then one summary line per
+    reason per minute. Memory is bounded by the (fixed) set of reasons."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, reason: str, topic: str, detail: str) -> None:
+        now = self._clock()
+        last = self._last.get(reason)
+        if last is not None and now - last < LOG_EVERY:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+            return
+        more = self._suppressed.pop(reason, 0)
+        self._last[reason] = now
+        suffix = f" ({more} more rejected for {reason} in the last minute)" if more else ""
+        log.warning("rejected message on %.200s: %s: %.300s%s", topic, reason, detail, suffix)

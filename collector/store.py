@@ -28,8 +28,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.clock import DEFAULT_THRESHOLD, Clocks, ClockSource
-from collector.ingest import LabelCache, render_families, to_series, trim_cache
+from collector.ingest import (
+    POLL_SUCCESS,
+    POLL_SUCCESS_META,
+    LabelCache,
+    poll_success_line,
+    poll_success_series,
+    render_families,
+    to_series,
+    trim_cache,
+)
 from collector.inventory import Inventory
+from collector.logguard import RejectLog
 from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
@@ -51,30 +61,8 @@ BURST_GUARD = 10.0  # seconds after resuming a broker session in which messages 
 BACKLOG_GUARD = 100  # received messages waiting to be handled beyond which arrival times say little
 REFERENCE_EVERY = 1.0  # seconds between recomputations of which clock is right
 MAX_TRAP_KEYS_PER_AGENT = 1000  # distinct (device, trap name) pairs counted per agent
-LOG_EVERY = 60.0  # seconds between log lines about rejected messages of one reason
 
 log = logging.getLogger("hatang.collector.store")
-
-
-class RejectLog:
-    """Log rejected messages rate-limited: the first of each reason at once, then one summary line per
-    reason per minute. Memory is bounded by the (fixed) set of reasons."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, reason: str, topic: str, detail: str) -> None:
-        now = self._clock()
-        last = self._last.get(reason)
-        if last is not None and now - last < LOG_EVERY:
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            return
-        more = self._suppressed.pop(reason, 0)
-        self._last[reason] = now
-        suffix = f" ({more} more rejected for {reason} in the last minute)" if more else ""
-        log.warning("rejected message on %.200s: %s: %.300s%s", topic, reason, detail, suffix)
 
 
 @dataclass
@@ -112,6 +100,10 @@ class DeviceState:
     @property
     def is_self(self) -> bool:
         return self.device == SELF
+
+    @property
+    def polls_device(self) -> bool:  # an SNMP device's poll (not a probe nor the agent's own metrics)
+        return self.kind == "device" and not self.is_self
 
 
 class Store:
@@ -348,14 +340,19 @@ class Store:
             series = to_series(families, base, ts_ms)
             for family in families:
                 state.meta[family.name] = (family.type, family.help)
+            if state.polls_device:
+                series.append(poll_success_series(base, batch.up, ts_ms))
         else:
             cache = current.label_cache if current is not None else {}
             trim_cache(cache, samples)
-            rendered = render_families(raw_metrics, format_labels(base)[1:-1], ts_ms, self.limits, cache,
-                                       raw_label_sets)
+            base_text = format_labels(base)[1:-1]
+            rendered = render_families(raw_metrics, base_text, ts_ms, self.limits, cache, raw_label_sets)
             # UTF-8 once here, so that a scrape only joins bytes (1,000,000 series in ~0.1 s)
             state.blocks = {name: block.encode() for name, block in rendered.blocks.items()}
             state.meta, state.label_cache = rendered.meta, cache
+            if state.polls_device:
+                state.blocks[POLL_SUCCESS] = poll_success_line(base_text, batch.up, ts_ms)
+                state.meta[POLL_SUCCESS] = POLL_SUCCESS_META
         verdict = self._sequences.see(agent, batch.boot_id, batch.seq, now)
         if verdict.lost:
             self.metrics.lost(verdict.lost)
@@ -391,7 +388,10 @@ class Store:
         assert state.unserved is not None and self.late_sink is not None
         raw_metrics, raw_label_sets, base, ts_ms = state.unserved
         state.unserved = None
-        self.late_sink(to_series(decode_families(raw_metrics, self.limits, raw_label_sets), base, ts_ms))
+        series = to_series(decode_families(raw_metrics, self.limits, raw_label_sets), base, ts_ms)
+        if state.polls_device:
+            series.append(poll_success_series(base, state.up, ts_ms))
+        self.late_sink(series)
         self.metrics.unserved(state.series)
 
     def mark_served(self, states: Iterable[DeviceState]) -> None:

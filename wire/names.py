@@ -21,5 +21,6 @@ RESERVED_METRICS = frozenset({
     "hatang_device_last_poll_timestamp_seconds", "hatang_device_poll_duration_seconds",
     "hatang_device_poll_errors", "hatang_site_info", "hatang_trap_received_total",
     "hatang_trap_last_timestamp_seconds", "hatang_agent_clock_offset_seconds", "hatang_agent_info",
+    "hatang_device_poll_success",
 })
 RESERVED_METRIC_PREFIXES = ("hatang_collector_", "process_", "python_")

@@ -1,6 +1,6 @@
 """A real collector behind a real Mosquitto under a flood of hostile payloads, next to one good agent.
 
-What the collector promises (docs/wire.md "Limits and rejects", collector/store.py ``RejectLog``): every
+What the collector promises (docs/wire.md "Limits and rejects", collector/logguard.py ``RejectLog``): every
 message it cannot use is rejected and counted by reason in ``hatang_collector_rejected_messages_total``;
 the log gets the first reject of each reason at once, then at most one line per reason per minute (with
 the number suppressed), each line truncated (topic to 200, detail to 300 characters), in memory bounded by
@@ -41,8 +41,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.logguard import LOG_EVERY
 from collector.selfmetrics import REJECT_REASONS, CollectorMetrics
-from collector.store import LOG_EVERY, Store
+from collector.store import Store
 from tests.e2e.conftest import Collector
 from tests.support.hatang import Series, find, one, parse, scrape, wait_for_series
 from tests.support.mqtt_publisher import Publisher

@@ -42,6 +42,7 @@ GRACE = 0.5  # collector live_grace: a poll older than INTERVAL + GRACE on arriv
 NO_REDELIVERY = {"redeliver_window": 0}
 GAUGE = "hatang_device_uptime_seconds"
 COUNTER = "hatang_interface_in_bytes_total"
+POLL_SUCCESS = "hatang_device_poll_success"
 
 
 class _LazyPrometheus:
@@ -98,7 +99,10 @@ def _queued(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def _sample(batch: dict[str, Any], name: str, **labels: str) -> float | None:
-    """A sample of a queued poll payload, compact (what the agent sends) or verbose (docs/wire.md)."""
+    """A sample of a queued poll payload, compact (what the agent sends) or verbose (docs/wire.md); for
+    POLL_SUCCESS, what the collector derives from the poll's ``up`` (the availability report's input)."""
+    if name == POLL_SUCCESS:
+        return 1.0 if batch["up"] else 0.0
     label_sets = batch.get("label_sets", [])
     for family in batch["metrics"]:
         if family["name"] == name:
@@ -142,12 +146,14 @@ def _wait_drained(tmp_path: Path, timeout: float = 30) -> None:
 
 
 def _assert_backfilled(prom: Prometheus, batches: list[dict[str, Any]]) -> None:
-    """Every batch's gauge and counter value is in Prometheus at the batch's poll time, exactly once."""
+    """Every batch's gauge and counter value, and its success, is in Prometheus at the batch's poll time,
+    exactly once."""
     assert batches
     start, end = batches[0]["ts"] - 0.001, batches[-1]["ts"] + 0.001
     for name, labels, selector in (
         (GAUGE, {}, f'{GAUGE}{{device="core-switch"}}'),
         (COUNTER, {"if_name": "lo"}, f'{COUNTER}{{device="core-switch",if_name="lo"}}'),
+        (POLL_SUCCESS, {}, f'{POLL_SUCCESS}{{device="core-switch"}}'),
     ):
         expected = [(round(b["ts"], 3), _sample(b, name, **labels)) for b in batches]
         assert all(v is not None for _, v in expected)

@@ -49,9 +49,15 @@ def _stamp(timestamp: object) -> float | None:
 class Rig:
     def __init__(self, **kwargs: object) -> None:
         self.clock = FakeClock()
-        self.written: list[Series] = []
-        self.store = Store(CollectorMetrics(), Limits(), clock=self.clock, late_sink=self.written.extend,
+        self.written: list[Series] = []  # the polls' own series written late
+        self.successes: list[Series] = []  # hatang_device_poll_success written with them
+        self.store = Store(CollectorMetrics(), Limits(), clock=self.clock, late_sink=self._sink,
                            **kwargs)  # type: ignore[arg-type]
+
+    def _sink(self, series: list[Series]) -> None:
+        for one in series:
+            poll_success = dict(one.labels)["__name__"] == "hatang_device_poll_success"
+            (self.successes if poll_success else self.written).append(one)
 
     def ingest(self, topic: str, payload: bytes, retained: bool = False) -> str:
         return self.store.ingest(topic, payload, retained)
@@ -214,6 +220,8 @@ def test_old_polls_on_data_never_make_an_agent_look_behind() -> None:
         assert verdict == "late"
     assert rig.offset("a") == pytest.approx(0)
     assert rig.written_times() == [T0 - 600 + 30 * r for r in range(10)]
+    # each poll's success travels with it, at the same time
+    assert [ts / 1000 for s in rig.successes for _, ts in s.samples] == rig.written_times()
 
 
 def test_buffered_polls_stamped_before_a_clock_fix_keep_their_old_correction() -> None:

@@ -11,8 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector import exposition, state
 from collector.inventory import load
+from collector.logguard import RejectLog
 from collector.selfmetrics import CollectorMetrics
-from collector.store import RejectLog, Store
+from collector.store import Store
 from hatang.configfile import ConfigError
 from wire.codec import Limits, encode_batch, encode_status
 from wire.messages import AgentStatus, Family, PollBatch, Sample
