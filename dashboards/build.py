@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate the hatang Grafana dashboards (dashboards/*.json) from code.
 
-Plain Python, standard library only. Run from anywhere:
+Plain Python, standard library only (and hatang/availability/definitions.py of this checkout, itself
+standard library only). Run from anywhere:
 
     python dashboards/build.py           # (re)write the JSON files next to this script
     python dashboards/build.py --check   # exit 1 if a JSON file on disk differs from what this writes
@@ -41,6 +42,10 @@ HERE = Path(__file__).resolve().parent
 # from any directory, or by importlib from tests/unit/test_dashboards.py).
 if sys.path[:1] != [str(HERE)]:
     sys.path.insert(0, str(HERE))
+# The availability panels evaluate hatang/availability/definitions.py (standard library only) from the
+# checkout this file is in.
+if str(HERE.parent) not in sys.path:
+    sys.path.append(str(HERE.parent))
 
 from hatang_dashboards.link import link_board  # noqa: E402
 from hatang_dashboards.model import Board, J  # noqa: E402

@@ -1,11 +1,14 @@
 """Board 1, Toàn tỉnh (hatang-toan-tinh): the whole province at a glance.
 
 Counts of offices online and offline, devices and link probes not answering, UPSes on battery and
-firing alerts; the map of the offices and their table; the worst links (loss, RTT, WAN utilisation);
-the firing Prometheus alerts, selected by `alerts_selector`.
+firing alerts; the map of the offices and their table; availability over the dashboard's time range,
+evaluated from the definitions `hatang report` uses (hatang/availability/definitions.py); the worst links
+(loss, RTT, WAN utilisation); the firing Prometheus alerts, selected by `alerts_selector`.
 """
 
 from __future__ import annotations
+
+from hatang.availability.definitions import DEVICE, LINK, OFFICE, STEP_SECONDS, Subject
 
 from .model import (
     UID_LINK,
@@ -31,6 +34,7 @@ from .promql import (
     LOSS_STEPS,
     RTT_STEPS,
     UTIL_STEPS,
+    Scope,
     busier_utilisation,
     chain,
     critical,
@@ -142,6 +146,8 @@ def province_board() -> Board:
                                                    {"agent": "${__value.raw}"})])),
           ], options=table_options("Trạng thái"))
 
+    availability(b, s)
+
     b.row("Đường truyền kém nhất")
     b.add("bargauge", "Mất gói cao nhất",
           "Tỉ lệ mất gói của lần đo gần nhất tới mỗi đích (hatang_probe_loss_ratio), 10 đích tệ nhất.\n"
@@ -186,6 +192,56 @@ def province_board() -> Board:
               "info": ("Thông tin", "blue"),
           })))], options=table_options("Mức độ"))
     return b
+
+
+def up_minutes(subject: Subject, s: Scope, by: str) -> str:
+    """Minutes up in the dashboard's range, per ``by``: the report's definition on its one-minute grid."""
+    step = f"{STEP_SECONDS // 60}m"
+    return f"sum by ({by}) (sum_over_time(({subject.over(s.sel(subject.source))})[$__range:{step}]))"
+
+
+def known_series(subject: Subject, s: Scope, by: str) -> str:
+    """How many series of the subject had data in the range, per ``by``."""
+    step = f"{STEP_SECONDS // 60}m"
+    return f"count by ({by}) (count_over_time(({subject.over(s.sel(subject.source))})[$__range:{step}]))"
+
+
+def availability(b: Board, s: Scope) -> None:
+    """Availability over the dashboard's time range, unknown (no data) counted as down, as `hatang
+    report` counts it by default; maintenance windows are known only to the report (its file)."""
+    minutes = f"($__range_s / {STEP_SECONDS})"
+    b.row("Mức sẵn sàng")
+    note = ("Tính như báo cáo tháng (hatang report): mỗi phút một trạng thái; phút không có số liệu tính là "
+            "gián đoạn. Khung bảo trì chỉ được trừ trong báo cáo.")
+    note_en = ("Computed as the monthly report (hatang report) does: one state per minute, minutes without "
+               "data count as down; maintenance windows are left out in the report only.")
+    b.add("table", "Mức sẵn sàng theo điểm",
+          "Tỉ lệ thời gian hoạt động trong khoảng thời gian đang xem: kết nối của điểm về Trung tâm "
+          "(hatang_agent_up), các thiết bị của điểm (hatang_device_poll_success, gồm cả số liệu gửi bù sau "
+          f"khi mất đường truyền) và các đường truyền đo kiểm (hatang_probe_up). {note}\n"
+          f"Share of the time range up: the office's connection, its devices, its probed links. {note_en}",
+          [target(f"{up_minutes(OFFICE, s, 'agent')} / {minutes}", ref="A", instant=True, table=True),
+           target(f"{up_minutes(DEVICE, s, 'agent')} / ({known_series(DEVICE, s, 'agent')} * {minutes})",
+                  ref="B", instant=True, table=True),
+           target(f"{up_minutes(LINK, s, 'agent')} / ({known_series(LINK, s, 'agent')} * {minutes})",
+                  ref="C", instant=True, table=True)],
+          w=12, h=10, transformations=merge_table(
+              {"agent": "Agent", "Value #A": "Kết nối về Trung tâm", "Value #B": "Thiết bị",
+               "Value #C": "Đường truyền"}),
+          overrides=[column(name, ("unit", "percentunit"), ("decimals", 2), cell("color-text"),
+                            ("thresholds", thresholds((None, "red"), (0.99, "orange"), (0.999, "green"))))
+                     for name in ("Kết nối về Trung tâm", "Thiết bị", "Đường truyền")]
+          + [column("Agent", ("links", [data_link("Mở bảng Điểm ${__value.raw}", UID_OFFICE,
+                                                  {"agent": "${__value.raw}"})]))],
+          options=table_options("Kết nối về Trung tâm"))
+    b.add("bargauge", "Thiết bị sẵn sàng thấp nhất",
+          f"10 thiết bị có tỉ lệ thời gian trả lời thấp nhất trong khoảng thời gian đang xem. {note}\n"
+          f"The 10 devices up the least of the time range. {note_en}",
+          [target(f"bottomk(10, {up_minutes(DEVICE, s, 'agent, device')} / {minutes})",
+                  "{{agent}} {{device}}", instant=True)],
+          w=12, h=10, unit="percentunit", minimum=0, maximum=1, decimals=2,
+          steps=thresholds((None, "red"), (0.99, "orange"), (0.999, "green")), options=bargauge_options(),
+          links=[data_link("Mở bảng Điểm", UID_OFFICE, {"agent": "${__field.labels.agent}"})])
 
 
 def alerts_selector() -> str:

@@ -74,11 +74,11 @@ def contract_problems(rule: dict[str, Any], sections: set[str]) -> list[str]:
 
 def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
     promtool = require_binary("promtool", "prometheus")
-    for rules in ("hatang.rules.yml", "hatang-group.rules.yml"):
+    for rules in ("hatang.rules.yml", "hatang-group.rules.yml", "availability.rules.yml"):
         check = subprocess.run([promtool, "check", "rules", str(RULES / rules)],
                                capture_output=True, text=True, timeout=60, check=False)
         assert check.returncode == 0, check.stdout + check.stderr
-    for tests_file in ("hatang.rules.test.yml", "hatang-group.rules.test.yml"):
+    for tests_file in ("hatang.rules.test.yml", "hatang-group.rules.test.yml", "availability.rules.test.yml"):
         tests = subprocess.run([promtool, "test", "rules", tests_file], cwd=RULES,
                                capture_output=True, text=True, timeout=120, check=False)
         assert tests.returncode == 0, tests.stdout + tests.stderr
@@ -139,3 +139,4 @@ def test_alert_label_contract_for_alertmanager() -> None:
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
     assert prometheus["global"]["external_labels"]["runbook_base_url"] == "http://hatang.local/docs/vi"
     assert "/etc/prometheus/rules/hatang.rules.yml" in prometheus["rule_files"]
+    assert "/etc/prometheus/rules/availability.rules.yml" in prometheus["rule_files"]

@@ -421,6 +421,7 @@ def _concrete(expr: str, custom: dict[str, str] | None = None) -> str:
     for name, value in (custom or {}).items():
         expr = re.sub(rf"\$(?:\{{{name}\}}|{name}\b)", value, expr)
     expr = re.sub(r"\$\{?__(rate_)?interval\}?", "5m", expr)
+    expr = re.sub(r"\$\{?__range_s\}?", "3600", expr)
     expr = re.sub(r"\$\{?__range\}?", "1h", expr)
     return VAR_REF_RE.sub(".*", expr)
 
