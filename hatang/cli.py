@@ -1,4 +1,5 @@
-"""The ``hatang`` command: agent, collector, check, demo."""
+"""The ``hatang`` command: agent, collector, check, poll, profiles, demo; maintenance and report
+(hatang/cli_maintenance.py, hatang/cli_report.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from hatang import __version__, configfile
+from hatang import __version__, cli_maintenance, cli_report, configfile
 from hatang.configfile import ConfigError, ConfigWarning, load_yaml
 
 if typing.TYPE_CHECKING:
@@ -197,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the services do")
     p.set_defaults(func=_cmd_demo)
+
+    cli_maintenance.add_parser(sub)
+    cli_report.add_parser(sub)
     return parser
 
 

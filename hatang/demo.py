@@ -81,6 +81,8 @@ What to look at (first polls arrive within ~{POLL_INTERVAL:g} s):
   hatang_site_info                         names, roles, latitude/longitude of every office (Grafana geomap)
   hatang_device_up                         {answering} simulated devices answer (1);
                                            xa-dai-dinh ups-phong-may never answers (0)
+  hatang_device_poll_success               each poll's outcome at its own time (the availability report's
+                                           input: hatang report --prometheus URL --month YYYY-MM)
   hatang_interface_in_bytes_total          byte counters per interface, growing; try
                                            rate(hatang_interface_in_bytes_total[1m]) * 8 in Prometheus
   hatang_interface_oper_status             xa-dai-dinh core-switch port {FLAP_PORT} flaps: \

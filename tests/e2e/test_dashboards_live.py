@@ -10,13 +10,19 @@ queries to /api/v1/query_range, instant ones to /api/v1/query, ``label_values()`
 deadline, until every query has returned data. A few panels are then checked for meaning as well: the map
 has one marker per office at coordinates in Vietnam, every office's WAN interface is found with a
 utilisation within 0..1, the agents table shows versions, and no traffic value exceeds the interface speed.
+Last, ``hatang report`` (the installed command) reads one whole minute of that Prometheus with a
+maintenance window recorded by ``hatang maintenance add``: every office, device and probe of the demo is
+in it with the state the demo gives it (the dead UPS down, or in maintenance with the window).
 
 Queries that cannot have data in the demo are listed in NO_DATA_IN_DEMO with the reason; keep it short.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 import re
 import time
 import urllib.error
@@ -29,7 +35,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.hatang import HatangProcess, try_scrape
+from hatang.demo_sites import OFFICES
+from tests.support.hatang import HatangProcess, run_hatang, try_scrape
 from tests.support.prometheus import Prometheus
 from tests.support.services import _start_with_port_retry, free_tcp_port, require_binary
 from tests.support.waiting import wait_until
@@ -191,6 +198,62 @@ def check_meaning(prometheus: Prometheus, queries: dict[tuple[str, str, str], Qu
             assert speed.get(key, 0) == 0 or float(s["value"][1]) <= speed[key], (s, speed.get(key))
 
 
+DEAD_DEVICE = ("xa-dai-dinh", "ups-phong-may")  # the demo's UPS that never answers
+
+
+def _iso(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(moment))
+
+
+def plan_maintenance(tmp_path: Path, minute: float) -> Path:
+    """A window for the dead UPS over exactly the report's minute, recorded as an operator would."""
+    path = tmp_path / "maintenance.yaml"
+    added = run_hatang(["maintenance", "add", "--file", str(path), "--site", DEAD_DEVICE[0],
+                        "--device", DEAD_DEVICE[1], "--from", _iso(minute), "--to", _iso(minute + 60),
+                        "--reason", "Thay ắc quy UPS"])
+    assert added.returncode == 0, added.stderr
+    return path
+
+
+def _report_rows(prom: Prometheus, minute: float, *extra: str) -> list[dict[str, str]]:
+    done = run_hatang(["report", "--prometheus", prom.url, "--from", _iso(minute), "--to", _iso(minute + 60),
+                       "--format", "csv", *extra])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("\ufeff")  # the BOM spreadsheets need for Vietnamese
+    return list(csv.DictReader(io.StringIO(done.stdout.removeprefix("\ufeff"))))
+
+
+def check_report(prom: Prometheus, minute: float, maintenance: Path) -> None:
+    """`hatang report` over one minute of the demo: the states the demo's offices and devices really had."""
+    wait_until(lambda: instant(prom, f"timestamp(hatang_agent_up) >= {minute + 60}"), 150, interval=1.0,
+               message="Prometheus to have scraped past the end of the report's minute")
+    for extra, dead in (((), {"down_minutes": "1", "availability_percent": 0.0}),
+                        (("--maintenance", str(maintenance)),
+                         {"maintenance_minutes": "1", "availability_percent": None})):
+        rows = _report_rows(prom, minute, *extra)
+        assert rows and all(sum(int(r[f"{k}_minutes"]) for k in ("up", "down", "unknown", "maintenance")) == 1
+                            for r in rows), rows
+        by_kind: dict[str, dict[tuple[str, str], dict[str, str]]] = {}
+        for row in rows:
+            by_kind.setdefault(row["kind"], {})[(row["agent"], row["device"])] = row
+        offices = by_kind["office"]
+        assert {agent for agent, _ in offices} == {o.agent for o in OFFICES}
+        for office in OFFICES:
+            row = offices[(office.agent, "")]
+            assert (row["office_name"], row["up_minutes"]) == (office.name, "1"), row
+        devices = by_kind["device"]
+        expected = {(o.agent, d.name) for o in OFFICES for d in o.devices}
+        assert set(devices) == expected
+        for key, row in devices.items():
+            wanted = dead if key == DEAD_DEVICE else {"up_minutes": "1", "availability_percent": 100.0}
+            percent = row["availability_percent"]
+            got: dict[str, object] = {**row, "availability_percent": float(percent) if percent else None}
+            assert {k: got[k] for k in wanted} == wanted, row
+        links = by_kind["link"]
+        assert {agent for agent, _ in links} == {o.agent for o in OFFICES}
+        assert all(row["up_minutes"] == "1" for row in links.values()), links
+
+
 def start_prometheus_with_rules(workdir: Path, target: str) -> Prometheus:
     binary = require_binary("prometheus", "prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +295,9 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
         wait_until(lambda: try_scrape(metrics_url), 30, interval=0.2, message=f"the demo at {metrics_url}")
         prometheus = start_prometheus_with_rules(tmp_path / "prometheus", f"127.0.0.1:{port}")
         prom = prometheus
+        # the minute the report will cover: every device polled (every 10 s) and probed before it ends
+        report_minute = math.ceil((time.time() + 25) / 60) * 60
+        maintenance = plan_maintenance(tmp_path, report_minute)
 
         def checked(q: Query) -> Query:
             if q.key in CHECKED_AS:
@@ -264,6 +330,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
                         f"{DATA_DEADLINE:g} s:\n{listing}", pytrace=False)
 
         check_meaning(prom, {q.key: q for q in queries})
+        check_report(prom, report_minute, maintenance)
 
         # The exceptions must stay exceptions: a query listed as "no data in the demo" that has data now
         # should be taken off the list.

@@ -1,8 +1,12 @@
-"""A real Prometheus (Debian package ``prometheus``) on a free loopback port, for backfill tests."""
+"""A real Prometheus (Debian package ``prometheus``) on a free loopback port: scraping for the backfill
+tests (:func:`start_prometheus`), or serving history written beforehand with ``promtool tsdb
+create-blocks-from openmetrics`` (:func:`create_blocks`, :func:`start_prometheus_on_blocks`) for the
+availability report's tests and benchmark."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +35,7 @@ class Prometheus(_Service):
     binary: str = field(default="/usr/bin/prometheus", repr=False)
     _proc: Any = field(default=None, repr=False)
     _ready_timeout: float = field(default=READY_TIMEOUT, repr=False)
+    extra_args: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def url(self) -> str:
@@ -44,7 +49,7 @@ class Prometheus(_Service):
         return [
             self.binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data_dir}",
             f"--web.listen-address={self.host}:{self.port}", "--web.enable-remote-write-receiver",
-            "--log.level=warn",
+            "--log.level=warn", *self.extra_args,
         ]
 
     def _probe(self) -> bool:
@@ -100,6 +105,42 @@ def start_prometheus(workdir: Path, scrape_targets: list[str], scrape_interval: 
         return Prometheus(
             host="127.0.0.1", port=port, pid=0, config_path=config, log_path=workdir / "prometheus.log",
             data_dir=workdir / "data", binary=binary,
+        )
+
+    return _start_with_port_retry(make, None, free_tcp_port)
+
+
+LONG_RETENTION = "100y"  # history written by promtool may be months old: keep every block
+
+
+def create_blocks(openmetrics: Path, data_dir: Path, timeout: float = 600) -> str:
+    """Write TSDB blocks from an OpenMetrics file (``# EOF`` last, samples of a series in time order)
+    into ``data_dir`` with ``promtool tsdb create-blocks-from openmetrics``; its output. Fails with the
+    tool's output when it exits non-zero."""
+    promtool = require_binary("promtool", "prometheus")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(openmetrics),
+                           str(data_dir)], capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"promtool create-blocks-from openmetrics failed ({done.returncode}):\n"
+                             f"{done.stdout}{done.stderr}")
+    return done.stdout + done.stderr
+
+
+def start_prometheus_on_blocks(workdir: Path, data_dir: Path, retention: str = LONG_RETENTION,
+                               extra_args: tuple[str, ...] = ()) -> Prometheus:
+    """Prometheus serving the TSDB in ``data_dir`` (e.g. made by :func:`create_blocks`), scraping nothing,
+    with a retention long enough that old blocks are kept. Stop it with ``.stop()`` (by PID)."""
+    binary = require_binary("prometheus", "prometheus")
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n", encoding="utf-8")
+
+    def make(port: int) -> Prometheus:
+        return Prometheus(
+            host="127.0.0.1", port=port, pid=0, config_path=config, log_path=workdir / "prometheus.log",
+            data_dir=data_dir, binary=binary,
+            extra_args=(f"--storage.tsdb.retention.time={retention}", *extra_args),
         )
 
     return _start_with_port_retry(make, None, free_tcp_port)
