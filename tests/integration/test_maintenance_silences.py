@@ -4,7 +4,6 @@ it, and when Alertmanager is down or the file cannot be written nothing is left 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ from hatang.availability.silences import AlertmanagerClient
 from hatang.availability.windows import format_time, zone
 from hatang.cli_maintenance import add_parser
 from tests.support.alerting import Alertmanager, start_alertmanager
-from tests.support.hatang import hatang_command, hatang_env, outside_cwd
+from tests.support.hatang import hatang_command, hatang_env, outside_cwd, run_subcommand
 from tests.support.services import LOOPBACK, free_tcp_port
 from tests.support.waiting import wait_until
 
@@ -54,11 +53,7 @@ def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
 
 def run(*argv: str) -> int:
     """``hatang maintenance ARGV`` through the subcommand's own parser, in this process."""
-    parser = argparse.ArgumentParser(prog="hatang")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["maintenance", *argv])
-    result: int = args.func(args)
-    return result
+    return run_subcommand(add_parser, "maintenance", *argv)
 
 
 def local(moment: datetime) -> str:

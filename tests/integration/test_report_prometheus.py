@@ -14,7 +14,6 @@ for minute k. So: minute i = the value of poll i; if there is none, of poll i-1,
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import socket
@@ -31,7 +30,7 @@ from hatang.availability.render_text import BOM
 from hatang.availability.timeline import ReportPeriod
 from hatang.availability.windows import MaintenanceWindow
 from hatang.cli_report import add_parser, gather
-from tests.support.hatang import run_hatang
+from tests.support.hatang import run_hatang, run_subcommand
 from tests.support.prometheus import Prometheus, create_blocks, start_prometheus_on_blocks
 from tests.support.services import LOOPBACK, free_tcp_port
 from tests.support.waiting import wait_until
@@ -129,11 +128,8 @@ def maintenance(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def report(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="hatang")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["report", *argv])
-    code: int = args.func(args)
-    return code
+    """``hatang report ARGV`` through the subcommand's own parser, in this process."""
+    return run_subcommand(add_parser, "report", *argv)
 
 
 def csv_rows(text: str) -> dict[tuple[str, str, str], dict[str, str]]:

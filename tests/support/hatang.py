@@ -11,6 +11,7 @@ by a developer) ``python -m hatang`` of the test interpreter stands in, with the
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import os
 import shutil
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,19 @@ def run_hatang(args: list[str], timeout: float = 60) -> subprocess.CompletedProc
     """Run ``hatang ARGS`` to its end (see the module doc for which ``hatang`` and where)."""
     return subprocess.run([*hatang_command(), *args], capture_output=True, text=True, timeout=timeout,
                           check=False, env=hatang_env(), cwd=outside_cwd())
+
+
+SubParsers = argparse._SubParsersAction  # what a command module's add_parser(sub) takes
+
+
+def run_subcommand(add_parser: Callable[[SubParsers[argparse.ArgumentParser]], None], *argv: str) -> int:
+    """``hatang ARGV`` in this process, through the parser a command module adds (``add_parser``): the
+    exit code its ``func`` returns (the module's own logic, without starting a process)."""
+    parser = argparse.ArgumentParser(prog="hatang")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    code: int = args.func(args)
+    return code
 
 
 def scrape(url: str, timeout: float = 5) -> str:

@@ -4,7 +4,6 @@ tests/integration/test_maintenance_silences.py (a real Alertmanager)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -15,16 +14,14 @@ import pytest
 from hatang.availability.maintenance_file import load_windows, save_windows
 from hatang.availability.windows import MaintenanceWindow, format_time, zone
 from hatang.cli_maintenance import add_parser, render_table, state_of
+from tests.support.hatang import run_subcommand
 
 ICT = zone()
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="hatang")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["maintenance", *argv])
-    result: int = args.func(args)
-    return result
+    """``hatang maintenance ARGV`` through the subcommand's own parser, in this process."""
+    return run_subcommand(add_parser, "maintenance", *argv)
 
 
 def local(hours: float) -> str:
