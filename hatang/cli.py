@@ -13,13 +13,16 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from hatang import __version__, cli_maintenance, cli_report, configfile
+from hatang import __version__, configfile
 from hatang.configfile import ConfigError, ConfigWarning, load_yaml
 
 if typing.TYPE_CHECKING:
     from collector.config import CollectorConfig
 
 EXIT_CONFIG = 2
+# The daemons' command lines leave out the centre's availability tools (maintenance, report) and so do not
+# import them: an office agent's memory is counted (docs/performance.md).
+DAEMONS = ("agent", "collector")
 
 
 def setup_logging(level: str = "info") -> None:
@@ -160,7 +163,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_centre_tools: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hatang", description="hatang: SNMP over MQTT into Prometheus")
     parser.add_argument("--version", action="version", version=f"hatang {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,13 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log what the services do")
     p.set_defaults(func=_cmd_demo)
 
-    cli_maintenance.add_parser(sub)
-    cli_report.add_parser(sub)
+    if with_centre_tools:
+        from hatang import cli_maintenance, cli_report
+
+        cli_maintenance.add_parser(sub)
+        cli_report.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(with_centre_tools=not (argv and argv[0] in DAEMONS)).parse_args(argv)
     try:
         result: int = args.func(args)
         return result
