@@ -93,6 +93,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--reason", required=True, help="why (shown in Alertmanager and the report)")
     p.add_argument("--created-by", metavar="NAME", help="who plans it (default: your login name)")
     p.add_argument("--long", action="store_true", help=f"allow a window longer than {MAX_DAYS} days")
+    p.add_argument("--past", action="store_true",
+                   help="allow a window that is already over (maintenance done but not recorded in time; "
+                        "no silence is made; created_at shows when it was recorded)")
     p.set_defaults(func=_cmd_add)
 
     p = commands.add_parser("list", parents=[where], help="show current and upcoming windows")
@@ -191,9 +194,11 @@ def _add(args: argparse.Namespace) -> int:
     if end <= start:
         raise _UsageError(f"--to ({format_time(end, settings.tz)}) must be after --from "
                           f"({format_time(start, settings.tz)})")
-    if end <= now:
+    over = end <= now
+    if over and not args.past:
         raise _UsageError(f"the window is already over (it ends {format_time(end, settings.tz)}, now is "
-                          f"{format_time(now, settings.tz)} {settings.tz_name}): check --to")
+                          f"{format_time(now, settings.tz)} {settings.tz_name}): check --to, or pass --past "
+                          "to record maintenance that was done but not recorded in time")
     if end - start > timedelta(days=MAX_DAYS) and not args.long:
         raise _UsageError(f"the window is {(end - start) / timedelta(days=1):.1f} days long, more than "
                           f"{MAX_DAYS}: check --from/--to, or pass --long if it is meant")
@@ -213,7 +218,7 @@ def _add(args: argparse.Namespace) -> int:
             if _overlaps(window, other):
                 _note(f"note: overlaps {other.id} ({_where(other)}, {_span(other, settings.tz)}); both are "
                       "kept")
-        if settings.client is not None:
+        if settings.client is not None and not over:
             window = dataclasses.replace(window, silence_id=settings.client.create_window_silence(window))
         added.append(window)
         return current.with_window(window)
@@ -227,7 +232,10 @@ def _add(args: argparse.Namespace) -> int:
     window = added[0]
     print(f"added {window.id}: {_where(window)}, {_span(window, settings.tz)} ({settings.tz_name}), "
           f"to {settings.path}")
-    if settings.client is not None:
+    if over:
+        _note("note: recorded after the fact (--past): no silence; the report leaves this time out of "
+              f"availability, and the file says it was recorded at {format_time(created_at, settings.tz)}")
+    elif settings.client is not None:
         print(f"silence {window.silence_id} created in {settings.client.base_url}")
         if start < now:
             _note("note: the window started in the past; Alertmanager silences from now on")

@@ -90,6 +90,16 @@ def test_a_long_window_needs_long(path: Path) -> None:
                "--long") == 0
 
 
+def test_a_window_done_but_not_recorded_in_time_needs_past_and_gets_no_silence(
+        path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an Alertmanager URL nothing listens on: --past must not even try to reach it
+    assert run("add", "--site", "xa-a", "--from", local(-5), "--to", local(-1), "--reason", "Thay UPS",
+               "--past", "--alertmanager", "http://127.0.0.1:9") == 0
+    assert "recorded after the fact (--past): no silence" in capsys.readouterr().err
+    [window] = load_windows(path)
+    assert window.silence_id is None and format_time(window.end, ICT) == local(-1)
+
+
 def test_a_name_no_agent_has_is_a_warning(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("add", "--site", "Xã Thượng Lâm", "--from", local(1), "--to", local(2), "--reason", "r") == 0
     assert "warning: --site 'Xã Thượng Lâm' is not a name hatang gives" in capsys.readouterr().err
