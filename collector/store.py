@@ -302,8 +302,8 @@ class Store:
         if batch.agent != agent or (device is not None and batch.device != device):
             raise DecodeError("identity", f"payload claims {batch.agent}/{batch.device} on {agent}/{device}")
         self.metrics.message(kind.value)
-        samples = sum(map(family_size, raw_metrics))
         key = SELF if kind is TopicKind.SELF else batch.device
+        samples = sum(map(family_size, raw_metrics)) + (batch.kind == "device" and key != SELF)  # + success
         current = self.devices.get((agent, key))
         in_use = self._series_per_agent.get(agent, 0) - (current.series if current is not None else 0)
         if in_use + samples > self.max_series_per_agent:

@@ -103,8 +103,12 @@ def gather(client: PrometheusClient, period: ReportPeriod,
             if chunk is None:
                 break
             result.requests += 1
-            for series in chunk:
-                timelines.add(series.labels, series.points)
+            try:
+                for series in chunk:
+                    timelines.add(series.labels, series.points)
+            except (TypeError, ValueError) as exc:  # a point that is not [time, "value"]
+                raise PrometheusError(f"{client.url} does not answer like the Prometheus HTTP API (a "
+                                      f"malformed point: {exc}). Check the --prometheus URL") from None
             result.fold_seconds += time.perf_counter() - folding
             if progress is not None:
                 progress(f"{subject.kind}: {len(timelines.timelines)} series")

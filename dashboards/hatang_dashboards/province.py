@@ -26,6 +26,7 @@ from .model import (
     stat_options,
     table_options,
     target,
+    timeline_options,
 )
 from .promql import (
     AGENT_STATE,
@@ -234,6 +235,14 @@ def availability(b: Board, s: Scope) -> None:
           + [column("Agent", ("links", [data_link("Mở bảng Điểm ${__value.raw}", UID_OFFICE,
                                                   {"agent": "${__value.raw}"})]))],
           options=table_options("Kết nối về Trung tâm"))
+    b.add("state-timeline", "Kết nối các điểm theo phút",
+          "Trạng thái kết nối của từng điểm về Trung tâm, mỗi phút một trạng thái, như báo cáo tháng tính "
+          "(chuỗi ghi sẵn hatang:office_state:1m): xanh kết nối, đỏ mất kết nối, trống là không có dữ liệu.\n"
+          "Each office's connection to the centre per minute, as the monthly report counts it (the recorded "
+          "hatang:office_state:1m): green connected, red not, empty no data.",
+          [target(s.sel(OFFICE.record), "{{agent}}")], w=24, h=10, mappings=value_mappings(CONNECTED),
+          steps=thresholds((None, "red"), (1, "green")), custom={"lineWidth": 0, "fillOpacity": 80},
+          options=timeline_options())
     b.add("bargauge", "Thiết bị sẵn sàng thấp nhất",
           f"10 thiết bị có tỉ lệ thời gian trả lời thấp nhất trong khoảng thời gian đang xem. {note}\n"
           f"The 10 devices up the least of the time range. {note_en}",

@@ -2,10 +2,11 @@
 
 Each subject the report counts (an office's connection to the centre, a device, a government-network
 link) has one PromQL expression evaluated on a one-minute grid. At the instant that ends a minute it
-gives 1 (up) or 0 (down) per series, or nothing at all (unknown: no data). The recording rules in
-deploy/prometheus/rules/availability.rules.yml record exactly these expressions (a test compares them),
-the province board's availability panel evaluates them, and ``hatang report`` evaluates them at report
-time over the raw series, so that polls buffered during an outage and written late count too.
+gives 1 (up) or 0 (down) per series, or nothing at all (unknown: no data). ``hatang report`` and the
+province board's availability panels evaluate them over the raw series when they run, so that polls
+buffered during an outage and written late count too; the recording rule in
+deploy/prometheus/rules/availability.rules.yml records the office's (:data:`RECORDED`; a test compares
+them) for the board's connection history.
 
 - office: ``hatang_agent_up``, set by the collector at each scrape: 1 while the centre receives the
   agent (its birth message, no will since). Never backfilled: it is what the centre could see.
@@ -56,6 +57,11 @@ OFFICE = Subject("office", "hatang:office_state:1m", "hatang_agent_up", ("agent"
 DEVICE = Subject("device", "hatang:device_state:1m", "hatang_device_poll_success", ("agent", "device"))
 LINK = Subject("link", "hatang:link_state:1m", "hatang_probe_up", ("agent", "device", "method", "target"))
 SUBJECTS: tuple[Subject, ...] = (OFFICE, DEVICE, LINK)
+# The subjects whose state Prometheus records (deploy/prometheus/rules/availability.rules.yml). Only the
+# office's: its series is made at scrape time and never written late, so what was recorded stays true.
+# A device's or link's state recorded during an outage would stay "unknown" after the office's buffered
+# polls arrive; those are always evaluated over the raw series (report and board alike).
+RECORDED: tuple[Subject, ...] = (OFFICE,)
 
 # Labels a report shows beside a subject's identity when the series carries them (the site hierarchy).
 SITE_LABELS: tuple[str, ...] = ("province", "district", "commune")

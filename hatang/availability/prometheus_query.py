@@ -75,7 +75,7 @@ class PrometheusClient:
         data = self._get("query", {"query": expr, "time": _seconds(at)})
         if data.get("resultType") != "vector":
             raise self._not_api(f"an instant query gave a {data.get('resultType')!r} result, not a vector")
-        return [(_labels(item), str(item["value"][1])) for item in _result(self, data)]
+        return [(_labels(item), str(item["value"][1])) for item in _result(self, data, "value")]
 
     def query_range(self, expr: str, start: int, end: int, step: int) -> Iterator[list[RangeSeries]]:
         """The series of each chunk of the range query (at most ``max_points`` steps, one request each),
@@ -85,7 +85,7 @@ class PrometheusClient:
                                              "step": str(step)})
             if data.get("resultType") != "matrix":
                 raise self._not_api(f"a range query gave a {data.get('resultType')!r} result, not a matrix")
-            yield [RangeSeries(_labels(item), item["values"]) for item in _result(self, data)]
+            yield [RangeSeries(_labels(item), item["values"]) for item in _result(self, data, "values")]
 
     def _get(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
         address = f"{self.url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
@@ -154,12 +154,19 @@ def _seconds(moment: float) -> str:
 
 
 def _labels(item: dict[str, Any]) -> dict[str, str]:
-    metric = item.get("metric", {})
-    return {str(k): str(v) for k, v in metric.items()}
+    return {str(k): str(v) for k, v in item["metric"].items()}
 
 
-def _result(client: PrometheusClient, data: dict[str, Any]) -> list[dict[str, Any]]:
+def _result(client: PrometheusClient, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The result list, each item checked for the shape the API documents: ``metric`` an object and
+    ``key`` (``value``: one ``[time, "value"]`` pair; ``values``: a list of them). The points of a range
+    are checked where they are folded (hatang/cli_report.py), not twice."""
     result = data.get("result")
     if not isinstance(result, list):
         raise client._not_api("no result list in the answer")
+    for item in result:
+        if not isinstance(item, dict) or not isinstance(item.get("metric", {}), dict) \
+                or not isinstance(item.get(key), list) or (key == "value" and len(item[key]) != 2):
+            raise client._not_api(f"a result item is not a series with {key!r}: {str(item)[:200]}")
+        item.setdefault("metric", {})
     return result

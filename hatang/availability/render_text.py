@@ -8,14 +8,16 @@ order mark (U+FEFF) so that Excel opens it as UTF-8 and shows the Vietnamese nam
 tools ignore it). A text cell that starts with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a
 leading ``'`` so that a spreadsheet never runs a label value as a formula.
 
-Markdown: numbers the Vietnamese way (``44.640`` minutes, ``99,95 %``); ``|``, ``<``, ``>``, ``&`` and
-line breaks in label values are escaped so a name cannot break a table or inject markup.
+Markdown: numbers the Vietnamese way (``44.640`` minutes, ``99,95 %``); line breaks, ``<``, ``>``, ``&``
+and Markdown's punctuation in cells are escaped so a name cannot break a table or add markup, links or
+images.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 
 from hatang.availability.definitions import SITE_LABELS
@@ -71,11 +73,17 @@ def render_csv(report: AvailabilityReport) -> str:
     return out.getvalue()
 
 
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]()!#~|])")
+
+
 def _md(value: object) -> str:
+    """A table cell: one line; HTML's three characters as entities; Markdown's punctuation (emphasis,
+    code, links, images, headings, strikethrough, the cell separator) backslash-escaped, so a label value
+    stays text."""
     text = " ".join(str(value).split())
-    for char, replacement in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+    for char, replacement in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         text = text.replace(char, replacement)
-    return text
+    return _MD_PUNCTUATION.sub(r"\\\1", text)
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[object]], numeric_from: int) -> str:

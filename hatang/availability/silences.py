@@ -120,6 +120,7 @@ class AlertmanagerClient:
             self._request("DELETE", path)
         except _HttpStatusError as exc:
             if exc.status in _UNKNOWN_SILENCE:
+                self._confirm_api()  # a 404 from a wrong URL is not "already expired"
                 return False
             # Alertmanager 0.25 answers 500 "silence ... already expired" for an expired silence.
             current = self.get_silence(silence_id)
@@ -134,9 +135,23 @@ class AlertmanagerClient:
             reply = self._request("GET", f"{API}/silence/{urllib.parse.quote(silence_id, safe='')}")
         except _HttpStatusError as exc:
             if exc.status in _UNKNOWN_SILENCE:
+                self._confirm_api()
                 return None
             raise AlertmanagerError(str(exc)) from None
         return self._silence(reply)
+
+    def _confirm_api(self) -> None:
+        """Raise unless ``base_url`` is an Alertmanager API v2 (its ``/status`` names its version): a
+        wrong path prefix or another server answers 404 for every silence, which must not read as "that
+        silence is unknown"."""
+        try:
+            status = self._request("GET", f"{API}/status")
+        except AlertmanagerError as exc:
+            raise AlertmanagerError(f"{self.base_url} does not answer like an Alertmanager API v2 "
+                                    f"({exc}): {_FIX_URL}") from None
+        if not isinstance(status, dict) or "versionInfo" not in status:
+            raise AlertmanagerError(f"{self.base_url}{API}/status answered {str(status)[:200]!r}, not an "
+                                    f"Alertmanager status: {_FIX_URL}")
 
     def list_silences(self) -> list[Silence]:
         """Every silence Alertmanager keeps (expired ones too, until its retention drops them)."""

@@ -42,7 +42,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal
 
 from hatang.availability.definitions import SITE_LABELS, STEP_SECONDS
@@ -95,14 +95,17 @@ class ReportPeriod:
         return (self.end_ts - self.start_ts) // STEP_SECONDS
 
     def minute_start(self, index: int) -> datetime:
-        """The start of minute ``index`` (``index == minutes`` gives the period's end)."""
-        return self.start + timedelta(seconds=STEP_SECONDS * index)
+        """The start of minute ``index`` (``index == minutes`` gives the period's end), in the start's
+        zone. Computed on Unix time: adding to an aware datetime is wall-clock arithmetic, an hour off
+        across a daylight-saving change."""
+        moment = datetime.fromtimestamp(self.start_ts + STEP_SECONDS * index, UTC)
+        return moment.astimezone(self.start.tzinfo)
 
     def minutes_within(self, start: datetime, end: datetime) -> tuple[int, int]:
         """``(first, stop)``: the minutes whose first second lies in ``[start, end)``, clipped to the
         period (``first == stop`` when none)."""
         def first_at_or_after(moment: datetime) -> int:
-            offset = (moment - self.start).total_seconds() / STEP_SECONDS
+            offset = (moment.timestamp() - self.start_ts) / STEP_SECONDS  # Unix time, as above
             return min(max(math.ceil(offset), 0), self.minutes)
 
         first, stop = first_at_or_after(start), first_at_or_after(end)

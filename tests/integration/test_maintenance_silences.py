@@ -133,6 +133,27 @@ def test_office_window_silences_the_office_and_not_its_neighbour(
     assert run("remove", "--file", str(path), "--alertmanager", alertmanager.url, "bt1") == 2
 
 
+def test_remove_through_a_wrong_url_keeps_the_window_and_an_expired_silence_is_no_error(
+    alertmanager: Alertmanager, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "maintenance.yaml"
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    assert run("add", "--file", str(path), "--alertmanager", alertmanager.url, "--site", "xa-a",
+               "--from", local(soon), "--to", local(soon + timedelta(hours=1)), "--reason", "r") == 0
+    [window] = load_windows(path)
+    # a path prefix Alertmanager does not serve answers 404 for every silence: not "already expired"
+    wrong = f"{alertmanager.url}/wrong-prefix"
+    assert run("remove", "--file", str(path), "--alertmanager", wrong, "bt1") == 1
+    assert "does not answer like an Alertmanager API v2" in capsys.readouterr().err
+    assert load_windows(path) == [window]
+    silence = AlertmanagerClient(alertmanager.url).get_silence(str(window.silence_id))
+    assert silence is not None and silence.state == "pending"
+    # expired meanwhile by someone else (amtool): remove still removes the window
+    assert AlertmanagerClient(alertmanager.url).expire_silence(str(window.silence_id))
+    assert run("remove", "--file", str(path), "--alertmanager", alertmanager.url, "bt1") == 0
+    assert load_windows(path) == []
+
+
 def test_device_window_silences_that_device_only(alertmanager: Alertmanager, tmp_path: Path) -> None:
     path = tmp_path / "maintenance.yaml"
     now = datetime.now(UTC)

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import socket
+import threading
 import urllib.error
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -250,7 +253,7 @@ def test_html_and_markdown_show_the_same_numbers_and_the_longest_incidents(
     assert [c[1] for c in cells] == ["UBND xã Hợp Châu", "UBND xã Tam Đảo", "UBND xã Tam Đảo"]
 
 
-def test_a_month_shortcut_and_chunked_queries_give_the_same_minutes(prometheus: Prometheus) -> None:
+def test_chunked_queries_give_the_same_minutes(prometheus: Prometheus) -> None:
     period = ReportPeriod(T0, T0 + timedelta(hours=6))
     whole = gather(PrometheusClient(prometheus.url), period)
     chunked = gather(PrometheusClient(prometheus.url, max_points=7), period)
@@ -290,6 +293,45 @@ def test_a_prometheus_that_does_not_answer_is_a_timeout(capsys: pytest.CaptureFi
         assert report("--prometheus", url, "--month", "2026-11", "--timeout", "0.5") == 1
     err = capsys.readouterr().err
     assert f"Prometheus at {url} did not answer within 0.5 s" in err and "--timeout" in err
+
+
+NAMES = {"status": "success", "data": {"resultType": "vector", "result": []}}
+MALFORMED = {  # range-query answers a proxy or another server might give instead of Prometheus's
+    "no values": [{"metric": {"agent": "xa-a"}}],
+    "a null value": [{"metric": {"agent": "xa-a"}, "values": [[1793466060, None]]}],
+    "an item that is not an object": ["xa-a"],
+    "a null metric": [{"metric": None, "values": []}],
+    "a point that is not a pair": [{"metric": {"agent": "xa-a"}, "values": [[1793466060]]}],
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_answer_is_exit_1_not_a_traceback(case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {"status": "success", "data": {"resultType": "matrix", "result": MALFORMED[case]}}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answer = json.dumps(NAMES if self.path.startswith("/api/v1/query?") else body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://{LOOPBACK}:{server.server_address[1]}"
+        assert report("--prometheus", url, "--from", "2026-11-01", "--to", "2026-11-01") == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert f"{url} does not answer like the Prometheus HTTP API" in err and "Traceback" not in err, err
 
 
 def test_the_apis_error_text_is_quoted(prometheus: Prometheus) -> None:

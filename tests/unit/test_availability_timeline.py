@@ -4,7 +4,7 @@ are assembled. Every expected number is worked out by hand in the test."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -32,7 +32,7 @@ from hatang.availability.timeline import (
     state_of,
     summarize,
 )
-from hatang.availability.windows import MaintenanceWindow
+from hatang.availability.windows import MaintenanceWindow, zone
 from hatang.cli_report import UsageError, parse_period
 
 ICT = timezone(timedelta(hours=7))
@@ -348,3 +348,17 @@ def test_a_prometheus_url_must_be_the_servers_base_url(url: str) -> None:
         check_url(url)
     assert check_url("http://h:9090/") == "http://h:9090"
     assert check_url("https://h/prometheus") == "https://h/prometheus"
+
+
+def test_minutes_are_real_minutes_across_a_daylight_saving_change() -> None:
+    """--tz with daylight saving: Europe/Berlin went from +01:00 to +02:00 at 2026-03-29 02:00 local.
+    A month is 31 x 1440 - 60 minutes, and times after the change are placed by Unix time."""
+    berlin = zone("Europe/Berlin")
+    period = parse_period(None, "2026-03-01", "2026-03-31", berlin)
+    assert period.minutes == 31 * 1440 - 60
+    # 2026-03-30 10:00 local (+02:00) = 08:00 UTC
+    after = datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
+    first, stop = period.minutes_within(after, after + timedelta(minutes=30))
+    assert (first, stop) == (29 * 1440 - 60 + 10 * 60, 29 * 1440 - 60 + 10 * 60 + 30)
+    assert period.minute_start(first).strftime("%Y-%m-%d %H:%M %z") == "2026-03-30 10:00 +0200"
+    assert period.minute_start(period.minutes) == period.end

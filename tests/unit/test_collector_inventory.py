@@ -106,6 +106,13 @@ def test_series_per_agent_are_capped_and_other_agents_are_unaffected() -> None:
     assert store.ingest(data_topic("xa-b", "sw1"), _batch("xa-b", 1, samples=90, device="sw1")) == "accepted"
 
 
+def test_the_cap_counts_the_poll_success_sample_the_collector_adds() -> None:
+    store = Store(CollectorMetrics(), Limits(), max_series_per_agent=100, clock=lambda: T0 + 1)
+    assert store.ingest(data_topic("xa-a", "sw1"), _batch("xa-a", 1, samples=100, device="sw1")) == \
+        "rejected:cardinality"  # 100 + hatang_device_poll_success
+    assert store.ingest(data_topic("xa-a", "sw1"), _batch("xa-a", 2, samples=99, device="sw1")) == "accepted"
+
+
 def test_reject_log_is_rate_limited_per_reason(caplog: pytest.LogCaptureFixture) -> None:
     now = [T0]
     reject_log = RejectLog(lambda: now[0])

@@ -653,7 +653,7 @@ def test_a_live_poll_replaced_before_any_scrape_is_remote_written(clock: FakeClo
     assert [(dict(s.labels)["__name__"], s.samples) for s in written] == [
         ("hatang_device_uptime_seconds", ((10.0, round((T0 + 1) * 1000)),)),
         ("hatang_device_poll_success", ((1.0, round((T0 + 1) * 1000)),))]
-    assert value(self_metrics(store), "hatang_collector_unserved_samples_total") == 1
+    assert value(self_metrics(store), "hatang_collector_unserved_samples_total") == 2  # uptime + success
     assert value(parse(render(store)), "hatang_device_uptime_seconds", **device_labels()) == 11.0
     store.ingest(data_topic(AGENT, "core-switch"), batch(3, families=(uptime_family(12.0),)))
     assert len(written) == 2  # poll 2 was shown by the rendering above

@@ -29,8 +29,9 @@ METRICS_DOC = ROOT / "docs" / "metrics.md"
 DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.json"))
 
 GRID_WIDTH = 24
-METRIC_RE = re.compile(r"hatang_[a-z0-9_]+")
-SELECTOR_RE = re.compile(r"(hatang_[a-z0-9_]+)(\s*\{([^}]*)\})?")
+# hatang's metrics, and the series its recording rules make (hatang:...; documented in docs/metrics.md too)
+METRIC_RE = re.compile(r"hatang(?:_[a-z0-9_]+|:[a-z0-9_:]+)")
+SELECTOR_RE = re.compile(r"(hatang(?:_[a-z0-9_]+|:[a-z0-9_:]+))(\s*\{([^}]*)\})?")
 MATCHER_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
 VAR_REF_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)(?::[^}]*)?\}|([A-Za-z0-9_]+))")

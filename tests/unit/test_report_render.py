@@ -215,3 +215,19 @@ def test_an_empty_province_still_renders(render: Callable[[AvailabilityReport], 
                           offices=[], devices=[], links=[], site_info={})
     out = render(report)
     assert isinstance(out, str) and out
+
+
+def test_markdown_cells_cannot_add_links_images_or_emphasis() -> None:
+    """A probe target is free text from an office's config: in Markdown it stays text."""
+    hostile = "[bấm vào](https://evil.example/x) ![i](https://evil.example/t.png) **to** `code` #1"
+    period = ReportPeriod(T0, T0 + timedelta(minutes=10))
+    links = [SeriesTimeline(("xa-a", "wan", "tcp", hostile),
+                            {"agent": "xa-a", "device": "wan", "method": "tcp", "target": hostile},
+                            states((UP, 10)))]
+    report = build_report(period=period, tz=ICT, tz_name="Asia/Ho_Chi_Minh", generated_at=T0,
+                          source="127.0.0.1:9090", offices=[], devices=[], links=links, site_info={},
+                          unknown_as="down", maintenance_file=None, windows=())
+    [row] = [line for line in render_markdown(report).splitlines() if "evil.example" in line]
+    for markup in ("[bấm", "](", "![", "**", "`code"):
+        assert markup not in row.replace("\\" + markup[0], ""), (markup, row)
+    assert "\\[bấm vào\\]\\(https://evil.example/x\\) \\!\\[i\\]" in row
