@@ -40,7 +40,9 @@ CONNECTIONS = 10  # publisher connections, AGENTS / CONNECTIONS agents each
 GROUP = "hatang"
 METRICS = ("hatang_device_uptime_seconds", "hatang_interface_in_bytes_total",
            "hatang_interface_out_bytes_total")
-SELECTOR = '{__name__=~"hatang_device_uptime_seconds|hatang_interface_(in|out)_bytes_total"}'
+POLL_SUCCESS = "hatang_device_poll_success"  # added by the collector to every device poll
+SELECTOR = ('{__name__=~"hatang_device_uptime_seconds|hatang_interface_(in|out)_bytes_total'
+            '|hatang_device_poll_success"}')
 SITE = (("commune", "Đại Đình"), ("province", "Vĩnh Phúc"))
 RULES = Path(__file__).resolve().parents[2] / "deploy/prometheus/rules"
 
@@ -99,6 +101,7 @@ class Agents:
         uptime = 1000.0 + 30.0 * round_ + agent / 1000
         families = [Family("hatang_device_uptime_seconds", "gauge", "Uptime.", (Sample((), uptime),))]
         self.expected.setdefault((METRICS[0], name, ""), {})[ts_ms] = uptime
+        self.expected.setdefault((POLL_SUCCESS, name, ""), {})[ts_ms] = 1.0  # up=True below
         for metric, factor in ((METRICS[1], 7), (METRICS[2], 11)):
             samples = []
             for index in range(1, INTERFACES + 1):
