@@ -5,13 +5,12 @@ the pre-rendered exposition lines of its newest live poll, so a scrape only join
 (collector/exposition.py, which reads the store through collector/view.py and never imports it).
 
 A poll is *live* when it arrives within its interval (plus ``live_grace``) of being taken: it becomes
-the device's state that scrapes see. A poll that arrives later (replayed from the agent's disk queue
-after an outage) is *late*: it goes to ``late_sink`` (remote write) with its own timestamp, never to
-/metrics. A scrape shows a device's state only while it is fresh (collector/view.py ``is_fresh``: at
-most ``stale_after_intervals`` intervals old, its agent online, the broker connected). Served samples
-carry the poll time as their timestamp, so a sample scraped twice is stored once and a backfilled poll
-can never interleave with a stale copy of an older one. In push mode every poll goes to the sink and
-/metrics serves only liveness.
+the device's state that scrapes see (and ``on_live_poll`` is told, for the status pages' history). A
+poll that arrives later (replayed from the agent's disk queue after an outage) is *late*: it goes to
+``late_sink`` (remote write) with its own timestamp, never to /metrics. A scrape shows a device's state
+only while it is fresh (collector/view.py ``is_fresh``). Served samples carry the poll time as their
+timestamp, so a sample scraped twice is stored once and a backfilled poll can never interleave with a
+stale copy of an older one. In push mode every poll goes to the sink and /metrics serves only liveness.
 
 With an inventory (collector/inventory.py) the site labels of every series come from it, not from the
 agent, and messages of agents it does not list are rejected (``unknown_agent``). Each agent's series
@@ -74,6 +73,7 @@ class AgentState:
     version: str = ""
     site: Labels = ()
     offline_boot: str = ""  # boot id that said goodbye (its late data must not mark the agent online)
+    status: AgentStatus | None = None  # its latest birth or will (buffer, config version: status pages)
 
 
 @dataclass
@@ -148,10 +148,10 @@ class Store:
         self.backlog: Callable[[], int] = lambda: 0  # the subscriber's received, unhandled messages
         self.connected_at = float("-inf")  # collector time of the broker connection
         self.resumed_session = False  # that connection resumed a session: queued messages may come
-        self._reference_dirty = False
-        self._reference_at = float("-inf")
+        self._reference_dirty, self._reference_at = False, float("-inf")
         self._refresh: set[str] = set()  # agents whose estimate changed since it was last looked at
         self.version = 0  # grows with every change a scrape can see (collector/http.py caches by it)
+        self.on_live_poll: Callable[[DeviceState], None] = lambda state: None  # told of each live poll
         self.inventory: Inventory | None = None
         self.set_inventory(inventory)
 
@@ -248,8 +248,7 @@ class Store:
         state = self._agent(agent)
         if state.online != status.online:
             self._reference_dirty = True  # the voters changed
-        state.online = status.online
-        state.boot_id = status.boot_id
+        state.online, state.boot_id, state.status = status.online, status.boot_id, status
         state.offline_boot = "" if status.online else status.boot_id
         if status.online and status.devices:
             self._forget_devices(agent, keep=set(status.devices))
@@ -380,6 +379,7 @@ class Store:
                 self._backfill_unserved(current)
         self.devices[(agent, key)] = state
         self._series_per_agent[agent] = in_use + samples
+        self.on_live_poll(state)
         return "accepted"
 
     def _backfill_unserved(self, state: DeviceState) -> None:
