@@ -89,7 +89,10 @@ def alert(name: str, severity: str, area: str, *, agent: str | None = None, **la
         "labels": all_labels,
         "annotations": {"summary": f"{name} / test", "description": f"{name} (mô tả)",
                         "runbook_url": f"https://wiki.example.invalid/runbook/{name}"},
-        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+        # Prometheus sends startsAt = the moment the alert fired (rules FiredAt), so a new alert waits
+        # group_wait. One older than group_wait is flushed at once (Alertmanager issue #4064), before the
+        # inhibitor may have seen its source alert posted in the same batch: a race this test hit.
+        "startsAt": now.isoformat(),
         "endsAt": (now + timedelta(hours=1)).isoformat(),
         "generatorURL": "http://127.0.0.1:9/graph",
     }

@@ -295,7 +295,7 @@ def test_a_prometheus_that_does_not_answer_is_a_timeout(capsys: pytest.CaptureFi
     assert f"Prometheus at {url} did not answer within 0.5 s" in err and "--timeout" in err
 
 
-NAMES = {"status": "success", "data": {"resultType": "vector", "result": []}}
+NO_NAMES = {"status": "success", "data": {"resultType": "vector", "result": []}}
 MALFORMED = {  # range-query answers a proxy or another server might give instead of Prometheus's
     "no values": [{"metric": {"agent": "xa-a"}}],
     "a null value": [{"metric": {"agent": "xa-a"}, "values": [[1793466060, None]]}],
@@ -311,7 +311,7 @@ def test_a_malformed_answer_is_exit_1_not_a_traceback(case: str, capsys: pytest.
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            answer = json.dumps(NAMES if self.path.startswith("/api/v1/query?") else body).encode()
+            answer = json.dumps(NO_NAMES if self.path.startswith("/api/v1/query?") else body).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))
