@@ -12,6 +12,8 @@ agent logs it at start). :func:`parse` is the model alone (no file system checks
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -172,6 +174,46 @@ class TrapsConfig(_Strict):
         return host.strip("[]"), int(port)
 
 
+# HOST:PORT or [IPv6]:PORT with a host (an empty host would mean every interface in the collector's listen)
+_LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}")
+
+
+def loopback_host(host: str) -> bool:
+    """``localhost`` (or a name under it), or a loopback address (``[::1]`` with or without brackets)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LocalStatusConfig(_Strict):
+    """The local status page (agent/status_page.py): off unless the ``status`` section is given."""
+
+    listen: str = "127.0.0.1:9109"  # HOST:PORT, [IPv6]:PORT, or a port alone (then on 127.0.0.1)
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _port_alone(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return f"127.0.0.1:{value}" if isinstance(value, str) and value.isdigit() else value
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not _LISTEN.fullmatch(value):
+            raise ValueError(f"{value!r} is not HOST:PORT: write e.g. 127.0.0.1:9109 (this machine only), "
+                             "0.0.0.0:9109 (every interface), [::1]:9109, or a port alone (on 127.0.0.1)")
+        return configfile.listen_port(value)
+
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class ProbeConfig(_Strict):
     """Reachability, round-trip time and loss of a link target (e.g. the provincial gateway)."""
 
@@ -210,6 +252,7 @@ class AgentConfig(_Strict):
     buffer: BufferConfig
     devices: list[DeviceConfig] = Field(default_factory=list)
     traps: TrapsConfig | None = None  # receive SNMP traps and informs
+    status: LocalStatusConfig | None = None  # the local status page; None: off (aiohttp not imported)
     probes: list[ProbeConfig] = Field(default_factory=list)
     profiles_dir: Path | None = None
     max_concurrent_polls: int = Field(default=32, ge=1, le=1024)
@@ -314,7 +357,8 @@ def _buffer_problem(directory: Path) -> str | None:
 
 
 def model_warnings(config: AgentConfig, path: Path) -> list[ConfigWarning]:
-    """Warnings about the config's values alone (no file system): an MQTT username other than agent_id."""
+    """Warnings about the config's values alone (no file system): an MQTT username other than agent_id, a
+    status page served beyond this machine."""
     out = []
     username = config.mqtt.username
     if username is not None and username != config.agent_id:
@@ -324,6 +368,11 @@ def model_warnings(config: AgentConfig, path: Path) -> list[ConfigWarning]:
             f"the broker would silently drop everything this agent publishes under "
             f"hatang/v1/agents/{config.agent_id}/; remove mqtt.username (it defaults to agent_id) or set it "
             f"to {config.agent_id!r}")))
+    if config.status is not None and not loopback_host(config.status.host_port()[0]):
+        out.append(ConfigWarning(str(path), "status.listen", (
+            f"{config.status.listen} serves the local status page beyond this machine, without a password "
+            "(device addresses, errors, the configuration; never secrets): keep it on 127.0.0.1:PORT and "
+            "use an SSH tunnel, or make sure the office firewall keeps others out")))
     return out
 
 
@@ -341,5 +390,5 @@ def _check_profiles(config: AgentConfig, path: Path) -> None:
         raise ConfigError(path, problems)
 
 
-__all__ = ["AgentConfig", "ConfigError", "ConfigWarning", "DeviceConfig", "SnmpConfig", "load",
-           "load_with_warnings", "model_warnings", "parse"]
+__all__ = ["AgentConfig", "ConfigError", "ConfigWarning", "DeviceConfig", "LocalStatusConfig", "SnmpConfig",
+           "load", "load_with_warnings", "loopback_host", "model_warnings", "parse"]

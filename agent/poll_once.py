@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from agent.config import AgentConfig, DeviceConfig
+from agent.device_setup import credentials, make_poller, poll_deadline
+from agent.poll_text import error_lines
 from agent.poller import PollOutcome
 from agent.profiles import load_profiles
-from agent.service import credentials, make_poller, poll_deadline
 from agent.snmp.credentials import security_level
 from agent.snmp.engine import SnmpEngine
 from agent.snmp.errors import SnmpError
@@ -89,12 +90,6 @@ def _security(device: DeviceConfig) -> str:
     return f"SNMP v3 user {snmp.username!r} {level}" + (f" ({protocols})" if protocols else "")
 
 
-def _profile_line(error: ProfileError) -> str:
-    where = "whole poll" if error.profile == "*" else f"profile {error.profile}"
-    reason = f" [{error.reason}]" if error.reason else ""
-    return f"  {where}{reason}: {error.error}"
-
-
 def format_report(device: DeviceConfig, outcome: PollOutcome, base: Labels = ()) -> str:
     """The report :func:`poll_once` returns, from a finished poll (pure; unit-tested)."""
     state = "UP (answered)" if outcome.up else "DOWN (no usable answer)"
@@ -109,11 +104,7 @@ def format_report(device: DeviceConfig, outcome: PollOutcome, base: Labels = ())
     ]
     if outcome.errors:
         lines.append(f"errors ({len(outcome.errors)}):")
-        lines += [_profile_line(e) for e in outcome.errors]
-        failed = {e.profile for e in outcome.errors}
-        skipped = [p for p in device.profiles if p not in failed and "*" not in failed]
-        if not outcome.up and skipped:
-            lines.append(f"  not asked (the device did not answer): {', '.join(skipped)}")
+        lines += [f"  {line}" for line in error_lines(device.profiles, outcome.errors, outcome.up)]
     else:
         lines.append("errors: none")
     lines.append(f"would publish {len(published)} metric families, {samples} samples"

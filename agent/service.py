@@ -8,27 +8,25 @@ import logging
 import resource
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
-from agent.config import AgentConfig, DeviceConfig, ProbeConfig, TrapsConfig
-from agent.critical import DEFAULT_PATTERNS as DEFAULT_CRITICAL_PATTERNS
+from agent.config import AgentConfig, ProbeConfig
+from agent.device_setup import ResolvingTarget, credentials, make_poller, secret, trap_receiver_args
 from agent.events import device_addresses, probe_families
-from agent.poller import DevicePoller, PollOutcome, SnmpReader
+from agent.poller import PollOutcome
 from agent.probes import ProbeError, run_probe
-from agent.profiles import Profile, load_profiles
+from agent.profiles import load_profiles
 from agent.queue import DiskQueue, QueueLocked
 from agent.scheduler import ScheduledDevice, Scheduler
-from agent.snmp.credentials import Credentials
 from agent.snmp.engine import SnmpEngine
-from agent.snmp.errors import SnmpAddressError, SnmpAuthError, SnmpError, SnmpTimeout
-from agent.snmp.target import SnmpTarget
-from agent.snmp.trap_events import TrapEvent, V3User
+from agent.snmp.errors import SnmpAddressError
+from agent.snmp.trap_events import TrapEvent
 from agent.snmp.traps import TrapReceiver
-from agent.snmp.values import OID, SnmpValue
 from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, Uplink, UplinkSettings
 from hatang import __version__
-from hatang.configfile import ConfigError, read_secret
+from hatang.configfile import ConfigError
 from wire.codec import DEFAULT_LIMITS, encode_batch, encode_status, encode_trap
 from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample, TrapMessage
 
@@ -38,96 +36,6 @@ log = logging.getLogger("hatang.agent")
 # the status payload stays below this; beyond it the list is left out (the collector then forgets none).
 # The will never lists them: it travels in CONNECT, whose will payload MQTT caps at 65,535 bytes.
 STATUS_MAX_BYTES = 256 * 1024
-
-
-def _secret(inline: str | None, path: Path | None, config_path: Path, key: str) -> str | None:
-    return read_secret(path, config_path, key) if path is not None else inline
-
-
-def credentials(device: DeviceConfig, index: int, config_path: Path) -> Credentials:
-    snmp = device.snmp
-    key = f"devices[{index}].snmp"
-    community = _secret(snmp.community, snmp.community_file, config_path, f"{key}.community_file")
-    return Credentials(
-        version=snmp.version,
-        community=community if community is not None else "public",
-        username=snmp.username or "",
-        auth_protocol=snmp.auth_protocol,
-        auth_password=_secret(snmp.auth_password, snmp.auth_password_file, config_path,
-                              f"{key}.auth_password_file") or "",
-        priv_protocol=snmp.priv_protocol,
-        priv_password=_secret(snmp.priv_password, snmp.priv_password_file, config_path,
-                              f"{key}.priv_password_file") or "",
-        context=snmp.context,
-    )
-
-
-def trap_receiver_args(traps: TrapsConfig, config_path: Path) -> tuple[list[str], list[V3User]]:
-    """Communities and v3 users for the trap receiver, with secrets read from their files."""
-    communities = list(traps.communities)
-    if traps.communities_file is not None:
-        try:
-            text = traps.communities_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(config_path, [("traps.communities_file", f"cannot read: {exc}")]) from None
-        communities += [line.strip() for line in text.splitlines() if line.strip()]
-    users = [
-        V3User(
-            username=u.username, auth_protocol=u.auth_protocol, priv_protocol=u.priv_protocol,
-            auth_password=_secret(u.auth_password, u.auth_password_file, config_path,
-                                  f"traps.users[{i}].auth_password_file") or "",
-            priv_password=_secret(u.priv_password, u.priv_password_file, config_path,
-                                  f"traps.users[{i}].priv_password_file") or "",
-            engine_id=u.engine_id,
-        )
-        for i, u in enumerate(traps.users)
-    ]
-    return communities, users
-
-
-def poll_deadline(device: DeviceConfig) -> float:
-    """A poll must finish well before the next one is due."""
-    return max(1.0, device.interval * 0.9)
-
-
-def make_poller(device: DeviceConfig, target: SnmpReader, profiles: Mapping[str, Profile]) -> DevicePoller:
-    """The poller of one configured device (the agent's and ``hatang poll``'s, alike)."""
-    hint = ""
-    if device.snmp.version == "1":
-        hint = ("; SNMPv1 has no GETBULK and reads one value per request: use version 2c (or 3) if the "
-                "device supports it, or raise the interval")
-    return DevicePoller(
-        device.name, target, [profiles[p] for p in device.profiles], deadline=poll_deadline(device),
-        timeout_errors=(SnmpTimeout, SnmpAuthError, SnmpAddressError), snmp_errors=(SnmpError,),
-        deadline_hint=hint,
-        critical_interfaces=(DEFAULT_CRITICAL_PATTERNS if device.critical_interfaces is None
-                             else device.critical_interfaces),
-    )
-
-
-class ResolvingTarget:
-    """A device's SNMP target, made at its first request and again at each request until that works: a
-    device whose address does not resolve (yet) fails its polls with :class:`SnmpAddressError` (reason
-    "address": reported down, like a device that does not answer) instead of stopping the agent."""
-
-    def __init__(self, engine: SnmpEngine, device: DeviceConfig, creds: Credentials) -> None:
-        self._engine = engine
-        self._device = device
-        self._creds = creds
-        self._target: SnmpTarget | None = None
-
-    async def resolve(self) -> SnmpTarget:
-        if self._target is None:
-            device = self._device
-            self._target = await self._engine.target(device.address, device.port, self._creds,
-                                                     timeout=device.snmp.timeout, retries=device.snmp.retries)
-        return self._target
-
-    async def get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]:
-        return await (await self.resolve()).get(oids)
-
-    async def walk(self, root: OID, *, max_rows: int = 100_000) -> list[tuple[OID, SnmpValue]]:
-        return await (await self.resolve()).walk(root, max_rows=max_rows)
 
 
 def _path(value: Path | None) -> str | None:
@@ -150,12 +58,13 @@ class AgentService:
         self.started = time.time()
         self._seq = 0
         self._site = config.site.labels()
-        self._config_version = config_version(config_path)
+        self.config_hash = config_version(config_path)
         self.polls = 0
         self.failed_polls = 0
         self._oversized: set[str] = set()  # devices whose polls exceed the collector's default limits
         self._device_names = (tuple(d.name for d in config.devices) + tuple(p.name for p in config.probes))
         self._status_list_warned = False
+        self.last_polls: dict[str, PollOutcome] = {}  # per device and probe, without samples (status page)
         buffer = config.buffer
         try:
             self.queue = DiskQueue(buffer.path, max_bytes=buffer.max_bytes, max_age=buffer.max_age)
@@ -167,7 +76,7 @@ class AgentService:
                 url=mqtt.url,
                 client_id=f"hatang-agent-{config.agent_id}",
                 username=mqtt.username or config.agent_id,
-                password=_secret(mqtt.password, mqtt.password_file, config_path, "mqtt.password_file"),
+                password=secret(mqtt.password, mqtt.password_file, config_path, "mqtt.password_file"),
                 ca_file=_path(mqtt.ca_file),
                 cert_file=_path(mqtt.cert_file),
                 key_file=_path(mqtt.key_file),
@@ -198,7 +107,7 @@ class AgentService:
             return encode_status(AgentStatus(
                 agent=self.config.agent_id, boot_id=self.boot_id, online=online, ts=time.time(),
                 version=__version__, site=self._site, devices=devices,
-                config_version=self._config_version, buffer=tuple(sorted(buffer.items())),
+                config_version=self.config_hash, buffer=tuple(sorted(buffer.items())),
             ))
 
         if not online:
@@ -224,6 +133,8 @@ class AgentService:
         )
         payload = encode_batch(batch)
         self._warn_if_too_large(device, payload, batch)
+        if channel != SELF_CHANNEL:
+            self.last_polls[device] = replace(outcome, families=(), problems=())
         self._append(channel, payload, interval)
 
     def _append(self, channel: str, payload: bytes, live_for: float) -> None:
@@ -356,11 +267,21 @@ class AgentService:
         host, port = self.trap_receiver.bound
         log.info("receiving SNMP traps on %s:%d", host, port)
 
+    async def _start_status_page(self) -> Callable[[], Awaitable[None]] | None:
+        """The local status page, if configured; aiohttp is imported only then (the agent's memory)."""
+        if self.config.status is None:
+            return None
+        from agent.status_page import serve_status_page
+
+        return await serve_status_page(self.config.status, self)
+
     async def run(self, stop: asyncio.Event) -> None:
         engine = SnmpEngine()
+        close_page: Callable[[], Awaitable[None]] | None = None
         try:
             self.scheduler = await self._build_scheduler(engine)
             await self._start_traps()
+            close_page = await self._start_status_page()
             log.info("agent %s starting: %d devices, %d probes, boot %s", self.config.agent_id,
                      len(self.config.devices), len(self.config.probes), self.boot_id)
             async with asyncio.TaskGroup() as group:
@@ -386,6 +307,8 @@ class AgentService:
         finally:
             if self.trap_receiver is not None:
                 self.trap_receiver.close()
+            if close_page is not None:
+                await close_page()
             engine.close()
             self.queue.close()
             log.info("agent %s stopped", self.config.agent_id)

@@ -145,6 +145,9 @@ class Uplink:
         self._goodbye: bytes | None = None  # set by finish(): publish this last, then stop
         self._finished = asyncio.Event()
         self._state = "starting"  # connected | unreachable | refused: logged when it changes
+        self.state_since = time.time()  # when the state last changed (the local status page shows it)
+        self.last_error: str | None = None  # why the last connection failed or ended, or a refusal
+        self.last_error_ts: float | None = None
         self._acked = False  # something was acknowledged since the last requeue
         self.connected = False
         self.published = 0
@@ -239,24 +242,36 @@ class Uplink:
             session = getattr(client, "session_present", None)
             log.info("connected to broker %s (MQTT %s%s); %d message(s) queued", self._settings.url,
                      self._protocol, ", session present" if session else "", self._queue.stats().depth)
-        self._state = "connected"
+        self._set_state("connected")
+
+    @property
+    def state(self) -> str:
+        """starting (no connection tried to its end yet), connected, unreachable or refused."""
+        return self._state
+
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        if state != self._state:
+            self._state, self.state_since = state, time.time()
+        if error is not None:
+            self.last_error, self.last_error_ts = error, time.time()
 
     def _unreachable(self, exc: BaseException) -> None:
         error = str(exc) or type(exc).__name__
         if self._state != "unreachable":
             log.warning("broker %s unreachable: %s; buffering on disk and retrying", self._settings.url,
                         error)
-            self._state = "unreachable"
         else:
             log.debug("broker %s still unreachable: %s", self._settings.url, error)
+        self._set_state("unreachable", error)
 
     def _refused(self, exc: PublishRejected) -> None:
         reason = exc.ack.reason
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.last_error, self.last_error_ts = str(exc), time.time()
         if self._state == "refused":
             log.debug("broker %s still refuses messages: %s", self._settings.url, exc)
             return
-        self._state = "refused"
+        self._set_state("refused")
         hint = ""
         if exc.ack.code == NOT_AUTHORIZED:
             hint = (f"; the broker's ACL lets each agent write only hatang/v1/agents/<its MQTT username>/#: "
@@ -345,7 +360,7 @@ class Uplink:
         self._acked = self._acked or self._redeliver_window > 0
         if self._state == "refused":
             log.info("broker %s accepts the agent's messages again", self._settings.url)
-            self._state = "connected"
+            self._set_state("connected")
         self.published += 1
         self.replayed += replay
 

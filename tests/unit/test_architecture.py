@@ -33,7 +33,7 @@ ADAPTERS: dict[str, frozenset[str]] = {
     "paho": frozenset({"agent.mqtt_client", "collector.subscriber"}),
     "cramjam": frozenset({"collector.remote_write"}),
     "prometheus_client": frozenset({"collector.selfmetrics"}),
-    "aiohttp": frozenset({"collector.http"}),
+    "aiohttp": frozenset({"collector.http", "agent.status_page"}),
     "amqtt": frozenset({"hatang.demo_broker"}),
     "pydantic": frozenset({"agent.config", "collector.config", "collector.inventory", "agent.profiles",
                            "hatang.configfile", "hatang.config_types"}),

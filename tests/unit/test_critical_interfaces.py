@@ -18,9 +18,9 @@ from agent.critical import (
     is_critical,
     pattern_problem,
 )
+from agent.device_setup import make_poller
 from agent.poller import DevicePoller
 from agent.profiles import load_profiles, parse_oid
-from agent.service import make_poller
 from agent.snmp.values import OID, SnmpValue
 from hatang.configfile import ConfigError
 from wire.messages import Family, Sample
