@@ -148,6 +148,9 @@ class CollectorConfig(_Strict):
     # Optional file keeping every agent ever seen (and when) across collector restarts.
     state_file: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Optional Grafana base URL (e.g. https://grafana.example.vn): the status pages link to the shipped
+    # dashboards there (docs/status-pages.md).
+    grafana_url: str | None = Field(default=None, pattern=r"^https?://[^\s\"'<>]+$", max_length=512)
 
     @model_validator(mode="after")
     def _push_needs_a_store(self) -> CollectorConfig:

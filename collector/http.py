@@ -1,5 +1,6 @@
-"""The collector's HTTP side (aiohttp, imported only here): the /metrics, /healthz, /readyz server and
-a small client for remote write.
+"""The collector's HTTP side (aiohttp, imported only here): the /metrics, /healthz, /readyz server, the
+status pages (``/``, ``/office/<agent>``, their JSON under ``/api/``; docs/status-pages.md) and a small
+client for remote write.
 
 /metrics must survive its readers. Every scrape shares one rendering (:class:`SharedRendering`): it
 is rendered again only when the store changed and the last rendering is older than a short window
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import resource
 import socket
@@ -35,8 +37,11 @@ import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from collector import exposition
+from collector import exposition, status_model, status_pages
+from collector.status_assets import CSP
+from collector.status_history import TrafficHistory
 from collector.store import Store
+from hatang import __version__
 
 log = logging.getLogger("hatang.collector.http")
 
@@ -130,7 +135,71 @@ class HttpLimits:
     write_timeout: float = 60.0  # to read one /metrics response
 
 
-def make_app(store: Store, is_ready: Callable[[], bool], limits: HttpLimits | None = None) -> web.Application:
+_PRIVATE = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", **_PRIVATE}
+PAGE_HEADERS = {"Content-Type": status_pages.CONTENT_TYPE, "Content-Security-Policy": CSP,
+                "Referrer-Policy": "no-referrer", **_PRIVATE}
+
+
+def _page(body: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body.encode("utf-8"), headers=PAGE_HEADERS)
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return web.Response(status=status, body=body.encode("utf-8"), headers=JSON_HEADERS)
+
+
+def _not_found(request: web.Request, clock: Callable[[], float]) -> web.Response:
+    if request.path.startswith("/api/"):
+        return _json({"error": "not_found", "path": request.path}, 404)
+    return _page(status_pages.not_found_page(request.path, __version__, clock()), 404)
+
+
+def add_status_routes(app: web.Application, store: Store, history: TrafficHistory | None,
+                      grafana: Callable[[], str | None]) -> None:
+    """The status pages and their JSON (docs/status-pages.md); ``grafana``: the Grafana URL, per request."""
+
+    def office_data(request: web.Request) -> dict[str, Any] | None:
+        return status_model.office(store, history, request.match_info["agent"], store.clock(), grafana(),
+                                   request.match_info.get("device"))
+
+    async def province(_: web.Request) -> web.Response:
+        return _page(status_pages.province_page(status_model.province(store, store.clock(), grafana()),
+                                                __version__))
+
+    async def office(request: web.Request) -> web.Response:
+        data = office_data(request)
+        if data is None:
+            return _not_found(request, store.clock)
+        return _page(status_pages.office_page(data, __version__))
+
+    async def api_offices(_: web.Request) -> web.Response:
+        return _json(status_model.province(store, store.clock(), grafana()))
+
+    async def api_office(request: web.Request) -> web.Response:
+        data = office_data(request)
+        return _not_found(request, store.clock) if data is None else _json(data)
+
+    @web.middleware
+    async def not_found(request: web.Request, handler: _View) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return _not_found(request, store.clock)
+
+    app.middlewares.append(not_found)
+    app.router.add_get("/", province)
+    app.router.add_get("/office/{agent}", office)
+    app.router.add_get("/office/{agent}/device/{device:.+}", office)
+    app.router.add_get("/api/offices", api_offices)
+    app.router.add_get("/api/office/{agent}", api_office)
+    app.router.add_get("/api/office/{agent}/device/{device:.+}", api_office)
+
+
+def make_app(store: Store, is_ready: Callable[[], bool], limits: HttpLimits | None = None, *,
+             history: TrafficHistory | None = None, grafana: Callable[[], str | None] = lambda: None,
+             ) -> web.Application:
     limits = limits or HttpLimits()
 
     def render() -> bytes:
@@ -164,6 +233,7 @@ def make_app(store: Store, is_ready: Callable[[], bool], limits: HttpLimits | No
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_status_routes(app, store, history, grafana)
     return app
 
 

@@ -21,6 +21,7 @@ from collector.config import CollectorConfig
 from collector.http import HttpLimits, HttpPoster, HttpServer, make_app, tls_context
 from collector.remote_write import Endpoint, Receipt, RemoteWriter, Series
 from collector.selfmetrics import CollectorMetrics
+from collector.status_history import TrafficHistory
 from collector.store import Store
 from collector.subscriber import Subscriber, SubscriberSettings
 from hatang.configfile import ConfigError, read_secret
@@ -106,6 +107,9 @@ class CollectorService:
             track_gaps=config.mqtt.shared_group is None,
             clock_offset_threshold=config.clock_offset_threshold,
         )
+        # the status pages' short traffic history, fed by every live poll (collector/status_history.py)
+        self.history = TrafficHistory(alive=lambda: self.store.devices)
+        self.store.on_live_poll = self.history.observe
         if config.state_file is not None:
             restored = state.load(self.store, config.state_file)
             if restored:
@@ -143,8 +147,9 @@ class CollectorService:
         host, port = config.listen_host_port
         http = config.http
         limits = HttpLimits(http.max_connections, http.request_timeout, http.write_timeout)
-        self.http = HttpServer(make_app(self.store, lambda: self.subscriber.connected, limits), host, port,
-                               limits)
+        app = make_app(self.store, lambda: self.subscriber.connected, limits, history=self.history,
+                       grafana=lambda: self.config.grafana_url)
+        self.http = HttpServer(app, host, port, limits)
 
     def _write(self, series: list[Series]) -> None:
         """The store's sink: remote write, tied to the receipt of the message being ingested."""

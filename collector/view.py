@@ -1,4 +1,5 @@
-"""What a reader of the store (the /metrics renderer, collector/exposition.py) may see of it.
+"""What a reader of the store (the /metrics renderer, collector/exposition.py, and the status pages,
+collector/status_model.py) may see of it.
 
 Read-only protocols that :class:`collector.store.Store` and its agent and device states satisfy
 structurally, so that readers never import the store; and the one rule of reading: when a device's data
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from collector.inventory import Inventory
-from wire.messages import Labels
+from wire.messages import AgentStatus, Labels
 
 
 class AgentView(Protocol):
@@ -26,6 +27,10 @@ class AgentView(Protocol):
     def site(self) -> Labels: ...
     @property
     def version(self) -> str: ...  # hatang version from the agent's status messages ("" until one arrives)
+    @property
+    def boot_id(self) -> str: ...
+    @property
+    def status(self) -> AgentStatus | None: ...  # its latest birth or will (buffer, config version)
 
 
 class DeviceView(Protocol):

@@ -69,11 +69,13 @@ def _banner(url: str, duration: float | None) -> str:
     stop = f"stops by itself after {duration:g} s" if duration else "Ctrl-C stops it"
     agents = ", ".join(o.agent for o in OFFICES)
     answering = sum(plan.kind != "silent" for o in OFFICES for plan in o.devices)
+    base = url.rsplit('/', 1)[0]
     return f"""
 hatang demo is running ({stop}).
 
+  Status page (trang trạng thái): {base}/   <- open it in a browser
   Metrics:  {url}
-  Health:   {url.rsplit('/', 1)[0]}/healthz
+  Health:   {base}/healthz
   Point Prometheus at it (honor_labels: true), or: curl -s {url}
 
 What to look at (first polls arrive within ~{POLL_INTERVAL:g} s):

@@ -4,6 +4,7 @@ a device down)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def test_demo_gives_every_dashboard_data_and_stops_by_itself(tmp_path: Path) -> 
                    message="a linkDown trap and a UPS on battery")
         assert demo.wait_exit(timeout=DURATION + 20) == 0
         assert f"Metrics:  {url}" in demo.log()
+        # the status page's address comes first (issue #18)
+        assert re.findall(r"http://\S+", demo.log())[0] == url.removesuffix("metrics")
         assert "hatang demo stopped." in demo.log()
     finally:
         demo.stop()
