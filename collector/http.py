@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import resource
 import socket
@@ -37,11 +36,12 @@ import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from collector import exposition, status_model, status_pages
+from collector import exposition, status_pages
+from collector.status_answers import Answer as StatusAnswer
+from collector.status_answers import StatusAnswers
 from collector.status_assets import CSP
 from collector.status_history import TrafficHistory
 from collector.store import Store
-from hatang import __version__
 
 log = logging.getLogger("hatang.collector.http")
 
@@ -141,60 +141,34 @@ PAGE_HEADERS = {"Content-Type": status_pages.CONTENT_TYPE, "Content-Security-Pol
                 "Referrer-Policy": "no-referrer", **_PRIVATE}
 
 
-def _page(body: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body.encode("utf-8"), headers=PAGE_HEADERS)
-
-
-def _json(data: object, status: int = 200) -> web.Response:
-    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return web.Response(status=status, body=body.encode("utf-8"), headers=JSON_HEADERS)
-
-
-def _not_found(request: web.Request, clock: Callable[[], float]) -> web.Response:
-    if request.path.startswith("/api/"):
-        return _json({"error": "not_found", "path": request.path}, 404)
-    return _page(status_pages.not_found_page(request.path, __version__, clock()), 404)
+def _respond(answer: StatusAnswer) -> web.Response:
+    headers = PAGE_HEADERS if answer.kind == "html" else JSON_HEADERS
+    if answer.status == 503:
+        headers = {**headers, "Retry-After": "1"}
+    return web.Response(status=answer.status, body=answer.body, headers=headers)
 
 
 def add_status_routes(app: web.Application, store: Store, history: TrafficHistory | None,
                       grafana: Callable[[], str | None]) -> None:
-    """The status pages and their JSON (docs/status-pages.md); ``grafana``: the Grafana URL, per request."""
+    """The status pages and their JSON (docs/status-pages.md), shared and budgeted by
+    collector/status_answers.py; ``grafana``: the Grafana URL, per request."""
+    answers = StatusAnswers(store, history, grafana, store.clock, lambda: store.version)
 
-    def office_data(request: web.Request) -> dict[str, Any] | None:
-        return status_model.office(store, history, request.match_info["agent"], store.clock(), grafana(),
-                                   request.match_info.get("device"))
-
-    async def province(_: web.Request) -> web.Response:
-        return _page(status_pages.province_page(status_model.province(store, store.clock(), grafana()),
-                                                __version__))
-
-    async def office(request: web.Request) -> web.Response:
-        data = office_data(request)
-        if data is None:
-            return _not_found(request, store.clock)
-        return _page(status_pages.office_page(data, __version__))
-
-    async def api_offices(_: web.Request) -> web.Response:
-        return _json(status_model.province(store, store.clock(), grafana()))
-
-    async def api_office(request: web.Request) -> web.Response:
-        data = office_data(request)
-        return _not_found(request, store.clock) if data is None else _json(data)
+    async def serve(request: web.Request) -> web.Response:
+        match = request.match_info
+        return _respond(answers.get(request.path, match.get("agent"), match.get("device")))
 
     @web.middleware
     async def not_found(request: web.Request, handler: _View) -> web.StreamResponse:
         try:
             return await handler(request)
         except web.HTTPNotFound:
-            return _not_found(request, store.clock)
+            return _respond(answers.not_found(request.path))
 
     app.middlewares.append(not_found)
-    app.router.add_get("/", province)
-    app.router.add_get("/office/{agent}", office)
-    app.router.add_get("/office/{agent}/device/{device:.+}", office)
-    app.router.add_get("/api/offices", api_offices)
-    app.router.add_get("/api/office/{agent}", api_office)
-    app.router.add_get("/api/office/{agent}/device/{device:.+}", api_office)
+    for route in ("/", "/office/{agent}", "/office/{agent}/device/{device:.+}", "/api/offices",
+                  "/api/office/{agent}", "/api/office/{agent}/device/{device:.+}"):
+        app.router.add_get(route, serve)
 
 
 def make_app(store: Store, is_ready: Callable[[], bool], limits: HttpLimits | None = None, *,

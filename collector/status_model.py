@@ -1,9 +1,12 @@
 """What the status pages show, as plain data (the JSON of ``/api/...``; docs/status-pages.md). Pure.
 
 Computed on request from the store (through collector/view.py, never importing it) and the traffic
-history (collector/status_history.py); nothing is cached or kept here. Work per request is bounded: one
-pass over the store's devices and traps, and per device of the office shown at most ``MAX_INTERFACES``
-interfaces.
+history (collector/status_history.py); nothing is kept here (collector/status_cache.py shares what a
+request made). Times: ``now`` is the collector's clock (what freshness compares with arrival times); the
+store keeps poll times and ``last_seen`` in reference time (collector/clock.py: the collector's clock
+corrected when the agents agree it is off), so ages and ``generated`` use ``now + reference``. Work
+per request is bounded: one pass over the store's devices and traps, and per device of the office
+shown at most ``MAX_INTERFACES`` interfaces.
 
 States (the words of collector/status_text.py):
 
@@ -118,7 +121,7 @@ def _office_summary(store: StoreView[DeviceT], agent_id: str, states: list[Devic
     devices = [s for s in states if s.kind == "device" and not s.is_self]
     probes = [s for s in states if s.kind == "probe"]
     up = sum(device_state(store, s, now) == "up" for s in devices)
-    total = len(devices) + len(_pending(agent, states))
+    total = len(devices)  # not the pending names: the birth message lists probes among them
     link = _link(store, probes, now)
     online = agent is not None and agent.online
     if agent is None or (not online and not agent.last_seen):
@@ -163,7 +166,7 @@ def province(store: StoreView[DeviceT], now: float, grafana_url: str | None = No
     counts = {state: sum(o["state"] == state for o in offices) for state in ("ok", "warning", "offline",
                                                                               "unknown")}
     return {
-        "generated": now,
+        "generated": now + store.clocks.reference,
         "counts": {"offices": len(offices), **counts,
                    "devices_up": sum(o["devices_up"] for o in offices),
                    "devices_total": sum(o["devices_total"] for o in offices)},
@@ -231,7 +234,8 @@ def _device(store: StoreView[DeviceT], state: DeviceT, history: TrafficHistory |
     status = device_state(store, state, now)
     interfaces, hidden = _interfaces(state, history, status != "stale")
     return {"name": state.device, "state": status, "last_poll": state.ts,
-            "poll_age": max(0.0, now - state.ts), "duration": round(state.duration, 3),
+            "poll_age": max(0.0, now + store.clocks.reference - state.ts),
+            "duration": round(state.duration, 3),
             "errors": state.errors,
             "uptime_seconds": _number(first_value(state.blocks.get("hatang_device_uptime_seconds"))),
             "interfaces": interfaces, "interfaces_hidden": hidden}
@@ -245,7 +249,7 @@ def _probe(store: StoreView[DeviceT], state: DeviceT, now: float) -> dict[str, A
     known = fresh and up is not None
     return {"name": state.device, "state": ("up" if up else "down") if known else "unknown",
             "target": labels.get("target", ""), "method": labels.get("method", ""),
-            "last_poll": state.ts, "poll_age": max(0.0, now - state.ts),
+            "last_poll": state.ts, "poll_age": max(0.0, now + store.clocks.reference - state.ts),
             "loss_ratio": _number(first_value(state.blocks.get("hatang_probe_loss_ratio"))),
             "rtt_seconds": _number(rtt.get("avg"))}
 
@@ -260,10 +264,12 @@ def _buffer(store: StoreView[DeviceT], agent: AgentView | None, own: DeviceT | N
     if agent is None or agent.status is None or not agent.status.buffer:
         return None
     raw = dict(agent.status.buffer)
-    oldest = raw.get("oldest_ts")
+    oldest = raw.get("oldest_ts")  # the agent's clock: corrected as the store corrects its polls
+    correction = store.clocks.correction(agent.agent)
+    age = now + store.clocks.reference - (oldest - correction) if oldest is not None else 0
     return {"messages": _number(raw.get("depth")), "bytes": _number(raw.get("bytes")),
-            "oldest_age_seconds": max(0.0, now - oldest) if oldest is not None else 0,
-            "dropped": _number(raw.get("dropped")), "source": "status", "ts": agent.status.ts}
+            "oldest_age_seconds": max(0.0, age), "dropped": _number(raw.get("dropped")),
+            "source": "status", "ts": agent.status.ts - correction}
 
 
 def office(store: StoreView[DeviceT], history: TrafficHistory | None, agent_id: str, now: float,
@@ -282,8 +288,10 @@ def office(store: StoreView[DeviceT], history: TrafficHistory | None, agent_id: 
     traps = sorted(((dev, trap, stats) for (a, dev, trap), stats in store.traps.items()
                     if a == agent_id and (device is None or dev == device)), key=lambda t: -t[2][1])
     offset = store.clocks.estimate(agent_id)
+    if offset is not None:
+        offset -= store.clocks.reference  # against reference time: the collector's own error taken out
     return {
-        "generated": now,
+        "generated": now + store.clocks.reference,
         "office": _office_summary(store, agent_id, states, now),
         "agent": {
             "version": agent.version if agent is not None else "",

@@ -334,3 +334,10 @@ def not_found_page(path: str, version: str, now: float) -> str:
             '<p><a href="/">← Về trang toàn tỉnh</a> <span class="en">back to the province</span></p>')
     return page("Không tìm thấy", "not found", body, page_kind="none", api="", now=now,
                 version=version)
+
+
+def busy_page(version: str, now: float) -> str:
+    body = ('<h2>Máy chủ đang bận, xin thử lại sau giây lát <span class="en">503 busy, retry shortly</span>'
+            "</h2><p>Trang trạng thái tạm dừng để không làm chậm việc nhận số liệu.</p>"
+            '<p><a href="/">← Về trang toàn tỉnh</a> <span class="en">back to the province</span></p>')
+    return page("Đang bận", "busy", body, page_kind="none", api="", now=now, version=version)

@@ -66,6 +66,9 @@ class DeviceView(Protocol):
 
 class ClockView(Protocol):
     def estimate(self, agent: str) -> float | None: ...  # agent clock minus collector clock, seconds
+    def correction(self, agent: str) -> float: ...  # what is taken off the agent's timestamps
+    @property
+    def reference(self) -> float: ...  # reference time minus the collector's clock (0: collector right)
 
 
 DeviceT = TypeVar("DeviceT", bound=DeviceView)
