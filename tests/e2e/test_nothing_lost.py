@@ -30,7 +30,7 @@ from tests.support.hatang import (
     wait_for_series,
 )
 from tests.support.prometheus import Prometheus, start_prometheus
-from tests.support.services import Mosquitto, Snmpd, free_tcp_port, start_mosquitto
+from tests.support.services import Mosquitto, Snmpd, free_tcp_port, start_mosquitto_keeping_sessions
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -61,10 +61,7 @@ class _LazyPrometheus:
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A broker that keeps sessions across its own restart (as deploy/mosquitto/hatang.conf does), so the
     collector's persistent session queues what agents publish before the collector reconnects."""
-    store = tmp_path / "mosquitto-data"
-    store.mkdir()
-    config = f"persistence true\npersistence_location {store}/\nautosave_interval 1"
-    broker = start_mosquitto(tmp_path / "mosquitto", extra_config=config)
+    broker = start_mosquitto_keeping_sessions(tmp_path / "mosquitto")
     try:
         yield broker
     finally:

@@ -35,7 +35,7 @@ import pytest
 from tests.e2e.conftest import Collector
 from tests.support.hatang import HatangProcess, pending_clause, run_hatang
 from tests.support.prometheus import Prometheus, start_prometheus
-from tests.support.services import Mosquitto, Snmpd, free_tcp_port, start_mosquitto
+from tests.support.services import Mosquitto, Snmpd, free_tcp_port, start_mosquitto_keeping_sessions
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until
 
@@ -58,10 +58,7 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A broker keeping sessions (as deploy/mosquitto/hatang.conf does): the collector's persistent
     session, as in tests/e2e/test_nothing_lost.py. Overrides the conftest broker for start_collector and
     start_agent."""
-    store = tmp_path / "mosquitto-data"
-    store.mkdir()
-    config = f"persistence true\npersistence_location {store}/\nautosave_interval 1"
-    broker = start_mosquitto(tmp_path / "mosquitto", extra_config=config)
+    broker = start_mosquitto_keeping_sessions(tmp_path / "mosquitto")
     try:
         yield broker
     finally:

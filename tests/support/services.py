@@ -502,6 +502,16 @@ def _mosquitto_config(port: int, log_path: Path, extra_config: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def start_mosquitto_keeping_sessions(workdir: Path) -> Mosquitto:
+    """A broker that keeps sessions across its own restart, saved every second (as
+    deploy/mosquitto/hatang.conf does), so a collector's persistent session queues what agents publish
+    while the collector is away. Its store is ``workdir/data``."""
+    store = Path(workdir).absolute() / "data"
+    store.mkdir(parents=True, exist_ok=True)
+    return start_mosquitto(workdir, extra_config=f"persistence true\npersistence_location {store}/\n"
+                                                  "autosave_interval 1")
+
+
 def start_mosquitto(workdir: Path, extra_config: str = "", port: int | None = None) -> Mosquitto:
     """Start ``mosquitto -c FILE`` in the foreground on 127.0.0.1 and wait until it accepts TCP.
 
