@@ -311,7 +311,8 @@ class AgentService:
                 await close_page()
             engine.close()
             self.queue.close()
-            log.info("agent %s stopped", self.config.agent_id)
+            log.info("agent %s stopped; boot %s made %d message(s)", self.config.agent_id, self.boot_id,
+                     self._seq)
 
 
 class _Stop(Exception):
