@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from agent.status_view import LocalBroker, LocalBuffer, LocalDevice, LocalSnapshot
+from hatang.vietnamese_numbers import vi_int
 
 REFRESH_SECONDS = 5
 
@@ -181,7 +182,7 @@ def _e(value: object) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{round(value):,}".replace(",", ".")
+    return vi_int(round(value))
 
 
 def _dec(value: float, digits: int) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+from hatang.vietnamese_numbers import vi_decimal
+
 # state -> (Vietnamese, English), per kind of thing
 STATES: dict[str, dict[str, tuple[str, str]]] = {
     "office": {"ok": ("Bình thường", "OK"), "warning": ("Có sự cố", "problem"),
@@ -30,19 +32,13 @@ def state_text(kind: str, state: str) -> str:
     return STATES.get(kind, {}).get(state, (state, state))[0]
 
 
-def _decimal(value: float, digits: int) -> str:
-    """Vietnamese number: decimal comma, dot as thousands separator."""
-    text = f"{value:,.{digits}f}"
-    return text.replace(",", "\0").replace(".", ",").replace("\0", ".")
-
-
 def _scaled(value: float, units: tuple[str, ...], step: float) -> str:
     unit = 0
     while abs(value) >= step and unit < len(units) - 1:
         value /= step
         unit += 1
     digits = 0 if unit == 0 or abs(value) >= 100 else 1
-    return f"{_decimal(value, digits)} {units[unit]}"
+    return f"{vi_decimal(value, digits)} {units[unit]}"
 
 
 def bits_per_second(value: float | None) -> str:
@@ -82,16 +78,16 @@ def duration(seconds: float | None) -> str:
 def number(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return DASH
-    return _decimal(value, 0 if value == int(value) else 2)
+    return vi_decimal(value, 0 if value == int(value) else 2)
 
 
 def percent(ratio: float | None) -> str:
     if ratio is None or not math.isfinite(ratio):
         return DASH
-    return f"{_decimal(ratio * 100, 0 if ratio * 100 == int(ratio * 100) else 1)} %"
+    return f"{vi_decimal(ratio * 100, 0 if ratio * 100 == int(ratio * 100) else 1)} %"
 
 
 def milliseconds(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return DASH
-    return f"{_decimal(seconds * 1000, 1)} ms"
+    return f"{vi_decimal(seconds * 1000, 1)} ms"

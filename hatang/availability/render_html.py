@@ -22,11 +22,11 @@ from hatang.availability.report_model import (
     UNKNOWN_AS_TEXT,
     AvailabilityReport,
     SubjectRow,
-    vi_int,
     vi_percent,
 )
 from hatang.availability.timeline import Totals
 from hatang.availability.windows import format_time
+from hatang.vietnamese_numbers import vi_int
 
 COLOURS = {"up": "#2e7d32", "down": "#c62828", "unknown": "#9e9e9e", "maintenance": "#1565c0"}
 CHART_ROWS = 30  # offices per SVG, so a printed chart breaks between SVGs, never through a bar

@@ -29,10 +29,10 @@ from hatang.availability.report_model import (
     UNKNOWN_AS_TEXT,
     AvailabilityReport,
     SubjectRow,
-    vi_int,
     vi_percent,
 )
 from hatang.availability.windows import format_time
+from hatang.vietnamese_numbers import vi_int
 
 BOM = "\ufeff"
 CSV_COLUMNS = (

@@ -210,11 +210,6 @@ def build_report(
     )
 
 
-def vi_int(value: int) -> str:
-    """An integer as Vietnamese writes it: ``44.640`` (a dot between thousands)."""
-    return f"{value:,}".replace(",", ".")
-
-
 def vi_percent(text: str | None) -> str:
     """``"99.95"`` → ``"99,95 %"`` (decimal comma); None → ``"—"`` (no denominator)."""
     return "—" if text is None else f"{text.replace('.', ',')} %"
