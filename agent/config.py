@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from agent.critical import pattern_problem
 from agent.queue.files import DB_NAME, LOCK_NAME
 from agent.snmp.credentials import AuthProtocol, PrivProtocol, SnmpVersion
-from hatang import configfile
+from hatang import config_paths, configfile
 from hatang.configfile import ConfigError, ConfigWarning, FiniteFloat, MqttUrl, Port
 from wire.topics import AGENT_ID_PATTERN, DEVICE_NAME_PATTERN
 
@@ -281,8 +281,8 @@ class AgentConfig(_Strict):
         return self
 
 
-def _resolve(base: Path, path: Path | None) -> Path | None:
-    return None if path is None else (path if path.is_absolute() else base / path)
+def _resolve(base: Path, path: Path | None, config_path: Path, key: str) -> Path | None:
+    return None if path is None else config_paths.resolve(base, path, config_path=config_path, key=key)
 
 
 def parse(path: Path) -> AgentConfig:
@@ -290,22 +290,24 @@ def parse(path: Path) -> AgentConfig:
     system checks (see :func:`load`). Raises :class:`ConfigError` naming file and key."""
     config = configfile.load(AgentConfig, path)
     base = path.resolve().parent
-    config.buffer.path = _resolve(base, config.buffer.path) or config.buffer.path
-    config.profiles_dir = _resolve(base, config.profiles_dir)
-    config.mqtt.password_file = _resolve(base, config.mqtt.password_file)
-    config.mqtt.ca_file = _resolve(base, config.mqtt.ca_file)
-    config.mqtt.cert_file = _resolve(base, config.mqtt.cert_file)
-    config.mqtt.key_file = _resolve(base, config.mqtt.key_file)
-    for device in config.devices:
+    config.buffer.path = _resolve(base, config.buffer.path, path, "buffer.path") or config.buffer.path
+    config.profiles_dir = _resolve(base, config.profiles_dir, path, "profiles_dir")
+    for key in ("password_file", "ca_file", "cert_file", "key_file"):
+        setattr(config.mqtt, key, _resolve(base, getattr(config.mqtt, key), path, f"mqtt.{key}"))
+    for i, device in enumerate(config.devices):
         if device.critical_interfaces is None:  # the agent's default, so the device alone tells its poller
             device.critical_interfaces = config.critical_interfaces
         for key in ("community_file", "auth_password_file", "priv_password_file"):
-            setattr(device.snmp, key, _resolve(base, getattr(device.snmp, key)))
+            value = _resolve(base, getattr(device.snmp, key), path, f"devices[{i}].snmp.{key}")
+            setattr(device.snmp, key, value)
     if config.traps is not None:
-        config.traps.communities_file = _resolve(base, config.traps.communities_file)
-        for user in config.traps.users:
-            user.auth_password_file = _resolve(base, user.auth_password_file)
-            user.priv_password_file = _resolve(base, user.priv_password_file)
+        config.traps.communities_file = _resolve(base, config.traps.communities_file, path,
+                                                 "traps.communities_file")
+        for i, user in enumerate(config.traps.users):
+            user.auth_password_file = _resolve(base, user.auth_password_file, path,
+                                               f"traps.users[{i}].auth_password_file")
+            user.priv_password_file = _resolve(base, user.priv_password_file, path,
+                                               f"traps.users[{i}].priv_password_file")
     _check_profiles(config, path)
     return config
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from hatang import configfile
+from hatang import config_paths, configfile
 from hatang.configfile import ConfigError
 from wire.codec import DEFAULT_LIMITS
 
@@ -181,22 +181,20 @@ class CollectorConfig(_Strict):
 def load(path: Path) -> CollectorConfig:
     config = configfile.load(CollectorConfig, path)
     base = path.resolve().parent
-    for key in ("password_file", "ca_file", "cert_file", "key_file"):
-        value = getattr(config.mqtt, key)
-        if value is not None and not value.is_absolute():
-            setattr(config.mqtt, key, base / value)
-    for key in ("inventory", "state_file"):
-        value = getattr(config, key)
-        if value is not None and not value.is_absolute():
-            setattr(config, key, base / value)
-    for endpoint in config.remote_write:
-        for model in (endpoint, endpoint.basic_auth, endpoint.tls):
-            if model is None:
-                continue
-            for key in ("password_file", "bearer_token_file", "ca_file", "cert_file", "key_file"):
-                value = getattr(model, key, None)
-                if value is not None and not value.is_absolute():
-                    setattr(model, key, base / value)
+
+    def resolve(model: object, keys: tuple[str, ...], where: str) -> None:
+        for key in keys:
+            value = getattr(model, key, None)
+            if value is not None:
+                setattr(model, key, config_paths.resolve(base, value, config_path=path, key=f"{where}{key}"))
+
+    resolve(config.mqtt, ("password_file", "ca_file", "cert_file", "key_file"), "mqtt.")
+    resolve(config, ("inventory", "state_file"), "")
+    for i, endpoint in enumerate(config.remote_write):
+        for model, where in ((endpoint, ""), (endpoint.basic_auth, "basic_auth."), (endpoint.tls, "tls.")):
+            if model is not None:
+                resolve(model, ("password_file", "bearer_token_file", "ca_file", "cert_file", "key_file"),
+                        f"remote_write[{i}].{where}")
     return config
 
 

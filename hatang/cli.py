@@ -1,11 +1,12 @@
-"""The ``hatang`` command: agent, collector, check, poll, profiles, demo; maintenance and report
-(hatang/cli_maintenance.py, hatang/cli_report.py)."""
+"""The ``hatang`` command: agent, collector, check, poll, profiles, demo; maintenance, report and fleet
+(hatang/cli_maintenance.py, hatang/cli_report.py, hatang/cli_fleet.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import typing
@@ -13,7 +14,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from hatang import __version__, configfile
+from hatang import __version__, config_paths, configfile
 from hatang.configfile import ConfigError, ConfigWarning, load_yaml
 
 if typing.TYPE_CHECKING:
@@ -95,6 +96,9 @@ def config_kind(data: object) -> str:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     path = Path(args.config)
+    if args.skip_files and not os.environ.get(config_paths.CREDENTIALS_VARIABLE):
+        # The files are not read: where systemd will put the credentials does not matter.
+        os.environ[config_paths.CREDENTIALS_VARIABLE] = "/run/credentials/hatang"
     kind = args.kind or config_kind(load_yaml(path))
     if kind == "agent":
         from agent import config as agent_config
@@ -163,6 +167,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_credentials(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--credentials", metavar="DIR",
+                   help="the directory that ${CREDENTIALS_DIRECTORY} in *_file paths stands for (systemd "
+                        "sets it for the service from LoadCredential=; give /etc/hatang/secrets to run by "
+                        "hand)")
+
+
 def build_parser(with_centre_tools: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hatang", description="hatang: SNMP over MQTT into Prometheus")
     parser.add_argument("--version", action="version", version=f"hatang {__version__}")
@@ -170,10 +181,12 @@ def build_parser(with_centre_tools: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("agent", help="run an agent (polls SNMP devices, publishes over MQTT)")
     p.add_argument("-c", "--config", required=True, help="agent YAML config file")
+    _add_credentials(p)
     p.set_defaults(func=_cmd_agent)
 
     p = sub.add_parser("collector", help="run a collector (MQTT in, Prometheus /metrics out)")
     p.add_argument("-c", "--config", required=True, help="collector YAML config file")
+    _add_credentials(p)
     p.set_defaults(func=_cmd_collector)
 
     p = sub.add_parser("check", help="validate an agent or collector config file")
@@ -182,11 +195,13 @@ def build_parser(with_centre_tools: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--skip-files", action="store_true",
                    help="check keys and values only, not the files and directories the config names (for a "
                         "config written for another machine); run without it on the machine itself")
+    _add_credentials(p)
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("poll", help="poll one device once and print what would be published")
     p.add_argument("-c", "--config", required=True, help="agent YAML config file")
     p.add_argument("--device", required=True, help="device name from the config")
+    _add_credentials(p)
     p.set_defaults(func=_cmd_poll)
 
     p = sub.add_parser("profiles", help="list SNMP profiles, or show one")
@@ -203,16 +218,19 @@ def build_parser(with_centre_tools: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     if with_centre_tools:
-        from hatang import cli_maintenance, cli_report
+        from hatang import cli_fleet, cli_maintenance, cli_report
 
         cli_maintenance.add_parser(sub)
         cli_report.add_parser(sub)
+        cli_fleet.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(with_centre_tools=not (argv and argv[0] in DAEMONS)).parse_args(argv)
+    if getattr(args, "credentials", None):
+        os.environ[config_paths.CREDENTIALS_VARIABLE] = os.path.abspath(args.credentials)
     try:
         result: int = args.func(args)
         return result

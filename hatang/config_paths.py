@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from hatang.config_errors import ConfigError
+
 FileRole = Literal["secret", "secret_lines", "input", "output"]
 
 # How a ``*_file`` key is checked, by its name. Any other ``*_file`` key is an input file: it must exist,
@@ -19,6 +21,30 @@ FileRole = Literal["secret", "secret_lines", "input", "output"]
 SECRET_FILE_SUFFIXES = ("password_file", "community_file", "key_file", "token_file")  # secret: first line
 SECRET_LINES_FILE_KEYS = ("communities_file",)  # one secret per line
 OUTPUT_FILE_KEYS = ("state_file",)  # written by hatang: may not exist yet
+
+
+# systemd hands a service its credentials (LoadCredential=) as files in this directory and names it in the
+# environment. A ``*_file`` path may start with ${CREDENTIALS_DIRECTORY}/ (docs/configuration.md).
+CREDENTIALS_VARIABLE = "CREDENTIALS_DIRECTORY"
+_CREDENTIALS_PREFIXES = ("${CREDENTIALS_DIRECTORY}/", "$CREDENTIALS_DIRECTORY/")
+
+
+def resolve(base: Path, path: Path, *, config_path: Path | str, key: str) -> Path:
+    """The absolute path a config's ``key`` names: ``${CREDENTIALS_DIRECTORY}/NAME`` in the directory
+    systemd gives the service, a relative path in ``base`` (the config file's directory). Raises
+    :class:`ConfigError` when the credentials directory is named but not set."""
+    text = str(path)
+    for prefix in _CREDENTIALS_PREFIXES:
+        if text.startswith(prefix):
+            directory = os.environ.get(CREDENTIALS_VARIABLE, "")
+            if not directory:
+                raise ConfigError(config_path, [(key, (
+                    f"{text} names a systemd credential, but ${CREDENTIALS_VARIABLE} is not set: systemd "
+                    "sets it for the service from its LoadCredential= lines; to check the file by hand, give "
+                    "the directory that holds the secrets: hatang check --credentials /etc/hatang/secrets -c "
+                    f"{config_path}"))])
+            return Path(directory) / text[len(prefix):]
+    return path if path.is_absolute() else base / path
 
 
 def file_role(key: str) -> FileRole | None:

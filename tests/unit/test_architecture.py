@@ -38,6 +38,7 @@ ADAPTERS: dict[str, frozenset[str]] = {
     "pydantic": frozenset({"agent.config", "collector.config", "collector.inventory", "agent.profiles",
                            "hatang.configfile", "hatang.config_types"}),
     "yaml": frozenset({"hatang.yaml_loading"}),
+    "cryptography": frozenset({"hatang.fleet.certificates"}),
 }
 
 
