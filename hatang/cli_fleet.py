@@ -51,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="run after the password file changes so the broker reads it (default: %(default)s; "
                         "'' to print a reminder instead)")
     p.add_argument("--ca-days", type=int, default=3650, help="validity of the CA (default %(default)s days)")
+    p.add_argument("--broker-group", default="mosquitto",
+                   help="the group the broker reads its key and password file as (default %(default)s); "
+                        "without it on this host the files stay root-only")
 
     p = command("add-agent", "give an office's agent broker credentials and an enrolment bundle", _add_agent)
     _agent_options(p)
@@ -117,7 +120,11 @@ def _init(args: argparse.Namespace) -> int:
                              "access: back it up, never re-create it")
         for sub in ("ca", "broker", "secrets", "snmp", "agents", "enrol"):
             (fleet.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-        group = broker_group()
+        group = broker_group(args.broker_group)
+        if group is None:
+            print(f"WARNING: no group {args.broker_group!r} here: the broker's key and password file stay "
+                  "root-only; create the group first (e.g. groupadd --system mosquitto) or give "
+                  "--broker-group", file=sys.stderr)
         ca = certificates.new_ca("hatang centre CA", days=args.ca_days)
         write_atomic(fleet.ca_key, ca.key_pem, 0o600)
         write_atomic(fleet.ca_cert, ca.certificate_pem, 0o644)

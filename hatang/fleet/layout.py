@@ -77,10 +77,10 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, group: int | None =
         raise
 
 
-def broker_group() -> int | None:
+def broker_group(name: str = BROKER_GROUP) -> int | None:
     """The gid of the broker's group when it exists here (the Debian mosquitto package makes it)."""
     try:
-        return grp.getgrnam(BROKER_GROUP).gr_gid
+        return grp.getgrnam(name).gr_gid
     except KeyError:
         return None
 
