@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.hatang import HatangProcess, wait_for_series, write_yaml
+from tests.support.hatang import REPO, HatangProcess, wait_for_series, write_yaml
+from tests.support.offline_bundle import Bundle, build_bundle, wheelhouse_dir
 from tests.support.services import Mosquitto, free_tcp_port
 
 SITE = {"province": "Vĩnh Phúc", "district": "Tam Đảo", "commune": "Đại Đình"}
@@ -74,3 +75,16 @@ def start_agent(
         return proc
 
     return start
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    """The wheels of hatang's dependencies for the offices' systems ($HATANG_TEST_WHEELHOUSE)."""
+    return wheelhouse_dir()
+
+
+@pytest.fixture(scope="session")
+def bundle(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """The checkout's offline agent bundle, built once per session without the network (shared by the
+    installer's and the Ansible role's tests)."""
+    return build_bundle(REPO, wheelhouse, tmp_path_factory.mktemp("bundle"))
