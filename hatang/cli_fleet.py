@@ -68,7 +68,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("agent_id", metavar="ID")
     p.add_argument("--no-reload", action="store_true", help="do not run the broker's reload command")
 
-    command("list", "the enrolled agents", _list)
+    p = command("renew-broker", "a new certificate for the broker from the centre's CA (before it expires)",
+                _renew_broker)
+    p.add_argument("--server-name", action="append", default=[], metavar="NAME",
+                   help="DNS names for the new certificate (default: those of the current one)")
+    p.add_argument("--server-ip", action="append", default=[], metavar="IP",
+                   help="IP addresses for the new certificate (default: those of the current one)")
+    p.add_argument("--no-reload", action="store_true", help="do not run the broker's reload command")
+
+    command("list", "the enrolled agents, and when the broker's certificate and the CA expire", _list)
 
 
 def _agent_options(p: argparse.ArgumentParser) -> None:
@@ -88,6 +96,10 @@ def _guarded(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
             return action(args)
         except FleetError as exc:
             print(f"hatang fleet: {exc}", file=sys.stderr)
+            return 1
+        except PermissionError as exc:
+            print(f"hatang fleet: permission denied: {exc.filename}: the fleet directory belongs to root; "
+                  "run the command as root (sudo)", file=sys.stderr)
             return 1
     return run
 
@@ -230,9 +242,15 @@ def _issue(fleet: FleetDir, settings: FleetSettings, record: AgentRecord, args: 
         client_key_pem=cert.key_pem if cert else None,
         snmp_secrets=_snmp_secrets(fleet), buffer_path=args.buffer_path)
     _validate_agent_yaml(enrolment.agent_yaml(e), record.agent_id)
-    output = Path(args.output) if args.output else fleet.enrol_dir / f"{record.agent_id}.tar.gz"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(output, enrolment.bundle(e), 0o600)
+    # The fleet's copy is always the current one (tools such as the Ansible role read enrol/); -o writes
+    # another copy where asked.
+    data = enrolment.bundle(e)
+    output = fleet.enrol_dir / f"{record.agent_id}.tar.gz"
+    output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(output, data, 0o600)
+    if args.output:
+        output = Path(args.output)
+        write_atomic(output, data, 0o600)
     mosquitto_passwords.set_password(fleet.password_file, record.agent_id, password)
     now = _now()
     record.updated_at, record.revoked_at = now, None
@@ -266,6 +284,7 @@ def _add_agent(args: argparse.Namespace) -> int:
 def _rotate_agent(args: argparse.Namespace) -> int:
     fleet = FleetDir.chosen(args.fleet)
     settings = fleet.require()
+    _check_agent_id(args.agent_id, settings)
     with fleet.locked():
         record = fleet.record(args.agent_id)
         if record is None:
@@ -280,6 +299,7 @@ def _rotate_agent(args: argparse.Namespace) -> int:
 def _revoke_agent(args: argparse.Namespace) -> int:
     fleet = FleetDir.chosen(args.fleet)
     settings = fleet.require()
+    _check_agent_id(args.agent_id, settings)
     with fleet.locked():
         record = fleet.record(args.agent_id)
         removed = mosquitto_passwords.remove_user(fleet.password_file, args.agent_id)
@@ -298,9 +318,50 @@ def _revoke_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPIRY_WARNING_DAYS = 60
+
+
+def _expiry(what: str, pem_path: Path, command: str) -> str:
+    described = certificates.describe(pem_path.read_bytes())
+    days = (described.not_after - datetime.datetime.now(datetime.UTC)).days
+    line = f"{what}: valid until {described.not_after.date().isoformat()} ({days} days)"
+    if days < EXPIRY_WARNING_DAYS:
+        line += f": WARNING, renew it now: {command}"
+    return line
+
+
+def _renew_broker(args: argparse.Namespace) -> int:
+    fleet = FleetDir.chosen(args.fleet)
+    settings = fleet.require()
+    with fleet.locked():
+        current = certificates.describe(fleet.server_cert.read_bytes())
+        names = tuple(args.server_name) or current.dns_names
+        ips = tuple(args.server_ip) or current.ip_addresses
+        for ip in ips:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise FleetError(f"--server-ip {ip!r} is not an IP address") from None
+        if not names and not ips:
+            raise FleetError("the current certificate names no host: give --server-name or --server-ip")
+        server = certificates.issue(fleet.ca_cert.read_bytes(), fleet.ca_key.read_bytes(),
+                                    names[0] if names else ips[0], server=True, dns_names=names,
+                                    ip_addresses=ips)
+        group = fleet.server_key.stat().st_gid
+        write_atomic(fleet.server_key, server.key_pem, 0o640, group)
+        write_atomic(fleet.server_cert, server.certificate_pem, 0o644)
+    print(f"broker certificate renewed for {', '.join(names + ips)}: valid until "
+          f"{server.not_after.date().isoformat()} ({fleet.server_cert}); agents keep working: it is signed "
+          "by the same CA")
+    _reload(settings, args.no_reload)
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     fleet = FleetDir.chosen(args.fleet)
     fleet.require()
+    print(_expiry("broker certificate", fleet.server_cert, "hatang fleet renew-broker"))
+    print(_expiry("centre CA", fleet.ca_cert, "a new fleet directory and a new enrolment of every office"))
     entries = mosquitto_passwords.read(fleet.password_file)
     rows = [("AGENT", "STATE", "SITE", "ENROLLED", "LAST CHANGE", "CERT")]
     for r in fleet.records():

@@ -75,6 +75,12 @@ def check_file(path: Path, role: FileRole) -> tuple[str | None, str | None]:
             shown = f"{path} (a symlink to {os.path.realpath(path)})"
         info = path.stat()  # follows symlinks: the mode that matters is the target's
     except FileNotFoundError:
+        credentials = os.environ.get(CREDENTIALS_VARIABLE, "")
+        if credentials and path.parent == Path(credentials):
+            return (f"credential not found: {shown}; put the file in /etc/hatang/secrets/{path.name} (root, "
+                    f"chmod 600) and give it to the service with LoadCredential={path.name}:/etc/hatang/"
+                    f"secrets/{path.name} (install-agent.sh lists the enrolment's files in "
+                    "hatang-agent.service.d/credentials.conf)"), None
         what = {"secret": " with the secret on its first line (chmod 600)",
                 "secret_lines": " with one community per line (chmod 600)"}.get(role, "")
         return (f"file not found: {shown}; create it{what} or correct the path (relative paths are "

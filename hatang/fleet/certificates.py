@@ -77,3 +77,24 @@ def issue(ca_certificate_pem: bytes, ca_key_pem: bytes, common_name: str, *, ser
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key), serial, not_after)
+
+
+@dataclass(frozen=True, slots=True)
+class Described:
+    common_name: str
+    not_after: datetime.datetime
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+
+
+def describe(certificate_pem: bytes) -> Described:
+    """What a certificate says about itself: its subject's common name, expiry and alternative names."""
+    cert = x509.load_pem_x509_certificate(certificate_pem)
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = tuple(san.get_values_for_type(x509.DNSName))
+        ips = tuple(str(a) for a in san.get_values_for_type(x509.IPAddress))
+    except x509.ExtensionNotFound:
+        dns, ips = (), ()
+    return Described(str(names[0].value) if names else "", cert.not_valid_after_utc, dns, ips)

@@ -53,15 +53,14 @@ def agent_yaml(e: Enrolment) -> str:
     ]
     if e.client_certificate_pem is not None:
         lines += ["  cert_file: client.crt", f"  key_file: ${{CREDENTIALS_DIRECTORY}}/{CLIENT_KEY_SECRET}"]
+    # The text depends only on the agent's identity, never on the fleet's SNMP files: a rotated bundle
+    # differs from the installed agent.yaml only where the agent's identity changed.
     lines += [f"buffer: {{path: {_q(e.buffer_path)}}}",
-              "# The office's devices (docs/configuration.md). For example:",
-              "#  - name: core-switch", "#    address: 192.168.1.1"]
-    names = [name for name, _ in e.snmp_secrets]
-    community = next((n for n in names if "community" in n), None)
-    if community:
-        lines.append(f"#    snmp: {{version: 2c, community_file: ${{CREDENTIALS_DIRECTORY}}/{community}}}")
-    if names:
-        lines.append("# SNMP secrets from the centre, in /etc/hatang/secrets: " + ", ".join(names))
+              "# The office's devices (docs/configuration.md). The centre's SNMP secrets are files in",
+              "# /etc/hatang/secrets (e.g. snmp-community). For example:",
+              "#  - name: core-switch",
+              "#    address: 192.168.1.1",
+              "#    snmp: {version: 2c, community_file: ${CREDENTIALS_DIRECTORY}/snmp-community}"]
     lines.append("devices: []")
     return "\n".join(lines) + "\n"
 

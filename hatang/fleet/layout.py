@@ -27,11 +27,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DEFAULT_DIR = Path("/etc/hatang/fleet")
 ENV_DIR = "HATANG_FLEET_DIR"
 COLLECTOR_USER = "collector.hatang"  # not a valid agent id (deploy/mosquitto/hatang.acl)
+T = TypeVar("T")
+RESTORE = "restore it from the backup of the fleet directory"
 BROKER_GROUP = "mosquitto"  # the broker reads the password file and its key as this group
 
 
@@ -75,6 +77,11 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, group: int | None =
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
 
 
 def broker_group(name: str = BROKER_GROUP) -> int | None:
@@ -83,6 +90,27 @@ def broker_group(name: str = BROKER_GROUP) -> int | None:
         return grp.getgrnam(name).gr_gid
     except KeyError:
         return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file of the fleet directory; a damaged one is a :class:`FleetError` naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
+    except PermissionError:
+        raise FleetError(f"cannot read {path}: permission denied; run as root (the fleet directory is "
+                         "root-only)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FleetError(f"{path} is damaged ({exc}); {RESTORE}") from None
+
+
+def _load(kind: type[T], path: Path) -> T:
+    try:
+        return kind(**_read_json(path))
+    except TypeError as exc:
+        raise FleetError(f"{path} is damaged ({exc}); {RESTORE}") from None
 
 
 class FleetDir:
@@ -145,8 +173,7 @@ class FleetDir:
             raise FleetError(f"{self.root} is not a fleet directory (no fleet.yaml): create it with "
                              f"hatang fleet init --fleet {self.root} --broker-url mqtts://HOST:8883, or give "
                              f"the right one with --fleet DIR or ${ENV_DIR}")
-        data = json.loads(self.settings_file.read_text(encoding="utf-8"))
-        return FleetSettings(**data)
+        return _load(FleetSettings, self.settings_file)
 
     def save_settings(self, settings: FleetSettings) -> None:
         write_atomic(self.settings_file, (json.dumps(asdict(settings), indent=2) + "\n").encode(), 0o600)
@@ -166,15 +193,11 @@ class FleetDir:
         return self.agents_dir / f"{agent_id}.json"
 
     def record(self, agent_id: str) -> AgentRecord | None:
-        try:
-            data: dict[str, Any] = json.loads(self.record_path(agent_id).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        return AgentRecord(**data)
+        path = self.record_path(agent_id)
+        return _load(AgentRecord, path) if path.exists() else None
 
     def records(self) -> list[AgentRecord]:
-        return [AgentRecord(**json.loads(p.read_text(encoding="utf-8")))
-                for p in sorted(self.agents_dir.glob("*.json"))]
+        return [_load(AgentRecord, p) for p in sorted(self.agents_dir.glob("*.json"))]
 
     def save_record(self, record: AgentRecord) -> None:
         self.agents_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

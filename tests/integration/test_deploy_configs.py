@@ -441,6 +441,11 @@ def check_systemd_units(files: list[Path], tmp: Path) -> None:
         assert _exec_path(start) == HATANG_VENV_BIN, start
         assert any(_exec_path(p) == HATANG_VENV_BIN and p.split()[1:3] == ["check", "-c"] for p in pre), pre
         assert "http" not in path.read_text(encoding="utf-8"), f"{path}: no URLs in the units"
+        # capabilities only where needed: the agent binds UDP 162 (traps) and sends ICMP (probes)
+        wanted = {"CAP_NET_BIND_SERVICE", "CAP_NET_RAW"} if "agent" in path.name else set()
+        for key in ("Service.CapabilityBoundingSet", "Service.AmbientCapabilities"):
+            assert key in settings, f"{path}: {key} must be set (empty for none)"
+            assert set(one[key].split()) == wanted, (path, key, one[key])
 
 
 def check_grafana_provisioning(files: list[Path], tmp: Path) -> None:

@@ -137,6 +137,8 @@ class Client:
         self.acks: dict[int, int] = {}
         self.messages: list[tuple[str, bytes]] = []
         self.disconnected = threading.Event()
+        self.subacks: dict[int, list[int]] = {}
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_connect = self._on_connect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
@@ -148,6 +150,11 @@ class Client:
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
         with self._lock:
             self.acks[mid] = reason.value
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: list[ReasonCode],
+                      props: Any) -> None:
+        with self._lock:
+            self.subacks[mid] = [r.value for r in reasons]
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -170,7 +177,17 @@ class Client:
                           message=f"PUBACK for {topic}")[0]
 
     def subscribe(self, topic: str) -> None:
-        self._client.subscribe(topic, qos=1)
+        _, mid = self._client.subscribe(topic, qos=1)
+        granted = wait_until(lambda: self.subacks.get(mid), TIMEOUT, message=f"SUBACK for {topic}")
+        assert granted == [1], granted
+
+    def peer_certificate(self) -> bytes:
+        """The DER certificate the broker presented on this (connected) TLS connection."""
+        sock = self._client.socket()
+        assert isinstance(sock, ssl.SSLSocket)
+        der = sock.getpeercert(binary_form=True)
+        assert der is not None
+        return der
 
     def wait_for(self, topic: str, payload: bytes | None = None) -> bytes:
         def got() -> tuple[bytes] | None:
@@ -322,3 +339,23 @@ def test_the_agent_runs_from_its_enrolment_bundle(fleet: Fleet, tmp_path: Path,
     finally:
         agent.stop()
     assert os.path.exists(tmp_path / "buffer")
+
+
+def test_a_renewed_broker_certificate_is_served_after_the_reload(fleet: Fleet, tmp_path: Path,
+                                                                 clients: list[Client]) -> None:
+    """renew-broker reissues the broker's certificate from the same CA: agents' bundles keep verifying it."""
+    bundle = unpack(fleet.enrol("xa-a"), tmp_path / "xa-a")
+    before = Client(fleet.tls_port, "xa-a", bundle.password, ca=bundle.ca)
+    clients.append(before)
+    assert before.connect() == SUCCESS
+    old_der = before.peer_certificate()
+    out = fleet.hatang("renew-broker")
+    assert "broker certificate renewed for localhost, 127.0.0.1" in out and "broker reloaded" in out
+    new_pem = (fleet.root / "broker" / "server.crt").read_bytes()
+    assert ssl.PEM_cert_to_DER_cert(new_pem.decode()) != old_der
+    after = Client(fleet.tls_port, "xa-a", bundle.password, ca=bundle.ca)
+    clients.append(after)
+    assert after.connect() == SUCCESS
+    assert after.peer_certificate() == ssl.PEM_cert_to_DER_cert(new_pem.decode())
+    listing = fleet.hatang("list")
+    assert listing.startswith("broker certificate: valid until ")

@@ -66,3 +66,20 @@ def test_collector_paths_expand_too(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
     with pytest.raises(ConfigError, match=r"mqtt\.password_file"):
         collector_config.load(path)
+
+
+def test_a_missing_credential_says_where_secrets_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(AGENT.replace("  ca_file: ca.crt\n", "")
+                    .replace("/var/lib/hatang/buffer", str(tmp_path / "buffer")))
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt-password").write_text("pw\n")
+    (creds / "mqtt-password").chmod(0o600)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    with pytest.raises(ConfigError) as caught:
+        agent_config.load(path)
+    message = str(caught.value)
+    assert "devices[0].snmp.community_file: credential not found" in message
+    assert "mqtt.password_file" not in message
+    assert "LoadCredential=snmp-community:/etc/hatang/secrets/snmp-community" in message
