@@ -2,19 +2,21 @@
 # Cài / nâng cấp / gỡ hatang agent từ gói ngoại tuyến (không cần internet).
 # Install / upgrade / remove the hatang agent from the offline bundle (no internet needed).
 #
-#   sudo ./install-agent.sh [--enrol ENROL.tar.gz] [--root DIR] [--remove [--purge]] [--no-start]
+#   sudo ./install-agent.sh [--enrol ENROL.tar.gz [--replace-config]] [--root DIR] [--remove [--purge]] [--no-start]
 #
-#   --enrol FILE   gói đăng ký của văn phòng (từ trung tâm) / the office's enrolment bundle (from the centre)
-#   --root DIR     cài vào thư mục DIR thay vì / (thử nghiệm) / install under DIR instead of / (tests)
-#   --remove       gỡ agent (giữ /etc/hatang, /var/lib/hatang) / remove the agent (keeps config and state)
-#   --purge        cùng --remove: xoá cả cấu hình, dữ liệu, người dùng hatang / with --remove: also config,
-#                  state and the hatang user
-#   --no-start     không khởi động / khởi động lại dịch vụ / do not start or restart the service
+#   --enrol FILE       gói đăng ký của văn phòng (từ trung tâm) / the office's enrolment bundle (from the centre)
+#   --replace-config   cùng --enrol: thay cả agent.yaml đã sửa tại máy (bản cũ lưu thành agent.yaml.bak-<giờ>) /
+#                      with --enrol: replace an agent.yaml edited on this box too (saved as agent.yaml.bak-<time>)
+#   --root DIR         cài vào thư mục DIR thay vì / (thử nghiệm) / install under DIR instead of / (tests)
+#   --remove           gỡ agent (giữ /etc/hatang, /var/lib/hatang) / remove the agent (keeps config and state)
+#   --purge            cùng --remove: xoá cả các tệp cấu hình trình cài đã ghi, dữ liệu, người dùng hatang /
+#                      with --remove: also the config files the installer wrote, the state, the hatang user
+#   --no-start         không khởi động / khởi động lại dịch vụ / do not start or restart the service
 #
 # Environment: HATANG_PYTHON = the Python 3.11+ interpreter to use (default: python3 on PATH).
 # Run from the unpacked bundle. Idempotent: a second identical run changes nothing. The last line is for
 # Ansible: "HATANG-INSTALL: changed" or "HATANG-INSTALL: unchanged" ("HATANG-INSTALL: failed" on error).
-set -euo pipefail
+set -Eeuo pipefail
 umask 022
 
 UNIT=hatang-agent.service
@@ -22,18 +24,44 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 info() { printf '%s / %s\n' "$1" "$2"; }
 warn() { printf 'CẢNH BÁO: %s\nWARNING: %s\n' "$1" "$2" >&2; }
+REPORTED=0  # the failure was already explained (fail, the checks): the EXIT trap adds nothing
 fail() {  # fail VI EN: the error in both languages, then the machine-readable last line
   printf 'LỖI: %s\nERROR: %s\n' "$1" "$2" >&2
   echo "HATANG-INSTALL: failed"
+  REPORTED=1
   exit 1
 }
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# Any other failure (a command that fails under set -e, a signal) ends here too: the failing command in
+# both languages and the last line "HATANG-INSTALL: failed".
+TMP=""
+ERR_LINE="?"
+ERR_COMMAND="?"
+# shellcheck disable=SC2317  # (called by the EXIT trap)
+on_exit() {
+  local rc=$?
+  [ -z "$TMP" ] || rm -rf -- "$TMP"
+  if [ "$rc" != 0 ] && [ "$REPORTED" = 0 ]; then
+    printf 'LỖI: trình cài dừng giữa chừng (dòng %s, mã %s: %s); xem thông báo ở trên, sửa rồi chạy lại (chạy lại là an toàn)\n' \
+      "$ERR_LINE" "$rc" "$ERR_COMMAND" >&2
+    printf 'ERROR: the installer stopped half-way (line %s, code %s: %s); see the messages above, fix the cause and run it again (running it again is safe)\n' \
+      "$ERR_LINE" "$rc" "$ERR_COMMAND" >&2
+    echo "HATANG-INSTALL: failed"
+  fi
+  exit "$rc"
+}
+trap 'ERR_LINE=$LINENO; ERR_COMMAND=$BASH_COMMAND' ERR
+trap on_exit EXIT
+trap 'ERR_COMMAND="(SIGINT)"; exit 130' INT
+trap 'ERR_COMMAND="(SIGTERM)"; exit 143' TERM
 
 ENROL=""
 ROOT=/
 REMOVE=0
 PURGE=0
 NO_START=0
+REPLACE_CONFIG=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --enrol) [ $# -ge 2 ] || fail "--enrol cần tên tệp" "--enrol needs a file"; ENROL=$2; shift 2 ;;
@@ -43,12 +71,14 @@ while [ $# -gt 0 ]; do
     --remove) REMOVE=1; shift ;;
     --purge) PURGE=1; shift ;;
     --no-start) NO_START=1; shift ;;
+    --replace-config) REPLACE_CONFIG=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; fail "tham số không hiểu được: $1" "unknown argument: $1" ;;
   esac
 done
 [ "$PURGE" = 0 ] || [ "$REMOVE" = 1 ] || fail "--purge chỉ dùng cùng --remove" "--purge goes with --remove"
 [ "$REMOVE" = 0 ] || [ -z "$ENROL" ] || fail "--enrol không dùng cùng --remove" "--enrol does not go with --remove"
+[ "$REPLACE_CONFIG" = 0 ] || [ -n "$ENROL" ] || fail "--replace-config chỉ dùng cùng --enrol" "--replace-config goes with --enrol"
 
 # --root: every path below is prefixed with $P ("" for /). The files written keep the paths of the
 # installed system (/etc/hatang/...) inside them.
@@ -79,17 +109,42 @@ UNIT_FILE=$P/etc/systemd/system/$UNIT
 DROPIN_DIR=$P/etc/systemd/system/$UNIT.d
 DROPIN=$DROPIN_DIR/credentials.conf
 STATE=$P/var/lib/hatang
+# What the installer wrote (root only, outside the hatang user's reach): "manifest", one system path a line
+# (without the --root prefix), of every file and directory it wrote or created; --purge deletes those and
+# nothing else. "enrolment.sha256": the SHA-256 of the last enrolment bundle installed completely (Ansible
+# compares it with the controller's bundle to copy the bundle only when it changed).
+MANIFEST_DIR=$P/var/lib/hatang-install
+MANIFEST=$MANIFEST_DIR/manifest
+ENROLMENT_SUM=$MANIFEST_DIR/enrolment.sha256
+# Other hatang services of this machine (the central host sometimes runs an agent too): while one of these
+# exists, the hatang user and the venv stay on --remove / --purge.
+OTHER_HATANG=()
+for path in /etc/systemd/system/hatang-collector.service /etc/hatang/fleet /etc/hatang/collector.yaml; do
+  if [ -e "$P$path" ]; then OTHER_HATANG+=("$path"); fi
+done
 
 CHANGED=0
 UNIT_CHANGED=0
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hatang-install-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 
 SYSTEMD=0
 [ "$SYSTEM_ROOT" = 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && SYSTEMD=1
 
 # ---------------------------------------------------------------------------------------------------
 # Files, written only when different (so a second run changes no mtime)
+
+WROTE=()  # system paths written or created by this run, for the manifest
+record() {  # record PATH...: for the manifest, without the --root prefix
+  local path
+  for path in "$@"; do WROTE+=("${path#"$P"}"); done
+}
+# manifest_entries: the manifest's paths and this run's, sorted, once each
+manifest_entries() {
+  {
+    if [ -f "$MANIFEST" ]; then grep -v '^#' -- "$MANIFEST" || true; fi
+    if [ ${#WROTE[@]} -gt 0 ]; then printf '%s\n' "${WROTE[@]}"; fi
+  } | LC_ALL=C sort -u
+}
 
 owner_of() { stat -c %U:%G -- "$1"; }
 mode_of() { stat -c %a -- "$1"; }
@@ -99,6 +154,7 @@ ensure_dir() {
   local dir=$1 mode=$2 owner=${3:-}
   if [ ! -d "$dir" ]; then
     mkdir -p -- "$dir"
+    record "$dir"
     CHANGED=1
   fi
   if [ "$(mode_of "$dir")" != "${mode#0}" ]; then chmod "$mode" -- "$dir"; CHANGED=1; fi
@@ -160,22 +216,53 @@ if [ "$REMOVE" = 1 ]; then
       CHANGED=1
     fi
   fi
-  before=$CHANGED
+  UNIT_REMOVED=0
+  if [ -e "$UNIT_FILE" ] || [ -e "$DROPIN" ]; then UNIT_REMOVED=1; fi
   remove_path "$DROPIN" "$UNIT_FILE"
-  [ -d "$DROPIN_DIR" ] && rmdir --ignore-fail-on-non-empty -- "$DROPIN_DIR"
-  [ "$SYSTEMD" = 1 ] && [ "$CHANGED" != "$before" ] && systemctl daemon-reload
-  remove_path "$VENV" "$RELEASES"
-  [ -d "$OPT" ] && rmdir --ignore-fail-on-non-empty -- "$OPT"
+  if [ -d "$DROPIN_DIR" ]; then rmdir --ignore-fail-on-non-empty -- "$DROPIN_DIR"; fi
+  if [ "$SYSTEMD" = 1 ] && [ "$UNIT_REMOVED" = 1 ]; then systemctl daemon-reload || true; fi
+  if [ ${#OTHER_HATANG[@]} -gt 0 ]; then
+    if [ -e "$VENV" ] || [ -e "$RELEASES" ]; then
+      info "Giữ $VENV: hatang khác trên máy này còn dùng nó (${OTHER_HATANG[*]})" \
+           "kept $VENV: another hatang on this machine uses it (${OTHER_HATANG[*]})"
+    fi
+  else
+    remove_path "$VENV" "$RELEASES"
+    if [ -d "$OPT" ]; then rmdir --ignore-fail-on-non-empty -- "$OPT"; fi
+  fi
   if [ "$PURGE" = 1 ]; then
-    info "Xoá cấu hình $ETC và dữ liệu $STATE" "purging config $ETC and state $STATE"
-    remove_path "$ETC" "$STATE"
-    if [ "$SYSTEM_ROOT" = 1 ] && getent passwd hatang >/dev/null 2>&1; then
+    # Only what the installer wrote (the manifest), deepest first; a directory only when it is empty.
+    if [ -f "$MANIFEST" ]; then
+      info "Xoá các tệp cấu hình do trình cài ghi và dữ liệu $STATE" \
+           "purging the config files the installer wrote and the state $STATE"
+      while IFS= read -r entry; do
+        case "$entry" in /*) ;; *) continue ;; esac
+        path=$P$entry
+        if [ -L "$path" ] || [ -f "$path" ]; then
+          rm -f -- "$path"
+          CHANGED=1
+        elif [ -d "$path" ] && [ "$path" != "$MANIFEST_DIR" ] && rmdir -- "$path" 2>/dev/null; then
+          CHANGED=1
+        fi
+      done < <(grep -v '^#' -- "$MANIFEST" | LC_ALL=C sort -ru)
+    fi
+    remove_path "$STATE" "$MANIFEST_DIR"
+    if [ -e "$ETC" ]; then
+      info "Giữ $ETC: trong đó còn tệp không do trình cài này ghi" \
+           "kept $ETC: it holds files this installer did not write"
+    fi
+    if [ ${#OTHER_HATANG[@]} -gt 0 ]; then
+      warn "không xoá người dùng hatang: dịch vụ hatang khác trên máy này dùng nó (${OTHER_HATANG[*]})" \
+           "not deleting the user hatang: another hatang service on this machine uses it (${OTHER_HATANG[*]})"
+    elif [ "$SYSTEM_ROOT" = 1 ] && getent passwd hatang >/dev/null 2>&1; then
       userdel hatang || warn "không xoá được người dùng hatang" "could not delete the user hatang"
       CHANGED=1
     fi
   else
-    [ -e "$ETC" ] && info "Giữ lại cấu hình $ETC (xoá hẳn: --remove --purge)" \
-      "kept the config $ETC (to delete it too: --remove --purge)"
+    if [ -e "$ETC" ]; then
+      info "Giữ lại cấu hình $ETC (xoá hẳn: --remove --purge)" \
+           "kept the config $ETC (to delete it too: --remove --purge)"
+    fi
   fi
   finish
 fi
@@ -186,7 +273,7 @@ fi
 problems=()
 problem() { problems+=("LỖI: $1"$'\n'"ERROR: $2"); }
 
-for tool in tar sha256sum gzip cmp stat mktemp realpath; do
+for tool in tar sha256sum gzip cmp diff stat mktemp realpath; do
   command -v "$tool" >/dev/null 2>&1 \
     || problem "thiếu lệnh '$tool' (cài gói coreutils / tar / gzip / diffutils)" \
                "the command '$tool' is missing (install the package coreutils / tar / gzip / diffutils)"
@@ -258,6 +345,7 @@ fi
 if [ ${#problems[@]} -gt 0 ]; then
   printf '%s\n' "${problems[@]}" >&2
   echo "HATANG-INSTALL: failed"
+  REPORTED=1
   exit 1
 fi
 
@@ -318,7 +406,9 @@ OWNER_STATE=""
 if [ "$SYSTEM_ROOT" = 1 ]; then
   if ! getent passwd hatang >/dev/null; then
     info "Tạo người dùng hệ thống hatang" "creating the system user hatang"
-    useradd --system --user-group --home-dir /var/lib/hatang --no-create-home \
+    # A group hatang made before (by hand, or left by an earlier user) becomes the user's group.
+    if getent group hatang >/dev/null; then group_option=(-g hatang); else group_option=(--user-group); fi
+    useradd --system "${group_option[@]}" --home-dir /var/lib/hatang --no-create-home \
       --shell /usr/sbin/nologin --comment "hatang agent" hatang
     CHANGED=1
   fi
@@ -330,6 +420,7 @@ else
        "root $ROOT is not /: the user hatang is not created and file owners are not set"
 fi
 ensure_dir "$STATE" 0700 "$OWNER_STATE"
+ensure_dir "$MANIFEST_DIR" 0700 "$OWNER_ROOT"
 
 # ---------------------------------------------------------------------------------------------------
 # The venv: /opt/hatang/venv -> releases/hatang-<version>-<key>, the key naming the wheel set and the
@@ -347,7 +438,6 @@ release_ok() {
   [ -f "$RELEASES/$RELEASE/.installed" ] && [ -x "$RELEASES/$RELEASE/bin/hatang" ] \
     && "$RELEASES/$RELEASE/bin/python" -I -B -c '' 2>/dev/null
 }
-VENV_CHANGED=0
 if [ "$(readlink -- "$VENV" 2>/dev/null || true)" = "releases/$RELEASE" ] && release_ok; then
   info "Môi trường Python $VENV đã đúng phiên bản ($RELEASE)" "the venv $VENV is up to date ($RELEASE)"
 else
@@ -383,82 +473,137 @@ else
   mv -Tf -- "$OPT/.venv.new" "$VENV"
   info "$VENV -> releases/$RELEASE" "$VENV -> releases/$RELEASE"
   CHANGED=1
-  VENV_CHANGED=1
 fi
 
 # ---------------------------------------------------------------------------------------------------
-# Configuration from the enrolment bundle
+# Configuration from the enrolment bundle. The enrolment's certificates and secrets (a rotated password)
+# are always installed. agent.yaml is written only when it is absent, or still identical to the previous
+# enrolment's copy (agent.yaml.enrolled: never edited on this box); an agent.yaml edited here (devices
+# added at the office) is kept, and what the new enrolment changed is shown, unless --replace-config
+# (then it is saved as agent.yaml.bak-<time> first).
 
 if [ -n "$ENROL_DIR" ]; then
   ensure_dir "$ETC" 0755 "$OWNER_ROOT"
   ensure_dir "$SECRETS" 0700 "$OWNER_ROOT"
-  # agent.yaml: agent.yaml.enrolled keeps the enrolment's own copy, so that an operator's edits (devices
-  # added on the box) survive a rerun with the same enrolment bundle; a different enrolment replaces
-  # agent.yaml after saving it as agent.yaml.bak-<time>.
   new=$ENROL_DIR/agent.yaml
-  if [ -f "$ETC/agent.yaml" ] && ! cmp -s "$new" "$ETC/agent.yaml"; then
-    if [ -f "$ETC/agent.yaml.enrolled" ] && cmp -s "$new" "$ETC/agent.yaml.enrolled"; then
-      info "agent.yaml có sửa đổi tại chỗ so với gói đăng ký: giữ nguyên" \
-           "agent.yaml has local changes against the same enrolment: kept"
-    else
-      backup=$ETC/agent.yaml.bak-$(date +%Y%m%d-%H%M%S)
-      cp -p -- "$ETC/agent.yaml" "$backup"
-      info "agent.yaml cũ được lưu thành $backup" "the previous agent.yaml was saved as $backup"
-      put_file "$new" "$ETC/agent.yaml" 0640 "$OWNER_CONFIG" || true
-    fi
+  config=$ETC/agent.yaml
+  enrolled=$ETC/agent.yaml.enrolled
+  # (agent.yaml goes into the manifest when written or identical to the enrolment's; one kept here stays
+  # in the manifest only if an earlier run wrote it: a file made by hand before is not the installer's.)
+  if [ ! -e "$config" ] && [ ! -L "$config" ]; then
+    put_file "$new" "$config" 0640 "$OWNER_CONFIG" || true
+    record "$config"
+    info "Đã ghi $config" "wrote $config"
+  elif cmp -s -- "$new" "$config"; then
+    put_file "$new" "$config" 0640 "$OWNER_CONFIG" || true  # the same: only its mode and owner
+    record "$config"
+  elif [ -f "$enrolled" ] && cmp -s -- "$config" "$enrolled"; then
+    put_file "$new" "$config" 0640 "$OWNER_CONFIG" || true
+    record "$config"
+    info "$config chưa sửa tại máy này: thay bằng bản của gói đăng ký mới" \
+         "$config was not edited on this box: replaced by the new enrolment's"
+  elif [ "$REPLACE_CONFIG" = 1 ]; then
+    backup=$ETC/agent.yaml.bak-$(date +%Y%m%d-%H%M%S)
+    cp -p -- "$config" "$backup"
+    record "$backup" "$config"
+    put_file "$new" "$config" 0640 "$OWNER_CONFIG" || true
+    info "--replace-config: $config cũ (có sửa tại máy) được lưu thành $backup rồi thay bằng bản của gói đăng ký" \
+         "--replace-config: the previous $config (edited on this box) was saved as $backup and replaced"
+  elif [ -f "$enrolled" ] && cmp -s -- "$new" "$enrolled"; then
+    info "$config có sửa đổi tại máy: giữ nguyên" "$config has changes made on this box: kept"
   else
-    put_file "$new" "$ETC/agent.yaml" 0640 "$OWNER_CONFIG" && info "Đã ghi $ETC/agent.yaml" "wrote $ETC/agent.yaml"
+    # Edited here, and the centre's copy changed: keep the office's file and show the centre's change.
+    warn "GIỮ NGUYÊN $config (đã sửa tại máy này, ví dụ thêm thiết bị); bản mới của gói đăng ký được lưu thành $enrolled. Khác biệt của bản mới so với bản đăng ký trước (nếu cần, chép vào $config bằng tay, hoặc chạy lại với --replace-config để thay hẳn, bản cũ được lưu thành agent.yaml.bak-<giờ>):" \
+         "KEPT $config (edited on this box, e.g. devices added); the new enrolment's copy is saved as $enrolled. What the new enrolment changes against the previous one (carry it into $config by hand if needed, or run again with --replace-config to replace the file, saving it as agent.yaml.bak-<time>):"
+    if [ -f "$enrolled" ]; then
+      diff -u --label "agent.yaml.enrolled (trước / previous)" --label "agent.yaml (gói đăng ký mới / new enrolment)" \
+        -- "$enrolled" "$new" | sed 's/^/    /' >&2 || true
+    else
+      diff -u --label "$config (trên máy / on this box)" --label "agent.yaml (gói đăng ký mới / new enrolment)" \
+        -- "$config" "$new" | sed 's/^/    /' >&2 || true
+    fi
   fi
-  put_file "$new" "$ETC/agent.yaml.enrolled" 0640 "$OWNER_CONFIG" || true
+  put_file "$new" "$enrolled" 0640 "$OWNER_CONFIG" || true
+  record "$enrolled"
   for f in ca.crt client.crt; do
     if [ -f "$ENROL_DIR/$f" ]; then
-      put_file "$ENROL_DIR/$f" "$ETC/$f" 0644 "$OWNER_ROOT" && info "Đã ghi $ETC/$f" "wrote $ETC/$f"
+      if put_file "$ENROL_DIR/$f" "$ETC/$f" 0644 "$OWNER_ROOT"; then info "Đã ghi $ETC/$f" "wrote $ETC/$f"; fi
+      record "$ETC/$f"
     fi
   done
   for secret in "$ENROL_DIR"/secrets/*; do
     [ -f "$secret" ] || continue
-    put_file "$secret" "$SECRETS/$(basename -- "$secret")" 0600 "$OWNER_ROOT" \
-      && info "Đã ghi $SECRETS/$(basename -- "$secret")" "wrote $SECRETS/$(basename -- "$secret")"
+    name=$(basename -- "$secret")
+    if put_file "$secret" "$SECRETS/$name" 0600 "$OWNER_ROOT"; then
+      info "Đã ghi $SECRETS/$name" "wrote $SECRETS/$name"
+    fi
+    record "$SECRETS/$name"
   done
 fi
+
+# The secrets the installed enrolments delivered (in the manifest), still present: nothing else in
+# /etc/hatang/secrets (the central host keeps its collector's password there) is touched or loaded.
+OUR_SECRETS=()
+while IFS= read -r entry; do
+  case "$entry" in
+    /etc/hatang/secrets/*)
+      name=${entry#/etc/hatang/secrets/}
+      if [[ "$name" =~ $SECRET_NAME ]] && [ -f "$SECRETS/$name" ] && [ ! -L "$SECRETS/$name" ]; then
+        OUR_SECRETS+=("$name")
+      fi ;;
+  esac
+done < <(manifest_entries)
 if [ -d "$SECRETS" ]; then
   ensure_dir "$SECRETS" 0700 "$OWNER_ROOT"
-  for secret in "$SECRETS"/*; do
-    [ -f "$secret" ] || continue
-    if [ "$(mode_of "$secret")" != 600 ]; then chmod 0600 -- "$secret"; CHANGED=1; fi
+  for name in ${OUR_SECRETS[@]+"${OUR_SECRETS[@]}"}; do
+    if [ "$(mode_of "$SECRETS/$name")" != 600 ]; then chmod 0600 -- "$SECRETS/$name"; CHANGED=1; fi
   done
 fi
 
 # ---------------------------------------------------------------------------------------------------
-# The unit and its credentials drop-in: one LoadCredential= for every secret file but mqtt-password
-# (which the unit carries itself), so that a secret the office does not have never fails the unit.
+# The unit and its credentials drop-in: one LoadCredential= for every secret of the enrolment but
+# mqtt-password (which the unit carries itself), so that a secret the office does not have never fails
+# the unit.
 
 ensure_dir "$P/etc/systemd/system" 0755
-put_file "$HERE/hatang-agent.service" "$UNIT_FILE" 0644 && { UNIT_CHANGED=1; info "Đã ghi $UNIT_FILE" "wrote $UNIT_FILE"; }
+if put_file "$HERE/hatang-agent.service" "$UNIT_FILE" 0644; then UNIT_CHANGED=1; info "Đã ghi $UNIT_FILE" "wrote $UNIT_FILE"; fi
+record "$UNIT_FILE"
 {
-  echo "# Written by install-agent.sh (hatang): one LoadCredential= for each file in /etc/hatang/secrets/"
-  echo "# but mqtt-password, which $UNIT loads itself. Rewritten at every run of the installer."
+  echo "# Written by install-agent.sh (hatang): one LoadCredential= for each secret file its enrolment bundles"
+  echo "# put into /etc/hatang/secrets/, but mqtt-password, which $UNIT loads itself. Rewritten at every run."
   echo "[Service]"
-  if [ -d "$SECRETS" ]; then
-    for secret in "$SECRETS"/*; do
-      name=$(basename -- "$secret")
-      if [ ! -f "$secret" ] || [ "$name" = mqtt-password ]; then continue; fi
-      if [[ "$name" =~ $SECRET_NAME ]]; then
-        echo "LoadCredential=$name:/etc/hatang/secrets/$name"
-      else
-        warn "bỏ qua $secret: tên không dùng được cho LoadCredential" "skipping $secret: not a usable credential name"
-      fi
-    done
-  fi
+  for name in ${OUR_SECRETS[@]+"${OUR_SECRETS[@]}"}; do
+    if [ "$name" != mqtt-password ]; then echo "LoadCredential=$name:/etc/hatang/secrets/$name"; fi
+  done
 } >"$TMP/credentials.conf"
 ensure_dir "$DROPIN_DIR" 0755
-put_file "$TMP/credentials.conf" "$DROPIN" 0644 && { UNIT_CHANGED=1; info "Đã ghi $DROPIN" "wrote $DROPIN"; }
+if put_file "$TMP/credentials.conf" "$DROPIN" 0644; then UNIT_CHANGED=1; info "Đã ghi $DROPIN" "wrote $DROPIN"; fi
+record "$DROPIN"
+
+# The manifest, before the service is touched: a failure below still leaves it complete.
+{
+  echo "# Written by install-agent.sh (hatang): the paths it wrote; --remove --purge deletes these only."
+  manifest_entries
+} >"$TMP/manifest"
+put_file "$TMP/manifest" "$MANIFEST" 0600 "$OWNER_ROOT" || true
 
 # ---------------------------------------------------------------------------------------------------
-# systemd
+# systemd. Releases other than the current one are deleted only when no running agent can still use
+# them: the service was (re)started by this run, or is not running.
 
+old_releases() {  # the releases beside the current one, one a line
+  local old
+  for old in "$RELEASES"/*; do
+    if [ -e "$old" ] && [ "$(basename -- "$old")" != "$RELEASE" ]; then printf '%s\n' "$old"; fi
+  done
+  return 0
+}
+OLD_RELEASES=$(old_releases)
+ACTIVE=0
+RESTARTED=0
 if [ "$SYSTEMD" = 1 ]; then
-  [ "$UNIT_CHANGED" = 0 ] || systemctl_ daemon-reload
+  if [ "$UNIT_CHANGED" = 1 ]; then systemctl_ daemon-reload; fi
+  if systemctl is-active --quiet "$UNIT"; then ACTIVE=1; fi
   if [ ! -f "$ETC/agent.yaml" ]; then
     warn "chưa có $ETC/agent.yaml: dịch vụ chưa được bật; chạy lại với --enrol GOI-DANG-KY.tar.gz" \
          "no $ETC/agent.yaml yet: the service is not enabled; run again with --enrol ENROL.tar.gz"
@@ -468,13 +613,17 @@ if [ "$SYSTEMD" = 1 ]; then
       CHANGED=1
     fi
     if [ "$NO_START" = 0 ]; then
-      if ! systemctl is-active --quiet "$UNIT"; then
+      if [ "$ACTIVE" = 0 ]; then
         info "Khởi động $UNIT" "starting $UNIT"
         systemctl_ start "$UNIT"
         CHANGED=1
-      elif [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ]; then
+        RESTARTED=1
+      elif [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ] || [ -n "$OLD_RELEASES" ]; then
+        # (old releases left by a --no-start run: the running agent may still be the old one)
         info "Khởi động lại $UNIT" "restarting $UNIT"
         systemctl_ restart "$UNIT"
+        CHANGED=1
+        RESTARTED=1
       fi
     fi
   fi
@@ -485,11 +634,22 @@ else
        "systemd is not running here: $UNIT is installed but not started"
 fi
 
-# Releases other than the current one (after the restart: the old agent ran from them until then).
-if [ "$VENV_CHANGED" = 1 ]; then
-  for old in "$RELEASES"/*; do
-    [ "$(basename -- "$old")" = "$RELEASE" ] || rm -rf -- "$old"
-  done
+if [ -n "$OLD_RELEASES" ]; then
+  if [ "$ACTIVE" = 1 ] && [ "$RESTARTED" = 0 ]; then
+    info "Giữ bản cũ trong $RELEASES: $UNIT đang chạy từ đó và chưa được khởi động lại; chạy lại trình cài không có --no-start để khởi động lại và dọn" \
+         "kept the previous release in $RELEASES: $UNIT runs from it and was not restarted; run the installer again without --no-start to restart it and clean up"
+  else
+    while IFS= read -r old; do
+      rm -rf -- "$old"
+    done <<<"$OLD_RELEASES"
+    CHANGED=1
+  fi
+fi
+
+# Installed completely: the enrolment bundle's checksum, for Ansible (copy the bundle only when it changed).
+if [ -n "$ENROL" ]; then
+  sha256sum <"$ENROL" | cut -c1-64 >"$TMP/enrolment.sha256"
+  put_file "$TMP/enrolment.sha256" "$ENROLMENT_SUM" 0600 "$OWNER_ROOT" || true
 fi
 
 if [ "$SYSTEM_ROOT" = 1 ]; then

@@ -7,9 +7,11 @@ session by ``scripts/offline-bundle`` from the wheels that ``scripts/test`` down
 so pip never needs the network); the office's enrolment bundle comes from ``hatang fleet add-agent``.
 
 Checked: the playbook passes ``--syntax-check`` and the example inventory parses; a first run installs an
-agent that works (``hatang --version``, the role's post-check ``hatang check``); a second run changes nothing
-(``changed=0`` in the PLAY RECAP); a newer bundle replaces the old one on the box; removing twice changes
-nothing the second time; and a broken bundle stops a rolling roll-out at the first office (the canary).
+agent that works (``hatang --version``, the role's post-check ``hatang check``) and leaves no copy of the
+enrolment bundle (the office's secrets) on the box; a second run changes nothing (``changed=0`` in the PLAY
+RECAP); a rotated enrolment (``hatang fleet rotate-agent``) is copied, installed and deleted again; a newer
+bundle replaces the old one on the box; removing twice changes nothing the second time; and a broken bundle
+stops a rolling roll-out at the first office (the canary).
 Without ansible-playbook or the wheelhouse: fail under ``CI=true``, skipped otherwise.
 """
 
@@ -174,19 +176,27 @@ def offline_bundle(bundle: Bundle) -> Path:
     return bundle.archive
 
 
-def enrol(fleet: Path, agent_id: str, root: Path) -> Path:
+def enrol(fleet: Path, agent_id: str, root: Path, command: str = "add-agent") -> Path:
     """The enrolment bundle of ``agent_id`` made by ``hatang fleet`` (in ``fleet``/enrol), with the agent's
-    buffer under the test's prefix ``root``."""
+    buffer under the test's prefix ``root``; ``command`` "rotate-agent" gives it a new password."""
     if not (fleet / "fleet.yaml").exists():
         proc = run_hatang(["fleet", "init", "--fleet", str(fleet), "--broker-url", "mqtts://127.0.0.1:8883",
                            "--reload-command", ""])
         assert proc.returncode == 0, f"hatang fleet init failed:\n{proc.stdout}\n{proc.stderr}"
-    proc = run_hatang(["fleet", "add-agent", agent_id, "--fleet", str(fleet), "--site", SITE, "--no-reload",
+    site = ["--site", SITE] if command == "add-agent" else []
+    proc = run_hatang(["fleet", command, agent_id, "--fleet", str(fleet), *site, "--no-reload",
                        "--buffer-path", str(root / "var/lib/hatang/buffer")])
-    assert proc.returncode == 0, f"hatang fleet add-agent failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, f"hatang fleet {command} failed:\n{proc.stdout}\n{proc.stderr}"
     bundle = fleet / "enrol" / f"{agent_id}.tar.gz"
     assert bundle.is_file(), f"no enrolment bundle at {bundle}:\n{proc.stdout}"
     return bundle
+
+
+def enrolment_member(bundle: Path, name: str) -> bytes:
+    with tarfile.open(bundle) as tar:
+        member = tar.extractfile(name)
+        assert member is not None, name
+        return member.read()
 
 
 def checksum_prefix(bundle: Path) -> str:
@@ -249,7 +259,7 @@ def test_roll_out_installs_then_a_second_run_changes_nothing(work: Path, offline
     root = work / "root"
     root.mkdir()
     fleet = work / "fleet"
-    enrol(fleet, AGENT_ID, root)
+    enrolment = enrol(fleet, AGENT_ID, root)
     inventory = write_inventory(work / "inventory.yml", {AGENT_ID: {"hatang_root": str(root)}})
     extra = {**NO_BECOME, "hatang_offline_bundle": str(offline_bundle),
              "hatang_enrolment_dir": str(fleet / "enrol")}
@@ -266,12 +276,24 @@ def test_roll_out_installs_then_a_second_run_changes_nothing(work: Path, offline
     assert proc.returncode == 0 and proc.stdout.strip() == f"hatang {__version__}", (proc.stdout, proc.stderr)
     config = yaml.safe_load((root / "etc/hatang/agent.yaml").read_text(encoding="utf-8"))
     assert config["agent_id"] == AGENT_ID
-    assert (root / "etc/hatang/secrets/mqtt-password").is_file()
+    password = root / "etc/hatang/secrets/mqtt-password"
+    assert password.read_bytes() == enrolment_member(enrolment, "secrets/mqtt-password")
+    cache = root / "var/cache/hatang-bundles"
+    assert not list(cache.glob("enrol-*")), "the enrolment bundle (the office's secrets) is left on the box"
 
     second = run_playbook(work, inventory, extra)
     assert second.returncode == 0, second.explain()
     assert second.recap[AGENT_ID]["failed"] == 0, second.explain()
     assert second.recap[AGENT_ID]["changed"] == 0, second.explain()
+    assert not list(cache.glob("enrol-*"))
+
+    # A rotated password (hatang fleet rotate-agent): the new enrolment bundle is copied, installed, deleted.
+    enrol(fleet, AGENT_ID, root, "rotate-agent")
+    rotated = run_playbook(work, inventory, extra)
+    assert rotated.returncode == 0 and rotated.recap[AGENT_ID]["failed"] == 0, rotated.explain()
+    assert rotated.recap[AGENT_ID]["changed"] > 0, rotated.explain()
+    assert password.read_bytes() == enrolment_member(enrolment, "secrets/mqtt-password")
+    assert not list(cache.glob("enrol-*"))
 
     # An upgrade is the same run with a newer bundle: it is copied and unpacked next to the old one, the
     # installer runs from it, and the old one is removed from the box. (Same content under a newer name
@@ -281,7 +303,7 @@ def test_roll_out_installs_then_a_second_run_changes_nothing(work: Path, offline
     upgrade = run_playbook(work, inventory, {**extra, "hatang_offline_bundle": str(newer)})
     assert upgrade.returncode == 0 and upgrade.recap[AGENT_ID]["failed"] == 0, upgrade.explain()
     assert upgrade.recap[AGENT_ID]["changed"] > 0, upgrade.explain()
-    kept = sorted(p.name for p in (root / "var/cache/hatang-bundles").iterdir())
+    kept = sorted(p.name for p in cache.iterdir())
     assert [name for name in kept if name.startswith("hatang-agent-offline-")] == [
         f"hatang-agent-offline-{__version__}.post1-{checksum_prefix(newer)}", newer.name], kept
     assert subprocess.run([str(hatang), "--version"], capture_output=True, timeout=60, check=False,

@@ -13,6 +13,7 @@ installer's messages on a system it cannot serve.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from tests.support.offline_bundle import (
     offline_env,
     run_offline,
 )
+from tests.support.services import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -93,28 +95,50 @@ def newer_bundle(bundle: Bundle, wheelhouse: Path, tmp_path_factory: pytest.Temp
 # enrolment bundles
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """A fleet directory made by the real ``hatang fleet init``, holding the SNMP secrets of SNMP_SECRETS."""
+
+    root: Path
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*hatang_command(), "fleet", *args, "--fleet", str(self.root)],
+                              capture_output=True, text=True, timeout=120, check=False, cwd=outside_cwd(),
+                              env=hatang_env())
+        assert proc.returncode == 0, f"hatang fleet {args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    @classmethod
+    def create(cls, work: Path) -> Fleet:
+        fleet = cls(work / "fleet")
+        fleet.run("init", "--broker-url", "mqtts://127.0.0.1:8883", "--server-name", "localhost",
+                  "--server-ip", "127.0.0.1", "--reload-command", "true")
+        for name, text in SNMP_SECRETS.items():
+            (fleet.root / "snmp" / name).write_text(text)
+        return fleet
+
+    def enrol(self, command: str, output: Path, buffer_path: Path, *extra: str) -> Path:
+        """``hatang fleet add-agent`` or ``rotate-agent`` for AGENT_ID: its enrolment bundle at ``output``."""
+        site = ["--site", SITE] if command == "add-agent" else []
+        self.run(command, AGENT_ID, *site, "--buffer-path", str(buffer_path), "--output", str(output), *extra)
+        return output
+
+
 def _fleet_enrolment(work: Path, buffer_path: Path) -> Path:
     """The enrolment bundle of ``hatang fleet add-agent`` (the real command), with a client certificate."""
-    fleet = work / "fleet"
-
-    def fleet_cmd(*args: str) -> None:
-        proc = subprocess.run([*hatang_command(), "fleet", *args, "--fleet", str(fleet)], capture_output=True,
-                              text=True, timeout=120, check=False, cwd=outside_cwd(), env=hatang_env())
-        assert proc.returncode == 0, f"hatang fleet {args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
-
-    fleet_cmd("init", "--broker-url", "mqtts://127.0.0.1:8883", "--server-name", "localhost",
-              "--server-ip", "127.0.0.1", "--reload-command", "true")
-    for name, text in SNMP_SECRETS.items():
-        (fleet / "snmp" / name).write_text(text)
-    output = work / f"{AGENT_ID}.tar.gz"
-    fleet_cmd("add-agent", AGENT_ID, "--site", SITE, "--buffer-path", str(buffer_path), "--client-cert",
-              "--output", str(output))
-    return output
+    return Fleet.create(work).enrol("add-agent", work / f"{AGENT_ID}.tar.gz", buffer_path, "--client-cert")
 
 
 def make_enrolment(work: Path, root: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     return _fleet_enrolment(work, root / "var" / "lib" / "hatang" / "buffer")
+
+
+def members(enrolment: Path) -> dict[str, bytes]:
+    """The regular files of an enrolment bundle: {name: content}."""
+    with tarfile.open(enrolment) as tar:
+        return {m.name.removeprefix("./"): tar.extractfile(m).read()  # type: ignore[union-attr]
+                for m in tar.getmembers() if m.isfile()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,9 +282,7 @@ def test_install_with_enrolment_offline(installed: Installed, bundle: Bundle) ->
 
 def test_config_and_secrets_files_and_modes(installed: Installed) -> None:
     etc = installed.root / "etc/hatang"
-    with tarfile.open(installed.enrolment) as tar:
-        enrol = {m.name.removeprefix("./"): tar.extractfile(m).read()  # type: ignore[union-attr]
-                 for m in tar.getmembers() if m.isfile()}
+    enrol = members(installed.enrolment)
     assert (etc / "agent.yaml").read_bytes() == enrol["agent.yaml"]
     for public in ("ca.crt", "client.crt"):
         if public in enrol:
@@ -277,7 +299,7 @@ def test_config_and_secrets_files_and_modes(installed: Installed) -> None:
         assert path.read_bytes() == enrol[f"secrets/{path.name}"]
 
 
-def test_credentials_drop_in_lists_every_secret_but_mqtt_password(installed: Installed) -> None:
+def test_credentials_drop_in_lists_the_enrolment_secrets_but_mqtt_password(installed: Installed) -> None:
     dropin = installed.root / "etc/systemd/system/hatang-agent.service.d/credentials.conf"
     lines = [line for line in dropin.read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "[Service]"
@@ -320,19 +342,82 @@ def test_upgrade_installs_the_new_version_and_keeps_the_config(
     assert not list(agent_yaml.parent.glob("agent.yaml.bak-*"))
 
 
-def test_a_different_enrolment_replaces_agent_yaml_and_keeps_a_backup(bundle: Bundle, tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    install(bundle, root, "--enrol", str(make_enrolment(tmp_path / "enrol", root)))
-    agent_yaml = root / "etc/hatang/agent.yaml"
-    previous = agent_yaml.read_text()
+# A device added on the box (docs/configuration.md), in place of the enrolment's "devices: []".
+DEVICES = """devices:
+  - name: core-switch
+    address: 192.0.2.10
+    snmp:
+      version: 2c
+      community_file: ${CREDENTIALS_DIRECTORY}/snmp-community
+"""
 
-    (tmp_path / "other").mkdir()
-    other = _fleet_enrolment(tmp_path / "other", root / "var/lib/hatang/buffer2")
-    proc = install(bundle, root, "--enrol", str(other))
+
+def test_rotation_keeps_the_devices_added_on_the_box_and_installs_the_new_password(
+        bundle: Bundle, tmp_path: Path) -> None:
+    """agent.yaml is written only when absent or never edited on the box; the enrolment's secrets always."""
+    root = tmp_path / "root"
+    etc = root / "etc/hatang"
+    agent_yaml, enrolled, secrets = etc / "agent.yaml", etc / "agent.yaml.enrolled", etc / "secrets"
+    buffer = root / "var/lib/hatang/buffer"
+    fleet = Fleet.create(tmp_path)
+    first = fleet.enrol("add-agent", tmp_path / "first.tar.gz", buffer)
+    install(bundle, root, "--enrol", str(first))
+    assert "devices: []\n" in agent_yaml.read_text()
+    edited = agent_yaml.read_text().replace("devices: []\n", DEVICES)
+    agent_yaml.write_text(edited)
+
+    def check_passes(devices: int) -> None:
+        check = run_installed(root, "check", "--credentials", str(secrets), "-c", str(agent_yaml))
+        assert check.returncode == 0, f"hatang check failed:\n{check.stdout}\n{check.stderr}"
+        assert f"with {devices} device(s)" in check.stdout, check.stdout
+
+    check_passes(1)
+
+    # A rotation: a new password, the same agent.yaml. The office keeps its devices, the new password works.
+    rotated = fleet.enrol("rotate-agent", tmp_path / "rotated.tar.gz", buffer)
+    new = members(rotated)
+    assert new["secrets/mqtt-password"] != members(first)["secrets/mqtt-password"]
+    proc = install(bundle, root, "--enrol", str(rotated))
     assert last_line(proc) == "HATANG-INSTALL: changed"
-    backups = list(agent_yaml.parent.glob("agent.yaml.bak-*"))
-    assert len(backups) == 1 and backups[0].read_text() == previous
+    assert agent_yaml.read_text() == edited
+    assert (secrets / "mqtt-password").read_bytes() == new["secrets/mqtt-password"]
+    check_passes(1)
+
+    # A re-enrolment whose agent.yaml differs (a client certificate now): the office's agent.yaml is kept, the
+    # new copy goes to agent.yaml.enrolled, the difference is shown; certificates and secrets are installed.
+    with_cert = fleet.enrol("rotate-agent", tmp_path / "with-cert.tar.gz", buffer, "--client-cert")
+    new = members(with_cert)
+    assert new["agent.yaml"] != enrolled.read_bytes()
+    proc = install(bundle, root, "--enrol", str(with_cert))
+    assert last_line(proc) == "HATANG-INSTALL: changed"
+    assert agent_yaml.read_text() == edited, "the devices added on the box were replaced"
+    assert enrolled.read_bytes() == new["agent.yaml"]
+    for name in ("secrets/mqtt-password", "secrets/client.key", "client.crt"):
+        assert (etc / name).read_bytes() == new[name], name
+    assert "GIỮ NGUYÊN" in proc.stderr and "KEPT" in proc.stderr, proc.stderr
+    assert "+  cert_file: client.crt" in proc.stderr, proc.stderr
+    assert "--replace-config" in proc.stderr
+    assert not list(etc.glob("agent.yaml.bak-*"))
+    check_passes(1)
+    dropin = root / "etc/systemd/system/hatang-agent.service.d/credentials.conf"
+    assert "LoadCredential=client.key:/etc/hatang/secrets/client.key" in dropin.read_text()
+    assert last_line(install(bundle, root, "--enrol", str(with_cert))) == "HATANG-INSTALL: unchanged"
+    assert agent_yaml.read_text() == edited
+
+    # --replace-config: the office's file is saved as agent.yaml.bak-<time>, the enrolment's replaces it.
+    proc = install(bundle, root, "--enrol", str(with_cert), "--replace-config")
+    assert last_line(proc) == "HATANG-INSTALL: changed"
+    backups = list(etc.glob("agent.yaml.bak-*"))
+    assert len(backups) == 1 and backups[0].read_text() == edited
+    assert agent_yaml.read_bytes() == new["agent.yaml"]
+    check_passes(0)
+
+    # An agent.yaml not edited on the box follows the next enrolment, without a backup.
+    moved = fleet.enrol("rotate-agent", tmp_path / "moved.tar.gz", root / "var/lib/hatang/buffer2")
+    install(bundle, root, "--enrol", str(moved))
+    assert agent_yaml.read_bytes() == members(moved)["agent.yaml"] == enrolled.read_bytes()
     assert "buffer2" in agent_yaml.read_text()
+    assert len(list(etc.glob("agent.yaml.bak-*"))) == 1
 
 
 def test_remove_keeps_the_config_and_purge_deletes_it(bundle: Bundle, tmp_path: Path) -> None:
@@ -352,6 +437,53 @@ def test_remove_keeps_the_config_and_purge_deletes_it(bundle: Bundle, tmp_path: 
     purged = install(bundle, root, "--remove", "--purge")
     assert last_line(purged) == "HATANG-INSTALL: changed"
     assert not (root / "etc/hatang").exists() and not (root / "var/lib/hatang").exists()
+    assert not (root / "var/lib/hatang-install").exists()
+    assert last_line(install(bundle, root, "--remove", "--purge")) == "HATANG-INSTALL: unchanged"
+
+
+# The central host's own hatang files (it sometimes runs an agent too): the agent's installer leaves them.
+CENTRAL_FILES = {
+    "etc/hatang/collector.yaml": 'mqtt: {url: "mqtt://127.0.0.1:1883"}\n',
+    "etc/hatang/secrets/collector-password": "mat-khau-collector\n",
+    "etc/hatang/fleet/fleet.yaml": "broker_url: mqtts://127.0.0.1:8883\n",
+    "etc/systemd/system/hatang-collector.service": (
+        "[Service]\nExecStart=/opt/hatang/venv/bin/hatang collector\n"),
+}
+
+
+def test_purge_deletes_only_what_the_installer_wrote(bundle: Bundle, tmp_path: Path) -> None:
+    """On a box that also holds the collector and the fleet: the drop-in loads only the enrolment's secrets,
+    --purge deletes only the files in the installer's manifest, keeps the venv the collector runs from, and
+    refuses to delete the user hatang, saying why."""
+    root = tmp_path / "root"
+    for name, text in CENTRAL_FILES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / "etc/hatang/secrets").chmod(0o700)
+    (root / "etc/hatang/secrets/collector-password").chmod(0o640)
+    enrolment = make_enrolment(tmp_path / "enrol", root)
+    install(bundle, root, "--enrol", str(enrolment))
+
+    dropin = root / "etc/systemd/system/hatang-agent.service.d/credentials.conf"
+    loaded = [line for line in dropin.read_text().splitlines() if line.startswith("LoadCredential=")]
+    delivered = sorted(n.removeprefix("secrets/") for n in members(enrolment) if n.startswith("secrets/"))
+    assert loaded == [f"LoadCredential={name}:/etc/hatang/secrets/{name}"
+                      for name in delivered if name != "mqtt-password"]
+    assert mode(root / "etc/hatang/secrets/collector-password") == 0o640, "another service's secret changed"
+
+    purged = install(bundle, root, "--remove", "--purge")
+    assert last_line(purged) == "HATANG-INSTALL: changed"
+    for name, text in CENTRAL_FILES.items():
+        assert (root / name).read_text() == text, name
+    etc = root / "etc/hatang"
+    assert sorted(p.name for p in etc.iterdir()) == ["collector.yaml", "fleet", "secrets"]
+    assert sorted(p.name for p in (etc / "secrets").iterdir()) == ["collector-password"]
+    assert not (root / "etc/systemd/system/hatang-agent.service").exists()
+    assert not (root / "var/lib/hatang").exists() and not (root / "var/lib/hatang-install").exists()
+    assert (root / "opt/hatang/venv/bin/hatang").exists(), "the collector's program was deleted"
+    assert "không xoá người dùng hatang" in purged.stderr, purged.stderr
+    assert "not deleting the user hatang: another hatang service on this machine uses it" in purged.stderr
+    assert "/etc/systemd/system/hatang-collector.service" in purged.stderr
 
 
 def test_install_without_enrolment_then_enrol(bundle: Bundle, tmp_path: Path) -> None:
@@ -471,17 +603,89 @@ def test_a_damaged_bundle_is_refused(bundle: Bundle, tmp_path: Path) -> None:
     assert not (root / "opt").exists()
 
 
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE,
+                link: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, 0o600
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+# name -> (hostile members as (name, kind, link), what the refusal says)
+HOSTILE_ENROLMENTS: dict[str, tuple[list[tuple[str, bytes, str]], str]] = {
+    "symlink": ([("ca.crt", tarfile.SYMTYPE, "/etc/shadow")], "something other than plain files"),
+    "hardlink": ([("secrets/snmp-community", tarfile.LNKTYPE, "agent.yaml")],
+                 "something other than plain files"),
+    "dot-dot": ([("secrets/../../x", tarfile.REGTYPE, "")], "invalid secret file name"),
+    "secrets-symlink": ([("secrets", tarfile.SYMTYPE, "/tmp")], "something other than plain files"),
+    "dash-rf": ([("secrets/-rf", tarfile.REGTYPE, "")], "invalid secret file name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ENROLMENTS))
+def test_a_hostile_enrolment_bundle_is_refused_and_nothing_is_written(
+        bundle: Bundle, tmp_path: Path, case: str) -> None:
+    hostile, refusal = HOSTILE_ENROLMENTS[case]
+    enrolment = tmp_path / "hostile.tar.gz"
+    with tarfile.open(enrolment, "w:gz") as tar:
+        for name, kind, link in hostile:  # first: a "secrets" link must come before the files under it
+            _tar_member(tar, name, b"x\n", kind, link)
+        _tar_member(tar, "agent.yaml", b"agent_id: xa-dai-dinh\n")
+        _tar_member(tar, "secrets/mqtt-password", b"mat-khau\n")
+    root = tmp_path / "root"
+    proc = install(bundle, root, "--enrol", str(enrolment), expect_rc=1)
+    assert refusal in proc.stderr and "LỖI:" in proc.stderr, proc.stderr
+    assert last_line(proc) == "HATANG-INSTALL: failed"
+    assert not root.exists() or not any(root.iterdir()), "something was written for a refused enrolment"
+    assert not [p for p in tmp_path.rglob("x")], "a member escaped"
+
+
+def test_a_failure_half_way_is_reported_in_both_languages(bundle: Bundle, tmp_path: Path) -> None:
+    """A command failing under set -e (here: --root is a file, so no directory can be made in it) ends
+    with the failing command in both languages and the last line for Ansible."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    proc = install(bundle, not_a_directory, expect_rc=1)
+    assert "LỖI: trình cài dừng giữa chừng (dòng " in proc.stderr, proc.stderr
+    assert "ERROR: the installer stopped half-way (line " in proc.stderr
+    assert re.search(r"half-way \(line \d+, code 1: mkdir ", proc.stderr), proc.stderr
+    assert last_line(proc) == "HATANG-INSTALL: failed"
+
+
 # --------------------------------------------------------------------------------------------------
 # the real root, /, in a private mount namespace
 
 
+# Run inside the namespace: /etc, /opt and /var become overlays on this machine's (so nothing reaches the
+# real ones); with FAKE_SYSTEMD set, /run is a fresh tmpfs holding /run/systemd/system (systemd "runs").
 _OVERLAY_SCRIPT = """
 set -eu
 for d in etc opt var; do
   mkdir -p "$WORK/$d/upper" "$WORK/$d/work"
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$WORK/$d/upper,workdir=$WORK/$d/work" "/$d"
 done
-"$@"
+if [ -n "${FAKE_SYSTEMD:-}" ]; then
+  mount -t tmpfs tmpfs /run
+  mkdir -p /run/systemd/system
+fi
+exec bash "$@"
+"""
+
+# A systemctl that records its calls and keeps the unit's state in files; start/restart also record the
+# release the "running agent" was started from.
+_SYSTEMCTL_STUB = """#!/bin/sh
+printf '%s\\n' "$*" >>"$SYSTEMCTL_LOG"
+state=$SYSTEMCTL_STATE
+case "$1" in
+  is-active) [ -e "$state/active" ] ;;
+  is-enabled) [ -e "$state/enabled" ] ;;
+  enable) touch "$state/enabled" ;;
+  disable) rm -f "$state/enabled"; if [ "$2" = --now ]; then rm -f "$state/active"; fi ;;
+  start|restart) touch "$state/active"; readlink /opt/hatang/venv >"$state/running" ;;
+  stop) rm -f "$state/active" ;;
+  daemon-reload) ;;
+  *) echo "systemctl stub: unexpected: $*" >&2; exit 1 ;;
+esac
 """
 
 
@@ -490,52 +694,140 @@ def _host_user() -> str:
                           timeout=30).stdout
 
 
-def test_install_into_slash_creates_the_user_and_sets_owners(
-        bundle: Bundle, installed: Installed, tmp_path: Path) -> None:
-    """Without --root, in a private mount namespace whose /etc, /opt and /var are overlays on this
-    machine's (so nothing reaches the real ones): the hatang user is made, the config files belong to
-    root:hatang, the state directory to hatang; without systemd running the unit is only installed.
-    Installed twice (the second changes nothing), then removed with --purge (the user goes too)."""
+def _namespace() -> list[str]:
+    """argv prefix of a private mount (and network) namespace; fails under CI=true when there is none
+    (CI runs as root, with unshare and overlayfs)."""
     if os.geteuid() != 0:
-        pytest.skip("installing into / needs root (even in a private mount namespace)")
-    if Path("/run/systemd/system").exists():
-        pytest.skip("systemd runs here: the installer would start the agent on this machine")
+        unavailable("installing into / needs root (even in a private mount namespace)")
     unshare = shutil.which("unshare")
     namespace = [unshare or "unshare", "--mount", "--propagation", "private", "--net"]
     if unshare is None or subprocess.run([*namespace, "true"], capture_output=True, timeout=30,
                                          check=False).returncode != 0:
-        pytest.skip("unshare --mount --net is not available here")
-    script = tmp_path / "in-namespace.sh"
+        unavailable("unshare --mount --net is not available here")
+    return namespace
+
+
+def _in_namespace(tmp_path: Path, steps: str, report: Path, cwd: Path,
+                  **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the bash ``steps`` in a new namespace with overlays on /etc, /opt, /var (see _OVERLAY_SCRIPT)."""
+    namespace = _namespace()
+    script, inner = tmp_path / "in-namespace.sh", tmp_path / "steps.sh"
     script.write_text(_OVERLAY_SCRIPT)
-    report = tmp_path / "report.txt"
-    installer, enrolment = bundle.installer, installed.enrolment
-    inner = "; ".join([
-        f'"{installer}" --enrol "{enrolment}"',
-        f'"{installer}" --enrol "{enrolment}"',
-        f'getent passwd hatang >"{report}"',
-        f'stat -c "%U:%G %a %n" /etc/hatang/agent.yaml /etc/hatang/secrets /etc/hatang/secrets/mqtt-password '
-        f'/var/lib/hatang /opt/hatang/venv/bin/hatang >>"{report}"',
-        f'"{installer}" --remove --purge',
-        f'{{ getent passwd hatang || echo no-user; }} >>"{report}"',
-    ])
-    host_user = _host_user()
-    proc = subprocess.run([*namespace, "--", "sh", str(script), "bash", "-c", f"set -e; {inner}"],
-                          capture_output=True, text=True, timeout=INSTALL_TIMEOUT * 3, check=False,
-                          cwd=bundle.root, env=offline_env(WORK=str(tmp_path / "overlay")))
+    inner.write_text("set -euo pipefail\n" + steps)
+    proc = subprocess.run([*namespace, "--", "sh", str(script), str(inner)], capture_output=True, text=True,
+                          timeout=INSTALL_TIMEOUT * 5, check=False, cwd=cwd,
+                          env=offline_env(WORK=str(tmp_path / "overlay"), REPORT=str(report), **env))
     if proc.returncode != 0 and "mount" in proc.stderr and not report.exists():
-        pytest.skip(f"overlay mounts are not available here: {proc.stderr.strip()[-300:]}")
+        unavailable(f"overlay or tmpfs mounts are not available here: {proc.stderr.strip()[-300:]}")
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_install_into_slash_creates_the_user_and_sets_owners(
+        bundle: Bundle, installed: Installed, tmp_path: Path) -> None:
+    """Without --root, in a private mount namespace whose /etc, /opt and /var are overlays on this
+    machine's (so nothing reaches the real ones): the hatang user is made (in the group hatang that exists
+    already), the config files belong to root:hatang, the state directory to hatang; without systemd
+    running the unit is only installed. Installed twice (the second changes nothing), then removed with
+    --purge (the user goes too)."""
+    if Path("/run/systemd/system").exists():
+        pytest.skip("systemd runs here: the installer would start the agent on this machine")
+    report = tmp_path / "report.txt"
+    steps = f"""
+groupadd --system hatang
+echo "group=$(getent group hatang | cut -d: -f3)" >"$REPORT"
+"{bundle.installer}" --enrol "{installed.enrolment}"
+"{bundle.installer}" --enrol "{installed.enrolment}"
+getent passwd hatang >>"$REPORT"
+stat -c "%U:%G %a %n" /etc/hatang/agent.yaml /etc/hatang/secrets /etc/hatang/secrets/mqtt-password \\
+  /var/lib/hatang /opt/hatang/venv/bin/hatang >>"$REPORT"
+"{bundle.installer}" --remove --purge
+{{ getent passwd hatang || echo no-user; }} >>"$REPORT"
+"""
+    host_user = _host_user()
+    proc = _in_namespace(tmp_path, steps, report, bundle.root)
     assert _host_user() == host_user, "the machine's own /etc was changed"
     finals = [line for line in proc.stdout.splitlines() if line.startswith("HATANG-INSTALL: ")]
     assert finals == [f"HATANG-INSTALL: {w}" for w in ("changed", "unchanged", "changed")], proc.stdout
     assert "systemd is not running here" in proc.stderr
     lines = report.read_text().splitlines()
-    assert lines[0].startswith("hatang:") and lines[0].endswith(":/var/lib/hatang:/usr/sbin/nologin"), lines
-    assert lines[1:6] == [
+    group = lines[0].removeprefix("group=")
+    user = lines[1].split(":")
+    assert user[0] == "hatang" and user[5:] == ["/var/lib/hatang", "/usr/sbin/nologin"], lines
+    assert user[3] == group, "the user is not in the group hatang that existed before"
+    assert lines[2:7] == [
         "root:hatang 640 /etc/hatang/agent.yaml",
         "root:root 700 /etc/hatang/secrets",
         "root:root 600 /etc/hatang/secrets/mqtt-password",
         "hatang:hatang 700 /var/lib/hatang",
         "root:root 755 /opt/hatang/venv/bin/hatang",
     ]
-    assert lines[6] == "no-user", "--purge deletes the user"
+    assert lines[7] == "no-user", "--purge deletes the user"
+
+
+def test_systemd_calls_of_an_install_an_upgrade_and_a_removal(
+        bundle: Bundle, newer_bundle: Bundle, installed: Installed, tmp_path: Path) -> None:
+    """In the namespace with a stub systemctl and /run/systemd/system on a tmpfs: the calls of a first
+    install, an unchanged rerun, an upgrade with --no-start (the release the running agent uses stays),
+    the upgrade run again (restart, then the old release goes), and a purge on a box that also has the
+    collector (the user stays)."""
+    stub_dir = tmp_path / "stub"
+    stub_dir.mkdir()
+    (stub_dir / "systemctl").write_text(_SYSTEMCTL_STUB)
+    (stub_dir / "systemctl").chmod(0o755)
+    state = tmp_path / "systemctl-state"
+    state.mkdir()
+    log = tmp_path / "systemctl.log"
+    report = tmp_path / "report.txt"
+    old, new = bundle.installer, newer_bundle.installer
+    steps = f"""
+[ "$(command -v systemctl)" = "{stub_dir}/systemctl" ] || {{ echo "systemctl is not the stub" >&2; exit 1; }}
+step() {{ echo "== $1" >>"$SYSTEMCTL_LOG"; }}
+step install; "{old}" --enrol "{installed.enrolment}"
+step again; "{old}" --enrol "{installed.enrolment}"
+step no-start; "{new}" --no-start
+echo "after-no-start $(ls /opt/hatang/releases | tr '\\n' ' ')" >"$REPORT"
+echo "running-after-no-start $(cat "$SYSTEMCTL_STATE/running")" >>"$REPORT"
+step upgrade; "{new}"
+echo "after-upgrade $(ls /opt/hatang/releases | tr '\\n' ' ')" >>"$REPORT"
+echo "running-after-upgrade $(cat "$SYSTEMCTL_STATE/running")" >>"$REPORT"
+echo "venv $(readlink /opt/hatang/venv)" >>"$REPORT"
+touch /etc/systemd/system/hatang-collector.service
+step purge; "{new}" --remove --purge
+{{ getent passwd hatang || echo no-user; }} >>"$REPORT"
+"""
+    host_user = _host_user()
+    proc = _in_namespace(tmp_path, steps, report, bundle.root, FAKE_SYSTEMD="1",
+                         PATH=f"{stub_dir}:{os.environ['PATH']}", SYSTEMCTL_LOG=str(log),
+                         SYSTEMCTL_STATE=str(state))
+    assert _host_user() == host_user, "the machine's own /etc was changed"
+    finals = [line for line in proc.stdout.splitlines() if line.startswith("HATANG-INSTALL: ")]
+    expected = ("changed", "unchanged", "changed", "changed", "changed")
+    assert finals == [f"HATANG-INSTALL: {w}" for w in expected], proc.stdout
+
+    calls: dict[str, list[str]] = {}
+    for line in log.read_text().splitlines():
+        if line.startswith("== "):
+            calls[line[3:]] = []
+        elif not line.startswith(("is-active ", "is-enabled ")):  # the questions; the changes are kept
+            calls[list(calls)[-1]].append(line)
+    unit = "hatang-agent.service"
+    assert calls == {
+        "install": ["daemon-reload", f"enable {unit}", f"start {unit}"],
+        "again": [],
+        "no-start": [],
+        "upgrade": [f"restart {unit}"],
+        "purge": [f"disable --now {unit}", "daemon-reload"],
+    }, log.read_text()
+
+    facts = dict(line.split(" ", 1) for line in report.read_text().splitlines() if " " in line)
+    running_old = facts["running-after-no-start"].removeprefix("releases/")
+    assert running_old in facts["after-no-start"].split(), \
+        "--no-start deleted the release the running agent uses"
+    assert "kept the previous release" in proc.stdout
+    current = facts["venv"].removeprefix("releases/")
+    assert facts["after-upgrade"].split() == [current], "the old release stays after the restart"
+    assert facts["running-after-upgrade"] == facts["venv"]
+    assert newer_bundle.version in current
+    assert report.read_text().splitlines()[-1].startswith("hatang:"), "the user was deleted"
+    assert "not deleting the user hatang" in proc.stderr
