@@ -84,8 +84,9 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-cert", action="store_true",
                    help="also issue a client certificate from the centre's CA (for a broker that requires "
                         "one)")
-    p.add_argument("--buffer-path", default=enrolment.DEFAULT_BUFFER,
-                   help="the agent's disk buffer (default %(default)s)")
+    p.add_argument("--buffer-path",
+                   help=f"the agent's disk buffer (default: as before for rotate-agent, else "
+                        f"{enrolment.DEFAULT_BUFFER})")
     p.add_argument("-o", "--output", help="where to write the enrolment bundle (default DIR/enrol/ID.tar.gz)")
     p.add_argument("--no-reload", action="store_true", help="do not run the broker's reload command")
 
@@ -231,6 +232,8 @@ def _issue(fleet: FleetDir, settings: FleetSettings, record: AgentRecord, args: 
            action: str) -> int:
     """New password (and certificate) for ``record``: password file, bundle, record, broker reload."""
     password = secrets.token_urlsafe(24)
+    # A rotation changes the credentials only: the agent.yaml it carries stays what the office has.
+    buffer_path = args.buffer_path or record.buffer_path or enrolment.DEFAULT_BUFFER
     cert: certificates.Issued | None = None
     if args.client_cert:
         cert = certificates.issue(fleet.ca_cert.read_bytes(), fleet.ca_key.read_bytes(), record.agent_id,
@@ -240,7 +243,7 @@ def _issue(fleet: FleetDir, settings: FleetSettings, record: AgentRecord, args: 
         ca_certificate_pem=fleet.ca_cert.read_bytes(),
         client_certificate_pem=cert.certificate_pem if cert else None,
         client_key_pem=cert.key_pem if cert else None,
-        snmp_secrets=_snmp_secrets(fleet), buffer_path=args.buffer_path)
+        snmp_secrets=_snmp_secrets(fleet), buffer_path=buffer_path)
     _validate_agent_yaml(enrolment.agent_yaml(e), record.agent_id)
     # The fleet's copy is always the current one (tools such as the Ansible role read enrol/); -o writes
     # another copy where asked.
@@ -254,6 +257,7 @@ def _issue(fleet: FleetDir, settings: FleetSettings, record: AgentRecord, args: 
     mosquitto_passwords.set_password(fleet.password_file, record.agent_id, password)
     now = _now()
     record.updated_at, record.revoked_at = now, None
+    record.buffer_path = None if buffer_path == enrolment.DEFAULT_BUFFER else buffer_path
     record.client_certificate = cert is not None
     record.certificate_serial = format(cert.serial, "x") if cert else None
     record.certificate_not_after = cert.not_after.isoformat(timespec="seconds") if cert else None

@@ -60,7 +60,9 @@ def agent_yaml(e: Enrolment) -> str:
               "# /etc/hatang/secrets (e.g. snmp-community). For example:",
               "#  - name: core-switch",
               "#    address: 192.168.1.1",
-              "#    snmp: {version: 2c, community_file: ${CREDENTIALS_DIRECTORY}/snmp-community}"]
+              "#    snmp:",
+              "#      version: 2c",
+              "#      community_file: ${CREDENTIALS_DIRECTORY}/snmp-community"]
     lines.append("devices: []")
     return "\n".join(lines) + "\n"
 

@@ -58,6 +58,7 @@ class AgentRecord:
     certificate_serial: str | None = None
     certificate_not_after: str | None = None
     revoked_at: str | None = None
+    buffer_path: str | None = None  # None: enrolment.DEFAULT_BUFFER
     history: list[str] = field(default_factory=list)  # "<time> <action>", oldest first
 
 

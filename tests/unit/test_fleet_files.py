@@ -8,8 +8,12 @@ import dataclasses
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
 
+from hatang import cli_fleet
 from hatang.fleet import enrolment, mosquitto_passwords
+from hatang.yaml_loading import parse_yaml
+from tests.support.hatang import run_subcommand
 
 # Written by `mosquitto_passwd -c -b pw alice secret` (Mosquitto 2.0.11, Debian 12).
 MOSQUITTO_ENTRY = ("$7$101$kb7GF7OUAc+nvx5h$CIF55Ef3Dv/qgeYFvqn0PqXwx3EezSzHypGjAWxomCP5gWw+VpUvhlaj"
@@ -65,6 +69,40 @@ def test_the_bundle_holds_what_the_installer_expects() -> None:
     assert "password_file: ${CREDENTIALS_DIRECTORY}/mqtt-password" in text
     assert "key_file: ${CREDENTIALS_DIRECTORY}/client.key" in text
     assert "community_file: ${CREDENTIALS_DIRECTORY}/snmp-community" in text
+    # the commented example works when uncommented (block style: "${" is not plain inside a {...} mapping)
+    example = text.replace("#  - name", "  - name").replace("#    ", "    ").replace("devices: []\n", "")
+    example = example.replace("# The office's devices", "devices:\n# The office's devices")
+    loaded = load_yaml_text(example)
+    assert loaded["devices"][0]["snmp"]["community_file"] == "${CREDENTIALS_DIRECTORY}/snmp-community"
     # the same agent without SNMP secrets or with other ones: the same agent.yaml (a rotation must not
     # make the office's edited copy look outdated)
     assert enrolment.agent_yaml(dataclasses.replace(e, snmp_secrets=())) == text
+
+
+def load_yaml_text(text: str) -> dict[str, Any]:
+    loaded = parse_yaml(text, Path("agent.yaml"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _bundle_yaml(fleet: Path, agent_id: str) -> str:
+    with tarfile.open(fleet / "enrol" / f"{agent_id}.tar.gz") as tar:
+        member = tar.extractfile("agent.yaml")
+        assert member is not None
+        return member.read().decode()
+
+
+def test_rotation_changes_credentials_only(tmp_path: Path) -> None:
+    """A rotated bundle's agent.yaml is the one the office has (same buffer path, same text), so the
+    installer keeps the office's edited copy without a warning; only the password differs."""
+    fleet = tmp_path / "fleet"
+    common = ("--fleet", str(fleet))
+    assert run_subcommand(cli_fleet.add_parser, "fleet", "init", "--broker-url", "mqtts://broker:8883",
+                          "--reload-command", "", *common) == 0
+    assert run_subcommand(cli_fleet.add_parser, "fleet", "add-agent", "xa-a", "--site", "province=P",
+                          "--buffer-path", "/srv/hatang-buffer", "--no-reload", *common) == 0
+    first = _bundle_yaml(fleet, "xa-a")
+    entry = mosquitto_passwords.read(fleet / "broker" / "mosquitto.passwd")["xa-a"]
+    assert run_subcommand(cli_fleet.add_parser, "fleet", "rotate-agent", "xa-a", "--no-reload", *common) == 0
+    assert _bundle_yaml(fleet, "xa-a") == first and '"/srv/hatang-buffer"' in first
+    assert mosquitto_passwords.read(fleet / "broker" / "mosquitto.passwd")["xa-a"] != entry
