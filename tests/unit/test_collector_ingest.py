@@ -353,7 +353,9 @@ def _duplicate_series(draw: st.DrawFn, p: Payload, limits: Limits) -> None:
     """A compact family indexes one label set twice, or two listed copies of one label set."""
     family, j = _compact_entry(draw, p)
     ref = family["series"][j]
-    if draw(st.booleans()) and type(ref) is int and 0 <= ref < len(p.label_sets):
+    # an earlier mutation may have replaced label_sets by a non-list: then only the index is repeated
+    if (draw(st.booleans()) and type(ref) is int and isinstance(p.label_sets, list)
+            and 0 <= ref < len(p.label_sets)):
         listed = p.label_sets[ref]
         twin = dict(reversed(list(listed.items()))) if isinstance(listed, dict) else listed
         p.label_sets.insert(len(p.label_sets), twin)
