@@ -8,6 +8,10 @@ needs at start (every ``*_file`` readable and not empty, the buffer directory wr
 :func:`load_with_warnings` also returns what works but is probably wrong (``hatang check`` prints it, the
 agent logs it at start). :func:`parse` is the model alone (no file system checks; ``hatang check
 --skip-files``, ``hatang profiles -c``).
+
+Why this module is long: it is the agent config format, one tree of strict models (site, MQTT, buffer,
+SNMP credentials, traps, probes, devices) with the checks that span them; the loading steps beside it are
+short and read the same models.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.critical import pattern_problem
+from agent.profiles import AUTO
 from agent.queue.files import DB_NAME, LOCK_NAME
 from agent.snmp.credentials import AuthProtocol, PrivProtocol, SnmpVersion
 from hatang import config_paths, configfile
@@ -238,11 +243,35 @@ class DeviceConfig(_Strict):
     address: str = Field(min_length=1)
     port: Port = 161
     snmp: SnmpConfig = Field(default_factory=SnmpConfig)
-    profiles: list[str] = Field(default_factory=lambda: ["system", "interfaces"], min_length=1)
+    # Profile names, or "auto" (the default): chosen by the device at its first poll and when its
+    # sysObjectID changes (agent/profile_selection.py). Kept as a list: "auto" is read as [auto].
+    profiles: list[str] = Field(default_factory=lambda: [AUTO], min_length=1)
     interval: FiniteFloat = Field(default=60.0, ge=1, le=86400)  # seconds
     # Regexes searched case-insensitively in ifName and ifAlias: hatang_interface_critical. None: the
     # agent's critical_interfaces, else agent.critical.DEFAULT_PATTERNS; []: no critical interface.
     critical_interfaces: list[CriticalPattern] | None = None
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _auto_alone(cls, value: Any) -> Any:
+        if value == AUTO:
+            return [AUTO]
+        if isinstance(value, str):
+            raise ValueError(f"write a list of profile names ([system, interfaces]) or {AUTO}")
+        return value
+
+    @field_validator("profiles")
+    @classmethod
+    def _auto_not_mixed(cls, value: list[str]) -> list[str]:
+        if AUTO in value and len(value) > 1:
+            raise ValueError(f"{AUTO} chooses every profile by the device and cannot be combined with names: "
+                             f"write {AUTO}, or list every profile the device should get")
+        return value
+
+    @property
+    def auto_profiles(self) -> bool:
+        """``profiles: auto``: the profiles are chosen by the device (agent/profile_selection.py)."""
+        return self.profiles == [AUTO]
 
 
 class AgentConfig(_Strict):
@@ -386,7 +415,7 @@ def _check_profiles(config: AgentConfig, path: Path) -> None:
         (f"devices[{i}].profiles[{j}]", f"unknown profile {name!r}; known: {', '.join(sorted(known))}")
         for i, device in enumerate(config.devices)
         for j, name in enumerate(device.profiles)
-        if name not in known
+        if name not in known and name != AUTO
     ]
     if problems:
         raise ConfigError(path, problems)

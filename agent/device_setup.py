@@ -1,6 +1,7 @@
 """How a configured device becomes something to poll, for the agent and ``hatang poll`` alike: its
 credentials (secrets read from their files), its SNMP target (made at the first request), its poller
-(profiles, deadline); and the trap receiver's communities and users.
+(profiles listed, or chosen by the device: ``profiles: auto``; deadline); and the trap receiver's
+communities and users.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from agent.config import DeviceConfig, TrapsConfig
 from agent.critical import DEFAULT_PATTERNS as DEFAULT_CRITICAL_PATTERNS
 from agent.poller import DevicePoller, SnmpReader
+from agent.profile_selection import AutoProfiles
 from agent.profiles import Profile
 from agent.snmp.credentials import Credentials
 from agent.snmp.engine import SnmpEngine
@@ -75,17 +77,21 @@ def poll_deadline(device: DeviceConfig) -> float:
 
 
 def make_poller(device: DeviceConfig, target: SnmpReader, profiles: Mapping[str, Profile]) -> DevicePoller:
-    """The poller of one configured device (the agent's and ``hatang poll``'s, alike)."""
+    """The poller of one configured device (the agent's and ``hatang poll``'s, alike). ``profiles`` is
+    every known profile; a device with ``profiles: auto`` chooses among them (agent/profile_selection.py)."""
     hint = ""
     if device.snmp.version == "1":
         hint = ("; SNMPv1 has no GETBULK and reads one value per request: use version 2c (or 3) if the "
                 "device supports it, or raise the interval")
+    selection = AutoProfiles(device.name, profiles) if device.auto_profiles else None
     return DevicePoller(
-        device.name, target, [profiles[p] for p in device.profiles], deadline=poll_deadline(device),
+        device.name, target, [] if selection is not None else [profiles[p] for p in device.profiles],
+        deadline=poll_deadline(device),
         timeout_errors=(SnmpTimeout, SnmpAuthError, SnmpAddressError), snmp_errors=(SnmpError,),
         deadline_hint=hint,
         critical_interfaces=(DEFAULT_CRITICAL_PATTERNS if device.critical_interfaces is None
                              else device.critical_interfaces),
+        selection=selection,
     )
 
 
@@ -112,3 +118,6 @@ class ResolvingTarget:
 
     async def walk(self, root: OID, *, max_rows: int = 100_000) -> list[tuple[OID, SnmpValue]]:
         return await (await self.resolve()).walk(root, max_rows=max_rows)
+
+    async def get_next(self, oid: OID) -> tuple[OID, SnmpValue] | None:
+        return await (await self.resolve()).get_next(oid)

@@ -1,10 +1,11 @@
 """One poll of one configured device, reported for a person: ``hatang poll -c agent.yaml --device NAME``.
 
 Builds the same engine, target and :class:`~agent.poller.DevicePoller` the agent builds (credentials,
-timeouts, profiles and deadline from the config), polls once, and returns a text report: up or down,
-how long it took, each profile's error in clear words, and the metric families as Prometheus text
-lines with the labels the collector would add (agent, device, site): what the agent would publish.
-Nothing is queued or sent.
+timeouts, profiles and deadline from the config), polls once, and returns a text report: the profiles
+polled (for ``profiles: auto``, the ones chosen for the device and its sysObjectID), up or down, how long
+it took, each profile's error in clear words, and the metric families as Prometheus text lines with the
+labels the collector would add (agent, device, site): what the agent would publish. Nothing is queued
+or sent.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from agent.config import AgentConfig, DeviceConfig
 from agent.device_setup import credentials, make_poller, poll_deadline
 from agent.poll_text import error_lines
 from agent.poller import PollOutcome
-from agent.profiles import load_profiles
+from agent.profile_selection import AutoProfiles, DeviceIdentity
+from agent.profiles import AUTO, load_profiles
 from agent.snmp.credentials import security_level
 from agent.snmp.engine import SnmpEngine
 from agent.snmp.errors import SnmpError
@@ -60,13 +62,16 @@ async def poll_once(config: AgentConfig, config_path: Path, device_name: str) ->
         except SnmpError as exc:
             error = ProfileError("*", str(exc), getattr(exc, "reason", ""))
             outcome = PollOutcome(0.0, False, 0.0, (error,), ())
+            identity = None
         else:
             poller = make_poller(device, target, profiles)
             outcome = await poller.poll()
+            selection = poller.selection
+            identity = selection.identity if isinstance(selection, AutoProfiles) else None
     finally:
         engine.close()
     base: Labels = (("agent", config.agent_id), ("device", device.name), *config.site.labels())
-    return format_report(device, outcome, base)
+    return format_report(device, outcome, base, identity)
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -90,21 +95,33 @@ def _security(device: DeviceConfig) -> str:
     return f"SNMP v3 user {snmp.username!r} {level}" + (f" ({protocols})" if protocols else "")
 
 
-def format_report(device: DeviceConfig, outcome: PollOutcome, base: Labels = ()) -> str:
-    """The report :func:`poll_once` returns, from a finished poll (pure; unit-tested)."""
+def _profiles(device: DeviceConfig, outcome: PollOutcome, identity: DeviceIdentity | None) -> str:
+    if not device.auto_profiles:
+        return ", ".join(device.profiles)
+    if not outcome.profiles:
+        return f"{AUTO} (none chosen yet: the device did not answer)"
+    said = f"sysObjectID {identity.sys_object_id or 'not given'}" if identity is not None else ""
+    return f"{AUTO}: {', '.join(outcome.profiles)}" + (f" (chosen for {said})" if said else "")
+
+
+def format_report(device: DeviceConfig, outcome: PollOutcome, base: Labels = (),
+                  identity: DeviceIdentity | None = None) -> str:
+    """The report :func:`poll_once` returns, from a finished poll (pure; unit-tested). ``identity``: what
+    a device with ``profiles: auto`` said it is."""
     state = "UP (answered)" if outcome.up else "DOWN (no usable answer)"
     published = outcome.published
     samples = sum(len(f.samples) for f in published)
+    polled = list(outcome.profiles) if device.auto_profiles else device.profiles
     lines = [
         f"device {device.name} at {device.address}:{device.port}, {_security(device)}, "
-        f"profiles: {', '.join(device.profiles)}",
+        f"profiles: {_profiles(device, outcome, identity)}",
         f"status: {state}",
         f"duration: {outcome.duration:.3f} s (deadline {poll_deadline(device):g} s; per request "
         f"{device.snmp.timeout:g} s x {device.snmp.retries + 1} tries)",
     ]
     if outcome.errors:
         lines.append(f"errors ({len(outcome.errors)}):")
-        lines += [f"  {line}" for line in error_lines(device.profiles, outcome.errors, outcome.up)]
+        lines += [f"  {line}" for line in error_lines(polled, outcome.errors, outcome.up)]
     else:
         lines.append("errors: none")
     lines.append(f"would publish {len(published)} metric families, {samples} samples"

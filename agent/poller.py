@@ -12,6 +12,12 @@ Per device the poller keeps two kinds of state between polls:
   with each poll as the counter ``hatang_device_poll_errors_total{reason}`` (so it travels, and is
   backfilled, with the poll), and the (metric, column) pairs whose unusable values were already logged.
 
+A device with ``profiles: auto`` has a ``selection`` (agent/profile_selection.py): before its first
+poll's reads, and again after a poll saw its sysObjectID change, the poller identifies the device and
+polls the profiles chosen for it; a device that does not answer identification is down, like one that
+does not answer its first profile, and is identified at its next poll. ``PollOutcome.profiles`` names
+the profiles a poll used.
+
 What a poll reports besides its samples (``PollOutcome.errors``, each with a reason): a profile that
 failed (the SNMP error's reason: timeout, auth, wrong_oid, not_increasing, ...), a profile that returned
 nothing although the device answered (empty_profile: it probably lacks that MIB), values that could not
@@ -24,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +52,23 @@ class SnmpReader(Protocol):
 
     async def walk(self, root: OID, *, max_rows: int = ...) -> list[tuple[OID, SnmpValue]]: ...
 
+    # one GETNEXT; None at the end of the MIB view (used only to identify a device with profiles: auto)
+    async def get_next(self, oid: OID) -> tuple[OID, SnmpValue] | None: ...
+
+
+class ProfileSelection(Protocol):
+    """A device's profiles chosen by the device itself (``profiles: auto``): agent.profile_selection's
+    AutoProfiles, or a fake in unit tests."""
+
+    @property
+    def stale(self) -> bool: ...  # identify before reading: never identified, or the sysObjectID changed
+
+    def profiles(self) -> list[Profile]: ...  # the chosen profiles, in poll order
+
+    async def identify(self, reader: SnmpReader) -> bool: ...  # True when the choice changed
+
+    def observe(self, values: Mapping[OID, SnmpValue]) -> None: ...  # a poll's GET result
+
 
 class DeviceNotAnswering(Exception):
     def __init__(self, message: str, reason: str) -> None:
@@ -64,6 +87,7 @@ class PollOutcome:
     errors: tuple[ProfileError, ...]
     families: tuple[Family, ...]
     problems: tuple[tuple[str, int], ...] = ()  # the poller's problem counts by reason, after this poll
+    profiles: tuple[str, ...] = ()  # the profiles polled, in order (auto: () until the device is identified)
 
     @property
     def published(self) -> tuple[Family, ...]:
@@ -112,6 +136,7 @@ class DevicePoller:
         monotonic: Callable[[], float] = time.monotonic,
         deadline_hint: str = "",
         critical_interfaces: Sequence[str] = (),
+        selection: ProfileSelection | None = None,
     ) -> None:
         if label_refresh_polls < 1 or label_refresh_seconds < 0:
             raise ValueError("label_refresh_polls must be >= 1 and label_refresh_seconds >= 0")
@@ -135,6 +160,9 @@ class DevicePoller:
         self._bad_logged: set[tuple[str, OID]] = set()  # (metric, OID) whose unusable value was logged
         self._critical = compile_patterns(critical_interfaces)  # hatang_interface_critical (agent.critical)
         self._critical_known: dict[Labels, bool] = {}  # its verdicts per interface label set, kept
+        self._selection = selection  # profiles: auto (then `profiles` is ignored until identified)
+        if selection is not None:
+            self._profiles = selection.profiles()
 
     @property
     def uptime_state(self) -> UptimeState | None:
@@ -146,24 +174,18 @@ class DevicePoller:
         """Problems reported since the agent started, by reason (hatang_device_poll_errors_total)."""
         return dict(self._problems)
 
+    @property
+    def selection(self) -> ProfileSelection | None:
+        """The automatic choice of profiles of a device with ``profiles: auto``; None for a listed set."""
+        return self._selection
+
     async def poll(self) -> PollOutcome:
         started, t0 = self._clock(), self._monotonic()
         progress = _Progress()
         try:
             async with asyncio.timeout(self._deadline):
-                for position, profile in enumerate(self._profiles):
-                    before = len(progress.families)
-                    try:
-                        await self._poll_profile(position, profile, progress)
-                    except DeviceNotAnswering as exc:
-                        progress.errors.append(ProfileError(profile.name, str(exc), exc.reason))
-                        break
-                    except self._snmp_errors as exc:
-                        progress.errors.append(ProfileError(profile.name, str(exc) or type(exc).__name__,
-                                                            getattr(exc, "reason", "snmp_error")))
-                        continue
-                    if len(progress.families) == before:
-                        progress.errors.append(_empty(profile))
+                if await self._select_profiles(progress):
+                    await self._poll_profiles(progress)
         except TimeoutError:
             progress.errors.append(ProfileError(
                 "*", f"poll deadline of {self._deadline:g}s exceeded while reading {progress.doing}; "
@@ -177,7 +199,46 @@ class DevicePoller:
         if critical is not None:
             families.append(critical)
         return PollOutcome(started, progress.answered, self._monotonic() - t0, tuple(progress.errors),
-                           tuple(families), tuple(self._problems.items()))
+                           tuple(families), tuple(self._problems.items()),
+                           tuple(p.name for p in self._profiles))
+
+    async def _select_profiles(self, progress: _Progress) -> bool:
+        """``profiles: auto``: identify the device when it is new or its sysObjectID changed. False when
+        that failed (the error is the poll's, for the whole poll): nothing else is read this time."""
+        selection = self._selection
+        if selection is None or not selection.stale:
+            return True
+        progress.doing = "the device's identity (sysObjectID, sysDescr, the tables it answers)"
+        try:
+            changed = await selection.identify(self._reader)
+        except self._timeout_errors as exc:
+            progress.errors.append(ProfileError("*", str(exc), getattr(exc, "reason", "timeout")))
+            return False
+        except self._snmp_errors as exc:
+            progress.errors.append(ProfileError("*", str(exc) or type(exc).__name__,
+                                                getattr(exc, "reason", "snmp_error")))
+            return False
+        progress.answered = True
+        if changed:  # caches and plans are kept by profile position
+            self._profiles = selection.profiles()
+            self._caches.clear()
+            self._plans.clear()
+        return True
+
+    async def _poll_profiles(self, progress: _Progress) -> None:
+        for position, profile in enumerate(self._profiles):
+            before = len(progress.families)
+            try:
+                await self._poll_profile(position, profile, progress)
+            except DeviceNotAnswering as exc:
+                progress.errors.append(ProfileError(profile.name, str(exc), exc.reason))
+                break
+            except self._snmp_errors as exc:
+                progress.errors.append(ProfileError(profile.name, str(exc) or type(exc).__name__,
+                                                    getattr(exc, "reason", "snmp_error")))
+                continue
+            if len(progress.families) == before:
+                progress.errors.append(_empty(profile))
 
     def _note_bad(self, profile: Profile, bad: list[mapping.BadValue], progress: _Progress) -> None:
         """Unusable values: one error per profile and poll (a few described, all counted), logged once
@@ -222,6 +283,8 @@ class DevicePoller:
                 wall0, mono0 = self._clock(), self._monotonic()
                 values = await self._get(oids, progress)
                 wall, mono = (wall0 + self._clock()) / 2, (mono0 + self._monotonic()) / 2
+                if self._selection is not None:
+                    self._selection.observe(values)  # another sysObjectID: identify again next poll
                 if profile.uptime is not None:
                     progress.families.extend(self._observe_uptime(profile.uptime, values, wall, mono))
                 progress.families.extend(mapping.map_scalars(profile, values, epoch=self._epoch(), bad=bad))

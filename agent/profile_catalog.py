@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agent.profiles import (
     BUILTIN_DIR,
+    Match,
     MetricSpec,
     Profile,
     TableSpec,
@@ -109,9 +110,27 @@ def show_profile(name: str, user_dir: Path | None = None) -> str:
     return "\n".join(_profile_lines(profile, path)) + "\n"
 
 
+def _match_lines(match: Match | None) -> list[str]:
+    """How ``profiles: auto`` chooses the profile (docs/profiles.md, "Automatic selection")."""
+    if match is None:
+        return ["auto: never chosen automatically (no match block): list it by name"]
+    tests = []
+    if match.sys_object_id is not None:
+        tests.append(f"sysObjectID under {' or '.join(match.sys_object_id)}")
+    if match.sys_descr is not None:
+        tests.append(f"sysDescr matching {match.sys_descr!r}")
+    who = " or ".join(tests) if tests else "every device"
+    needs = f" that answers {' and '.join(match.answers)}" if match.answers else ""
+    return _wrap(f"auto: chosen for {who}{needs}", "")
+
+
 def _profile_lines(profile: Profile, path: Path) -> list[str]:
     lines = [f"profile: {profile.name}", f"origin: {_origin(path)}", f"file: {path}"]
     lines.extend(_wrap(f"description: {profile.description}", ""))
+    if profile.extends:
+        lines.extend(_wrap(f"extends: {', '.join(profile.extends)} (their metrics are shown below; "
+                           "a metric or table defined here replaces theirs of the same name)", ""))
+    lines.extend(_match_lines(profile.match))
     if profile.scalars:
         lines += ["", "scalars (one GET per poll)"]
         for metric in profile.scalars:

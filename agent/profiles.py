@@ -2,11 +2,21 @@
 
 Built-in profiles live in ``agent/profiles/*.yaml`` (package data); a user directory may add more or
 override one by name. The format is documented in docs/profiles.md.
+
+A profile may ``extends`` others: loading resolves that (after user profiles replaced built-ins by name),
+so every :class:`Profile` returned by :func:`load_profiles` is merged and polls exactly its own OIDs
+(:meth:`Profile.scalar_oids`, its tables). ``match`` says which devices ``profiles: auto`` gives it
+(agent/profile_selection.py).
+
+Why this module is long: it is the profile format, one tree of strict models whose rules span fields and
+files (a metric's type across a profile, ``extends`` across profiles); split, the format would be read in
+several places and the loader would import them all back.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -125,8 +135,17 @@ class LabelSpec(_Strict):
     oid: str
     last_arc: bool = False  # an OBJECT IDENTIFIER value keeps only its last arc (1.3.6.1.2.1.25.2.1.4 -> 4)
     map: dict[str, str] = Field(default_factory=dict)  # rendered value -> label text; others unchanged
+    # the row's value is at these arcs (1-based) of the row index, not the whole index (agent/index_parts.py)
+    index_arcs: list[int] = Field(default_factory=list)
 
     _v_oid = field_validator("oid")(_check_oid)
+
+    @field_validator("index_arcs")
+    @classmethod
+    def _v_index_arcs(cls, value: list[int]) -> list[int]:
+        if any(arc < 1 for arc in value):
+            raise ValueError("arcs are 1-based positions in the row index: 1, 2, ...")
+        return value
 
     @field_validator("map", mode="before")
     @classmethod
@@ -268,12 +287,82 @@ class UptimeSpec(_Strict):
         return parse_oid(self.oid)
 
 
+def _one_or_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class Match(_Strict):
+    """Which devices ``profiles: auto`` gives the profile (docs/profiles.md, "Automatic selection").
+
+    Identity: a sysObjectID under one of ``sys_object_id`` (whole arcs), or a sysDescr in which the regular
+    expression ``sys_descr`` is found; with neither key every device qualifies. Then every ``answers``
+    subtree must hold at least one object on the device.
+    """
+
+    sys_object_id: list[str] | None = None  # sysObjectID prefixes, numeric
+    sys_descr: str | None = None  # regular expression searched in sysDescr
+    answers: list[str] = Field(default_factory=list)  # subtrees the device must answer (all of them)
+
+    _v_lists = field_validator("sys_object_id", "answers", mode="before")(_one_or_list)
+
+    @field_validator("sys_object_id")
+    @classmethod
+    def _v_prefixes(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one sysObjectID prefix, or leave the key out")
+        return [_check_oid(v) for v in value]
+
+    @field_validator("answers")
+    @classmethod
+    def _v_answers(cls, value: list[str]) -> list[str]:
+        return [_check_oid(v) for v in value]
+
+    @field_validator("sys_descr")
+    @classmethod
+    def _v_pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+        return value
+
+    @cached_property
+    def prefixes(self) -> list[OID]:
+        return [parse_oid(o) for o in self.sys_object_id or []]
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        return None if self.sys_descr is None else re.compile(self.sys_descr)
+
+    @cached_property
+    def answer_oids(self) -> list[OID]:
+        return [parse_oid(o) for o in self.answers]
+
+
 class Profile(_Strict):
     name: str
     description: str = ""
+    # profiles whose scalars, tables and uptime this one includes (same-named metrics and tables defined
+    # here replace theirs); resolved at load, see load_profile_files
+    extends: list[str] = Field(default_factory=list)
+    match: Match | None = None  # None: never chosen by `profiles: auto`, only by name
     scalars: list[MetricSpec] = Field(default_factory=list)
     tables: list[TableSpec] = Field(default_factory=list)
     uptime: UptimeSpec | None = None
+
+    _v_extends = field_validator("extends", mode="before")(_one_or_list)
+
+    @field_validator("extends")
+    @classmethod
+    def _v_unique_bases(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed twice")
+        return value
 
     def scalar_oids(self) -> list[OID]:
         """Every OID this profile GETs."""
@@ -292,6 +381,9 @@ class Profile(_Strict):
 
 class UnknownProfileError(Exception):
     """A profile name that no profile file has (``hatang profiles NAME``, agent/profile_catalog.py)."""
+
+
+AUTO = "auto"  # devices[].profiles: choose by the device (agent/profile_selection.py); no profile's name
 
 
 def _check_semantics(profile: Profile) -> list[tuple[str, str]]:
@@ -333,14 +425,92 @@ def _load_file(path: Path) -> Profile:
     profile = configfile.load(Profile, path)
     if profile.name != path.stem:
         raise configfile.ConfigError(path, [("name", f"must equal the file name '{path.stem}'")])
+    if profile.name == AUTO:
+        raise configfile.ConfigError(path, [("name", f"'{AUTO}' is reserved (devices[].profiles: {AUTO} "
+                                                     "chooses profiles by the device); rename the file")])
     problems = _check_semantics(profile)
     if problems:
         raise configfile.ConfigError(path, problems)
     return profile
 
 
+def _metric_names(profile: Profile) -> set[str]:
+    names = {m.name for m in profile.scalars} | {m.name for t in profile.tables for m in t.metrics}
+    if profile.uptime is not None:
+        names.add(profile.uptime.boot_time.name)
+        if profile.uptime.reboots is not None:
+            names.add(profile.uptime.reboots.name)
+    return names
+
+
+def _merge(profile: Profile, bases: list[Profile]) -> tuple[Profile, list[tuple[str, str]]]:
+    """``profile`` with its (already merged) bases included: their scalars, tables and uptime first, less
+    every metric whose name ``profile`` defines and every table whose name it defines."""
+    own_metrics, own_tables = _metric_names(profile), {t.name for t in profile.tables}
+    scalars: list[MetricSpec] = []
+    tables: dict[str, tuple[TableSpec, str]] = {}  # name -> (table, base it came from)
+    uptime: tuple[UptimeSpec, str] | None = None
+    problems: list[tuple[str, str]] = []
+    for base in bases:
+        scalars += [m for m in base.scalars if m.name not in own_metrics and m not in scalars]
+        for table in base.tables:
+            metrics = [m for m in table.metrics if m.name not in own_metrics]
+            if table.name in own_tables or not metrics:
+                continue
+            kept = (table if len(metrics) == len(table.metrics)
+                    else table.model_copy(update={"metrics": metrics}))
+            seen = tables.setdefault(table.name, (kept, base.name))
+            if seen[0] != kept:
+                problems.append(("extends", f"profiles {seen[1]} and {base.name} both have a table named "
+                                            f"{table.name!r}: define a table of that name here"))
+        if base.uptime is not None and profile.uptime is None:
+            if uptime is not None and uptime[0] != base.uptime:
+                problems.append(("extends", f"profiles {uptime[1]} and {base.name} both have an uptime "
+                                            "block: give one here"))
+            uptime = uptime or (base.uptime, base.name)
+    merged = profile.model_copy(update={
+        "scalars": scalars + profile.scalars,
+        "tables": [t for t, _ in tables.values()] + profile.tables,
+        "uptime": profile.uptime if uptime is None else uptime[0],
+    })
+    problems += [(f"{key} (with the profiles it extends)", problem)
+                 for key, problem in _check_semantics(merged)]
+    return merged, problems
+
+
+def _resolve_extends(found: dict[str, tuple[Profile, Path]]) -> dict[str, tuple[Profile, Path]]:
+    """Every profile merged with the profiles it extends (transitively); unknown bases and cycles are
+    errors naming the file and key."""
+    merged: dict[str, Profile] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> Profile:
+        done = merged.get(name)
+        if done is not None:
+            return done
+        profile, path = found[name]
+        bases = []
+        for i, base in enumerate(profile.extends):
+            if base not in found:
+                raise configfile.ConfigError(path, [(f"extends[{i}]", f"unknown profile {base!r}; known: "
+                                                                      f"{', '.join(sorted(found))}")])
+            if base in (*chain, name):
+                loop = chain[chain.index(base):] if base in chain else ()
+                cycle = " -> ".join((*loop, name, base))
+                raise configfile.ConfigError(path, [(f"extends[{i}]", f"profiles extend each other in a "
+                                                                      f"cycle: {cycle}")])
+            bases.append(resolve(base, (*chain, name)))
+        result, problems = _merge(profile, bases) if bases else (profile, [])
+        if problems:
+            raise configfile.ConfigError(path, problems)
+        merged[name] = result
+        return result
+
+    return {name: (resolve(name, ()), path) for name, (_, path) in found.items()}
+
+
 def load_profile_files(user_dir: Path | None = None) -> dict[str, tuple[Profile, Path]]:
-    """Each profile with the file it came from; a user profile with a built-in's name replaces it."""
+    """Each profile (merged with the profiles it extends) with the file it came from; a user profile with a
+    built-in's name replaces it, also as the base of the profiles that extend it."""
     found: dict[str, tuple[Profile, Path]] = {}
     dirs = [BUILTIN_DIR] + ([user_dir] if user_dir is not None else [])
     for directory in dirs:
@@ -348,7 +518,19 @@ def load_profile_files(user_dir: Path | None = None) -> dict[str, tuple[Profile,
             raise configfile.ConfigError(directory, [("", "profile directory not found")])
         for path in sorted(directory.glob("*.yaml")):
             found[path.stem] = (_load_file(path), path)
-    return found
+    return _resolve_extends(found)
+
+
+def extended_by(profiles: Mapping[str, Profile], name: str) -> set[str]:
+    """The profiles ``name`` extends, directly or through others (names not in ``profiles`` skipped)."""
+    out: set[str] = set()
+    todo = list(profiles[name].extends) if name in profiles else []
+    while todo:
+        base = todo.pop()
+        if base not in out and base in profiles:
+            out.add(base)
+            todo.extend(profiles[base].extends)
+    return out
 
 
 def load_profiles(user_dir: Path | None = None) -> dict[str, Profile]:

@@ -36,6 +36,9 @@ log = logging.getLogger("hatang.agent")
 # the status payload stays below this; beyond it the list is left out (the collector then forgets none).
 # The will never lists them: it travels in CONNECT, whose will payload MQTT caps at 65,535 bytes.
 STATUS_MAX_BYTES = 256 * 1024
+# Seconds a changed choice of profiles waits before the birth is published again, so that the devices
+# identified together after a start make one new birth, not one each.
+BIRTH_REFRESH_DELAY = 2.0
 
 
 def _path(value: Path | None) -> str | None:
@@ -64,6 +67,9 @@ class AgentService:
         self._oversized: set[str] = set()  # devices whose polls exceed the collector's default limits
         self._device_names = (tuple(d.name for d in config.devices) + tuple(p.name for p in config.probes))
         self._status_list_warned = False
+        # the profiles each device polls, for the birth: listed ones now, chosen ones (auto) once identified
+        self._device_profiles = {d.name: tuple(d.profiles) for d in config.devices if not d.auto_profiles}
+        self._birth_refresh: asyncio.TimerHandle | None = None
         self.last_polls: dict[str, PollOutcome] = {}  # per device and probe, without samples (status page)
         buffer = config.buffer
         try:
@@ -103,16 +109,19 @@ class AgentService:
         if stats.oldest is not None:
             buffer["oldest_ts"] = stats.oldest
 
-        def encode(devices: tuple[str, ...]) -> bytes:
+        def encode(devices: tuple[str, ...], profiles: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> bytes:
             return encode_status(AgentStatus(
                 agent=self.config.agent_id, boot_id=self.boot_id, online=online, ts=time.time(),
                 version=__version__, site=self._site, devices=devices,
-                config_version=self.config_hash, buffer=tuple(sorted(buffer.items())),
+                config_version=self.config_hash, buffer=tuple(sorted(buffer.items())), profiles=profiles,
             ))
 
         if not online:
             return encode(())
-        payload = encode(self._device_names)
+        payload = encode(self._device_names, tuple(sorted(self._device_profiles.items())))
+        if len(payload) <= STATUS_MAX_BYTES:
+            return payload
+        payload = encode(self._device_names)  # the device list matters more than the profiles
         if len(payload) <= STATUS_MAX_BYTES:
             return payload
         if not self._status_list_warned:
@@ -188,10 +197,28 @@ class AgentService:
             await asyncio.sleep(max(0.0, started + probe.interval - time.time()))
 
     def record(self, device: str, interval: float, outcome: PollOutcome) -> None:
-        """Turn a poll outcome into a numbered batch and put it in the disk queue."""
+        """Turn a poll outcome into a numbered batch and put it in the disk queue; a device whose profiles
+        were chosen (anew) makes the birth be published again (``profiles``)."""
         self.polls += 1
         self.failed_polls += not outcome.up
         self._enqueue(device, device, interval, outcome)
+        if outcome.profiles and self._device_profiles.get(device) != outcome.profiles:
+            self._device_profiles[device] = outcome.profiles
+            self._refresh_birth_soon()
+
+    def _refresh_birth_soon(self) -> None:
+        if self._birth_refresh is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test calling record): at once
+            self.uplink.refresh_birth()
+            return
+        self._birth_refresh = loop.call_later(BIRTH_REFRESH_DELAY, self._refresh_birth)
+
+    def _refresh_birth(self) -> None:
+        self._birth_refresh = None
+        self.uplink.refresh_birth()
 
     def self_metrics(self) -> tuple[Family, ...]:
         """The agent's own health, published on the ``self`` topic like a poll."""
@@ -305,6 +332,8 @@ class AgentService:
         except* _Stop:
             pass
         finally:
+            if self._birth_refresh is not None:
+                self._birth_refresh.cancel()
             if self.trap_receiver is not None:
                 self.trap_receiver.close()
             if close_page is not None:

@@ -143,6 +143,7 @@ class Uplink:
         self._negotiated = settings.protocol != "auto"
         self._wakeup = asyncio.Event()
         self._goodbye: bytes | None = None  # set by finish(): publish this last, then stop
+        self._birth_due = False  # refresh_birth(): publish the birth again on the current connection
         self._finished = asyncio.Event()
         self._state = "starting"  # connected | unreachable | refused: logged when it changes
         self.state_since = time.time()  # when the state last changed (the local status page shows it)
@@ -163,6 +164,12 @@ class Uplink:
 
     def notify(self) -> None:
         """Something was appended to the queue."""
+        self._wakeup.set()
+
+    def refresh_birth(self) -> None:
+        """What the birth says changed (a device's profiles were chosen): publish it again, retained, on
+        the current connection (a new connection publishes it anyway)."""
+        self._birth_due = True
         self._wakeup.set()
 
     def self_metrics(self) -> tuple[Family, ...]:
@@ -212,6 +219,7 @@ class Uplink:
                     await self._negotiate()  # once: MQTT 5, or 3.1.1 for a broker without it
                 client = self._make_client()
                 async with client:
+                    self._birth_due = False
                     await self._publish(client, status_topic(self._agent), self._birth(), retain=True)
                     self.connected = True
                     self.connects += 1
@@ -330,6 +338,9 @@ class Uplink:
                 self._finished.set()
                 await asyncio.Event().wait()  # stay connected until cancelled: no will after the goodbye
             self._wakeup.clear()
+            if self._birth_due:
+                self._birth_due = False
+                await self._publish(client, status_topic(self._agent), self._birth(), retain=True)
             now = time.time()
             live = self._queue.peek_live(now, DRAIN_BATCH)
             if live:

@@ -51,6 +51,7 @@ from wire.validation import (
     list_field,
     number_field,
     optional_string_field,
+    profile_map_field,
     seq_field,
     string_field,
     timestamp_field,
@@ -170,7 +171,7 @@ def encode_trap(trap: TrapMessage) -> bytes:
 
 
 def encode_status(status: AgentStatus) -> bytes:
-    doc = {
+    doc: dict[str, Any] = {
         "v": WIRE_VERSION,
         "type": "status",
         "agent": status.agent,
@@ -183,6 +184,8 @@ def encode_status(status: AgentStatus) -> bytes:
         "config_version": status.config_version,
         "buffer": dict(status.buffer),
     }
+    if status.profiles:  # optional: left out when empty, as agents before it sent
+        doc["profiles"] = {device: list(names) for device, names in status.profiles}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -376,4 +379,5 @@ def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatu
         devices=tuple(devices),
         config_version=config_version[:64],
         buffer=buffer,
+        profiles=profile_map_field(doc, "profiles", limits, is_device_name),
     )

@@ -78,6 +78,9 @@ class AgentStatus:
     devices: tuple[str, ...] = field(default=())
     config_version: str = ""  # short hash of the agent's config file
     buffer: tuple[tuple[str, float], ...] = ()  # queue state: depth, bytes, oldest_ts, dropped
+    # optional (birth only): the profiles each device polls, sorted by device; a device with
+    # `profiles: auto` is listed once it has been identified
+    profiles: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ and help). :mod:`wire.codec` decodes whole payloads with them; the collector's f
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -116,6 +116,26 @@ def list_field(doc: Mapping[str, Any], key: str) -> list[Any]:
     if not isinstance(value, list):
         fail("schema", f"{key} must be a list")
     return value
+
+
+def profile_map_field(doc: Mapping[str, Any], key: str, limits: Limits,
+                      is_name: Callable[[str], bool]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """An optional object of device name -> list of profile names (a status's ``profiles``), sorted."""
+    raw = doc.get(key, {})
+    if not isinstance(raw, dict):
+        fail("schema", f"{key} must be an object")
+    out = []
+    for device, names in raw.items():
+        if not is_name(device):
+            fail("schema", f"{key}: {device[:64]!r} is not a device name")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            fail("schema", f"{key}.{device} must be a list of strings")
+        for name in names:
+            if len(name) > limits.max_label_length:
+                fail("schema", f"{key}.{device}: a name longer than {limits.max_label_length}")
+            check_text(name, key)
+        out.append((device, tuple(names)))
+    return tuple(sorted(out))
 
 
 def validate_labels(value: Any, where: str, limits: Limits, *,

@@ -92,6 +92,30 @@ class SnmpTarget:
             break
         return [(o, found.get(o, _NO_SUCH_OBJECT)) for o in oids]
 
+    # ---------------------------------------------------------------- GETNEXT
+
+    async def get_next(self, oid: OID) -> tuple[OID, SnmpValue] | None:
+        """One GETNEXT: the first object after ``oid``, or None at the end of the MIB view (endOfMibView,
+        SNMPv1 noSuchName, or a ``noSuch*`` value repeating ``oid`` as net-snmp sends). Probing whether a
+        device has anything under a subtree costs this one request (agent/profile_selection.py).
+
+        Raises :class:`SnmpWrongOid` for a response without exactly one varbind and
+        :class:`SnmpNotIncreasing` for an OID not greater than ``oid``.
+        """
+        reply = await self.session.get_next(oid)
+        self.answered = True
+        if self._v1 and reply.error_status == _NO_SUCH_NAME:
+            return None
+        if reply.error_status:
+            raise self._status_error(reply)
+        self._check_count(oid, reply, bulk=False)
+        [(found, value)] = reply.varbinds
+        if value.kind == "end_of_mib_view" or (found == oid and value.kind in _ABSENT):
+            return None
+        if found <= oid:
+            raise not_increasing(self._where(), oid, oid, oid, found)
+        return found, value
+
     # ---------------------------------------------------------------- one step of a walk
 
     async def _next_rows(self, oid: OID) -> list[tuple[OID, SnmpValue]]:

@@ -288,8 +288,11 @@ async def run_poll_once(path: Path, device: str = "core-sw") -> str:
 
 async def test_poll_once_v2c(tmp_path: Path, v3_snmpd: Snmpd) -> None:
     report = await run_poll_once(write_agent_config(tmp_path, v3_snmpd, "{version: 2c, community: public}"))
-    assert report.startswith(f"device core-sw at {v3_snmpd.host}:{v3_snmpd.port}, SNMP v2c, "
-                             "profiles: system, interfaces\n")
+    # no profiles configured: auto, chosen by what this net-snmp answers (system first, interfaces among them)
+    first = report.splitlines()[0]
+    assert first.startswith(f"device core-sw at {v3_snmpd.host}:{v3_snmpd.port}, SNMP v2c, "
+                            "profiles: auto: system, "), first
+    assert re.search(r"\binterfaces\b.*\(chosen for sysObjectID 1\.3\.6\.1\.4\.1\.8072\.", first), first
     assert "status: UP (answered)\n" in report
     assert "errors: none\n" in report
     base = 'agent="hn-test",device="core-sw",commune="Đại Mỗ",province="Hà Nội"'
@@ -318,11 +321,12 @@ async def test_poll_once_wrong_community_says_so(tmp_path: Path, v3_snmpd: Snmpd
     snmp = "{version: 2c, community: wrong, timeout: 0.5, retries: 1}"
     report = await run_poll_once(write_agent_config(tmp_path, v3_snmpd, snmp))
     assert "status: DOWN (no usable answer)\n" in report
-    assert (f"  profile system [timeout]: no answer from {v3_snmpd.host}:{v3_snmpd.port} within 0.5 s x 2 "
+    # profiles: auto (the default): the device's identity is the first request, for the whole poll
+    assert "profiles: auto (none chosen yet: the device did not answer)\n" in report
+    assert (f"  whole poll [timeout]: no answer from {v3_snmpd.host}:{v3_snmpd.port} within 0.5 s x 2 "
             "tries: "
             "device down, wrong address/port, or wrong community (SNMP v1/v2c devices do not answer a wrong "
             "community)\n") in report
-    assert "  not asked (the device did not answer): interfaces\n" in report
     # only the problem counter (one sample per reason) is published for a device that does not answer
     assert f"would publish 1 metric families, {len(ERROR_REASONS)} samples:\n" in report
     assert 'reason="timeout"} 1\n' in report

@@ -125,7 +125,7 @@ def test_defaults_apply_to_a_minimal_config(tmp_path: Path) -> None:
     device = config.devices[0]
     assert device.port == 161
     assert device.interval == 60.0
-    assert device.profiles == ["system", "interfaces"]
+    assert device.profiles == ["auto"] and device.auto_profiles  # chosen by the device
     assert device.snmp.version == "2c"
     assert config.site.district is None
     assert config.site.labels() == (("province", "Vĩnh Phúc"),)

@@ -239,6 +239,7 @@ def test_security_level() -> None:
 
 def device(**snmp: Any) -> DeviceConfig:
     return DeviceConfig.model_validate({"name": "sw-1", "address": "10.0.0.2", "interval": 60,
+                                        "profiles": ["system", "interfaces"],
                                         "snmp": snmp or {"version": "2c"}})
 
 

@@ -90,10 +90,11 @@ def facts(message: PollBatch | AgentStatus | TrapMessage) -> dict[str, Any]:
             ],
         }
     if isinstance(message, AgentStatus):
+        optional = {"profiles": {d: list(names) for d, names in message.profiles}} if message.profiles else {}
         return {
             "agent": message.agent, "boot": message.boot_id, "online": message.online, "ts": message.ts,
             "version": message.version, "site": dict(message.site), "devices": list(message.devices),
-            "config_version": message.config_version, "buffer": dict(message.buffer),
+            "config_version": message.config_version, "buffer": dict(message.buffer), **optional,
         }
     return {
         "agent": message.agent, "boot": message.boot_id, "seq": message.seq, "ts": message.ts,
