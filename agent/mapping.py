@@ -12,7 +12,8 @@ import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from agent.profiles import MetricSpec, Profile, TableSpec, UptimeSpec, parse_oid
+from agent.index_parts import sub_index
+from agent.profiles import LabelSpec, MetricSpec, Profile, TableSpec, UptimeSpec, parse_oid
 from agent.snmp.values import OID, SnmpValue, oid_text
 from agent.transforms import MAX_LABEL_CHARS, label_text, label_value, metric_value, numeric
 from agent.uptime import Epoch, UptimeState
@@ -153,7 +154,7 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
     row_labels: dict[str, list[tuple[str, str]]] = {}
     for index in indices:
         pairs = [(table.index_label, index)]
-        pairs.extend((name, label_value(label, columns.get(label.parsed, {}).get(index)))
+        pairs.extend((name, label_value(label, _label_cell(columns, label, index)))
                      for name, label in table.labels.items())
         row_labels[index] = pairs
 
@@ -169,6 +170,13 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
         if samples:
             families.append(Family(spec.name, _metric_type(spec), spec.help, tuple(samples)))
     return merge_families(families)
+
+
+def _label_cell(columns: Mapping[OID, Column], label: LabelSpec, index: str) -> SnmpValue | None:
+    """A label's value for a row: its column at the row's index, or at the part of it that
+    ``index_arcs`` names (lldpLocPortTable by lldpRemTable's localPortNum; :mod:`agent.index_parts`)."""
+    key = sub_index(index, label.index_arcs) if label.index_arcs else index
+    return None if key is None else columns.get(label.parsed, {}).get(key)
 
 
 def _report_cell(bad: list[BadValue], index: str, metric: str, oid: OID, problem: str) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
+from collector import topology
 from collector.view import AgentView, DeviceT, DeviceView, StoreView, is_fresh
 from hatang.textformat import format_labels, format_value, header
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# parsed neighbour series per device, kept while its blocks are unchanged (one poll): collector/topology.py
+_TOPOLOGY_CACHE = topology.FactsCache()
 
 
 def _liveness(store: StoreView[DeviceT], now: float) -> Iterator[str]:
@@ -97,6 +100,7 @@ def render_bytes(store: StoreView[DeviceT], now: float) -> bytes:
     parts.extend(text.encode() for text in _traps(store))
     fresh = [d for d in store.devices.values() if is_fresh(store, d, now)]
     store.mark_served(fresh)
+    parts.extend(text.encode() for text in topology.render(fresh, _TOPOLOGY_CACHE))
     names: dict[str, tuple[str, str]] = {}
     for d in fresh:
         for name, (mtype, help_text) in d.meta.items():

@@ -22,5 +22,6 @@ RESERVED_METRICS = frozenset({
     "hatang_device_poll_errors", "hatang_site_info", "hatang_trap_received_total",
     "hatang_trap_last_timestamp_seconds", "hatang_agent_clock_offset_seconds", "hatang_agent_info",
     "hatang_device_poll_success",
+    "hatang_link_info", "hatang_device_upstream_info",  # collector/topology.py
 })
 RESERVED_METRIC_PREFIXES = ("hatang_collector_", "process_", "python_")

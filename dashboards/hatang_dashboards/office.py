@@ -35,6 +35,7 @@ from .promql import (
     OPER_STATUS,
     OUTPUT_SOURCE,
     UTIL_STEPS,
+    Scope,
     chain,
     critical,
     thresholds,
@@ -42,6 +43,37 @@ from .promql import (
     utilisation,
     value_mappings,
 )
+
+
+def topology_panel(b: Board, s: Scope) -> None:
+    """The office's devices and the links between them (hatang_link_info, docs/topology.md) as a node
+    graph: label_join (of one label: a copy) and label_replace give the frames the field names the panel
+    reads (nodes: id, title, color; edges: id, source, target, mainstat, detail__*). Links to another
+    office are left out."""
+    nodes = (f'label_join(label_join(max by (agent, device) ({s.sel("hatang_device_up")}), "id", "", '
+             '"device"), "title", "", "device")')
+    link_info = s.sel("hatang_link_info", 'remote_agent=~"$agent"')
+    links = f"max by (agent, device, if_name, remote_device, remote_if_name, confirmed) ({link_info})"
+    for text, flag in (("hai đầu cùng thấy", "true"), ("một đầu thấy", "false")):
+        links = f'label_replace({links}, "mainstat", "{text}", "confirmed", "{flag}")'
+    links = f'label_join({links}, "id", " ", "device", "if_name", "remote_device", "remote_if_name")'
+    edges = f'label_join(label_join({links}, "source", "", "device"), "target", "", "remote_device")'
+    b.add("nodeGraph", "Sơ đồ kết nối",
+          "Các thiết bị của điểm (xanh: trả lời SNMP, đỏ: không) và kết nối giữa chúng do LLDP/CDP của thiết "
+          "bị báo (hatang_link_info, profile neighbors). \"hai đầu cùng thấy\": cả hai thiết bị đều báo kết "
+          "nối; \"một đầu thấy\": chỉ một đầu báo. Di chuột lên đường nối để xem cổng hai đầu.\n"
+          "The office's devices (green: answering SNMP, red: not) and the links between them from their "
+          "LLDP/CDP neighbour tables; an edge says whether both ends or one end report it.",
+          [target(nodes, ref="A", instant=True, table=True),
+           target(edges, ref="B", instant=True, table=True)],
+          w=24, h=12, transformations=[{"id": "organize", "options": {
+              "excludeByName": {"Time": True},
+              "renameByName": {"Value #A": "color", "if_name": "detail__Cổng", "device": "detail__Thiết bị",
+                               "remote_if_name": "detail__Cổng đầu kia", "remote_device": "detail__Đầu kia"},
+          }}],
+          overrides=[column("color", ("color", {"mode": "thresholds"}),
+                            ("thresholds", thresholds((None, "red"), (1, "green"))))],
+          options={"nodes": {}, "edges": {}})
 
 
 def office_board() -> Board:
@@ -116,6 +148,7 @@ def office_board() -> Board:
               column("Thiết bị", ("links", [data_link("Cổng của ${__value.raw}", UID_PORT, {
                   "agent": "${agent}", "device": "${__value.raw}"})])),
           ], options=table_options("Trạng thái"))
+    topology_panel(b, s)
 
     b.row("Lưu lượng cổng")
     top = "$top"

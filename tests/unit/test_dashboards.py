@@ -594,3 +594,55 @@ def test_readmes_list_every_board() -> None:
         assert f"`{dash['uid']}`" in docs[0], f"dashboards/README.md does not list {dash['uid']}"
         short = dash["title"].removeprefix("hatang — ")
         assert short in docs[1], f"docs/vi/bang-dieu-khien.md does not describe {short!r}"
+
+
+# --- the office board's topology panel (hatang_link_info, docs/topology.md) ------------------------------
+
+
+def _topology_panel() -> dict[str, Any]:
+    office = _load(DASHBOARD_DIR / "hatang-diem.json")
+    [panel] = [p for p in _all_panels(office) if p.get("type") == "nodeGraph"]
+    return panel
+
+
+def test_office_board_shows_the_topology_as_a_node_graph() -> None:
+    panel = _topology_panel()
+    nodes, edges = (t["expr"] for t in panel["targets"])
+    assert all(t.get("format") == "table" and t.get("instant") for t in panel["targets"])
+    assert "hatang_device_up" in nodes and "hatang_link_info" in edges
+    assert 'remote_agent=~"$agent"' in edges  # the other end in this office: its node is on the graph
+    renamed = panel["transformations"][0]["options"]["renameByName"]
+    assert renamed["Value #A"] == "color" and all(v.startswith("detail__") for k, v in renamed.items()
+                                                  if k != "Value #A")
+
+
+def test_topology_panel_queries_give_the_node_graph_its_fields(tmp_path: Path) -> None:
+    """The panel's PromQL evaluated by promtool on a small office: nodes carry id and title, edges id,
+    source, target and mainstat (what Grafana's node graph reads from the frames' fields)."""
+    promtool = require_binary("promtool", "prometheus")
+    nodes, edges = (_concrete(t["expr"]) for t in _topology_panel()["targets"])
+    site = 'province="Phú Thọ"'
+    link = (f'hatang_link_info{{agent="xa",device="core",if_name="g1",remote_agent="xa",remote_device="sw1",'
+            f'remote_if_name="g24",confirmed="true",{site},remote_province="Phú Thọ"}}')
+    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [
+            {"series": f'hatang_device_up{{agent="xa",device="core",{site}}}', "values": "1x5"},
+            {"series": f'hatang_device_up{{agent="xa",device="sw1",{site}}}', "values": "0x5"},
+            {"series": link, "values": "1x5"},
+        ],
+        "promql_expr_test": [
+            {"expr": nodes, "eval_time": "2m", "exp_samples": [
+                {"labels": '{agent="xa",device="core",id="core",title="core"}', "value": 1},
+                {"labels": '{agent="xa",device="sw1",id="sw1",title="sw1"}', "value": 0}]},
+            {"expr": edges, "eval_time": "2m", "exp_samples": [
+                {"labels": '{agent="xa",device="core",if_name="g1",remote_device="sw1",remote_if_name="g24",'
+                           'confirmed="true",mainstat="hai đầu cùng thấy",id="core g1 sw1 g24",source="core",'
+                           'target="sw1"}', "value": 1}]},
+        ],
+    }]}
+    test_file = tmp_path / "topology.test.yml"
+    test_file.write_text(json.dumps(test, ensure_ascii=False), encoding="utf-8")
+    result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
