@@ -1,5 +1,5 @@
-"""The ``hatang`` command: agent, collector, check, poll, profiles, demo; maintenance, report and fleet
-(hatang/cli_maintenance.py, hatang/cli_report.py, hatang/cli_fleet.py)."""
+"""The ``hatang`` command: agent, collector, check, poll, profiles, demo; maintenance, report, fleet and
+discover (hatang/cli_maintenance.py, hatang/cli_report.py, hatang/cli_fleet.py, hatang/cli_discover.py)."""
 
 from __future__ import annotations
 
@@ -218,11 +218,12 @@ def build_parser(with_centre_tools: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     if with_centre_tools:
-        from hatang import cli_fleet, cli_maintenance, cli_report
+        from hatang import cli_discover, cli_fleet, cli_maintenance, cli_report
 
         cli_maintenance.add_parser(sub)
         cli_report.add_parser(sub)
         cli_fleet.add_parser(sub)
+        cli_discover.add_parser(sub)
     return parser
 
 

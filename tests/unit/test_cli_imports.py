@@ -1,5 +1,5 @@
-"""The daemons' command lines do not load the centre's availability tools (their memory is counted);
-every other command line offers them."""
+"""The daemons' command lines do not load the centre's availability tools nor ``hatang discover`` (their
+memory is counted); every other command line offers them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ CHECK = """
 import sys
 from hatang import cli
 code = cli.main({argv!r})
-print(code, "hatang.availability" in sys.modules)
+print(code, "hatang.availability" in sys.modules, "agent.discovery" in sys.modules)
 """
 
 
@@ -22,9 +22,9 @@ def _run(argv: list[str]) -> str:
 
 def test_a_daemon_command_line_does_not_import_the_report_tools() -> None:
     # a config that does not exist: the command stops at loading it (exit 2), after parsing
-    assert _run(["agent", "-c", "/nonexistent/agent.yaml"]) == "2 False"
-    assert _run(["collector", "-c", "/nonexistent/collector.yaml"]) == "2 False"
+    assert _run(["agent", "-c", "/nonexistent/agent.yaml"]) == "2 False False"
+    assert _run(["collector", "-c", "/nonexistent/collector.yaml"]) == "2 False False"
 
 
 def test_other_command_lines_offer_them() -> None:
-    assert _run(["maintenance", "list", "--file", "/nonexistent/maintenance.yaml"]) == "0 True"
+    assert _run(["maintenance", "list", "--file", "/nonexistent/maintenance.yaml"]) == "0 True True"
