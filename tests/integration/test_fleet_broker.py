@@ -60,9 +60,30 @@ class Fleet:
         assert done.returncode == 0, f"hatang fleet {' '.join(args)}: {done.stdout}\n{done.stderr}"
         return done.stdout + done.stderr
 
-    def enrol(self, agent_id: str, *extra: str) -> Path:
+    def enrol(self, agent_id: str, *extra: str, wait: bool = True) -> Path:
+        """``add-agent``; with ``wait``, until the broker has read the new password file (the reload
+        command's SIGHUP is handled in the broker's own loop, a moment after the command returns)."""
         self.hatang("add-agent", agent_id, "--site", "province=Vĩnh Phúc,commune=Đại Đình", *extra)
-        return self.root / "enrol" / f"{agent_id}.tar.gz"
+        bundle = self.root / "enrol" / f"{agent_id}.tar.gz"
+        if wait:
+            password = bundle_password(bundle)
+            wait_until(lambda: self.accepts(agent_id, password), TIMEOUT,
+                       message=f"the broker to accept {agent_id}")
+        return bundle
+
+    def accepts(self, user: str, password: str) -> bool:
+        client = Client(self.tls_port, user, password, ca=self.root / "broker" / "ca.crt")
+        try:
+            return client.connect() == SUCCESS
+        finally:
+            client.close()
+
+
+def bundle_password(bundle: Path) -> str:
+    with tarfile.open(bundle) as tar:
+        member = tar.extractfile("secrets/mqtt-password")
+        assert member is not None
+        return member.read().decode().strip()
 
 
 def _start_fleet_broker(workdir: Path, *, require_certificate: bool = False) -> Fleet:
@@ -270,6 +291,7 @@ def test_rotation_replaces_the_password(fleet: Fleet, tmp_path: Path, clients: l
     fleet.hatang("rotate-agent", "xa-a")
     new = unpack(fleet.root / "enrol" / "xa-a.tar.gz", tmp_path / "new")
     assert old.password != new.password
+    wait_until(lambda: fleet.accepts("xa-a", new.password), TIMEOUT, message="the broker to reload")
     refused = Client(fleet.tls_port, "xa-a", old.password, ca=old.ca)
     accepted = Client(fleet.tls_port, "xa-a", new.password, ca=new.ca)
     clients += [refused, accepted]
@@ -294,14 +316,16 @@ def test_a_broker_that_requires_certificates_takes_the_bundles_one(tmp_path: Pat
                                                                    clients: list[Client]) -> None:
     fleet = _start_fleet_broker(tmp_path / "centre", require_certificate=True)
     try:
-        with_cert = unpack(fleet.enrol("xa-a", "--client-cert"), tmp_path / "xa-a")
-        without = unpack(fleet.enrol("xa-b"), tmp_path / "xa-b")
+        with_cert = unpack(fleet.enrol("xa-a", "--client-cert", wait=False), tmp_path / "xa-a")
+        without = unpack(fleet.enrol("xa-b", wait=False), tmp_path / "xa-b")
         assert (with_cert.directory / "client.crt").exists()
         assert oct((with_cert.directory / "secrets" / "client.key").stat().st_mode & 0o777) == "0o600"
         pair = (with_cert.directory / "client.crt", with_cert.directory / "secrets" / "client.key")
         certified = Client(fleet.tls_port, "xa-a", with_cert.password, ca=with_cert.ca, cert=pair)
         bare = Client(fleet.tls_port, "xa-b", without.password, ca=without.ca)
         clients += [certified, bare]
+        # the broker reads the password file of the second enrolment a moment after its reload command
+        wait_until(lambda: reloads(fleet) >= 2, TIMEOUT, message="the broker to reload twice")
         assert certified.connect() == SUCCESS
         assert bare.connect() != SUCCESS
     finally:
@@ -353,9 +377,21 @@ def test_a_renewed_broker_certificate_is_served_after_the_reload(fleet: Fleet, t
     assert "broker certificate renewed for localhost, 127.0.0.1" in out and "broker reloaded" in out
     new_pem = (fleet.root / "broker" / "server.crt").read_bytes()
     assert ssl.PEM_cert_to_DER_cert(new_pem.decode()) != old_der
-    after = Client(fleet.tls_port, "xa-a", bundle.password, ca=bundle.ca)
-    clients.append(after)
-    assert after.connect() == SUCCESS
-    assert after.peer_certificate() == ssl.PEM_cert_to_DER_cert(new_pem.decode())
+    new_der = ssl.PEM_cert_to_DER_cert(new_pem.decode())
+
+    def served_new() -> bool:
+        """A fresh connection, verified against the bundle's CA, gets the new certificate (the broker
+        handles the SIGHUP of the reload command in its own loop, a moment after the command returns)."""
+        after = Client(fleet.tls_port, "xa-a", bundle.password, ca=bundle.ca)
+        clients.append(after)
+        assert after.connect() == SUCCESS
+        return after.peer_certificate() == new_der
+
+    wait_until(served_new, TIMEOUT, message="the broker to serve the renewed certificate")
     listing = fleet.hatang("list")
     assert listing.startswith("broker certificate: valid until ")
+
+
+def reloads(fleet: Fleet) -> int:
+    """How many reloads the broker has done (it logs "Reloading config." when it handles SIGHUP)."""
+    return fleet.broker.log().count("Reloading config.")
