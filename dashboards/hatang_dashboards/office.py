@@ -1,12 +1,13 @@
 """Board 2, Điểm (hatang-diem): one office, chosen with the single-valued `agent` variable.
 
-The agent's state and last message, its devices (SNMP state, uptime, poll duration and errors), the
-traffic, utilisation, errors and status of its interfaces (the `top` busiest), its UPSes and the SNMP
-traps it received.
+The agent's state and last message, its devices (SNMP state, uptime, poll duration and errors, the
+topology, their hardware health: `health.health_row`), the traffic, utilisation, errors and status of
+its interfaces (the `top` busiest), its UPSes and the SNMP traps it received.
 """
 
 from __future__ import annotations
 
+from .health import health_row
 from .model import (
     NEGATIVE_Y_B,
     UID_OFFICE,
@@ -80,10 +81,10 @@ def office_board() -> Board:
     s = chain("province", "district", "commune", "agent", "device")
     src = {v: "hatang_device_up" for v in s.variables}
     b = Board(UID_OFFICE, "hatang — Điểm",
-              "Một điểm (xã, phường, sở, ngành): thiết bị, lưu lượng và lỗi cổng, UPS và trap gần đây. Chọn "
-              "điểm ở biến Điểm (agent). / One office: its devices, interface traffic and errors, UPS, "
-              "recent "
-              "traps.",
+              "Một điểm (xã, phường, sở, ngành): thiết bị và tình trạng phần cứng của chúng (CPU, bộ nhớ, "
+              "nhiệt độ, quạt, nguồn), lưu lượng và lỗi cổng, UPS và trap gần đây. Chọn điểm ở biến Điểm "
+              "(agent). / One office: its devices and their hardware health, interface traffic and errors, "
+              "UPS, recent traps.",
               s, [*standard_variables(s, src, single=("agent",)), top_variable()],
               links=all_links(UID_OFFICE))
     agent_up = s.sel("hatang_agent_up")
@@ -149,6 +150,7 @@ def office_board() -> Board:
                   "agent": "${agent}", "device": "${__value.raw}"})])),
           ], options=table_options("Trạng thái"))
     topology_panel(b, s)
+    health_row(b, s)
 
     b.row("Lưu lượng cổng")
     top = "$top"

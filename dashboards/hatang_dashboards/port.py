@@ -2,11 +2,13 @@
 
 Its operational and administrative status, speed and utilisation now; traffic against the interface
 speed, packets by kind, errors and discards over time; status changes as a timeline, a count of
-changes and the linkDown/linkUp traps of the device.
+changes and the linkDown/linkUp traps of the device; last, the device's hardware health
+(`health.health_row`).
 """
 
 from __future__ import annotations
 
+from .health import health_row
 from .model import (
     NEGATIVE_Y_B,
     UID_PORT,
@@ -40,8 +42,8 @@ def port_board() -> Board:
     variables = standard_variables(s, src, single=("agent", "device", "if_name"))
     b = Board(UID_PORT, "hatang — Cổng mạng",
               "Một cổng mạng của một thiết bị: lưu lượng, gói tin, lỗi, huỷ gói, mức sử dụng và thay đổi "
-              "trạng "
-              "thái. / One interface: traffic, packets, errors, discards, utilisation, status changes.",
+              "trạng thái; cuối bảng là tình trạng phần cứng của thiết bị. / One interface: traffic, "
+              "packets, errors, discards, utilisation, status changes; the device's hardware health last.",
               s, variables, links=all_links(UID_PORT))
     b.row("Hiện tại")
     oper = s.sel("hatang_interface_oper_status")
@@ -139,4 +141,5 @@ def port_board() -> Board:
           [target(f"sum(increase({s.sel('hatang_trap_received_total', LINK_TRAPS)}"
                   "[$__range])) or vector(0)", instant=True)], w=4, h=6, decimals=0,
           steps=thresholds((None, "green"), (1, "orange")), options=stat_options())
+    health_row(b, s, legend="{{component}}")
     return b

@@ -80,6 +80,43 @@ def critical(s: Scope) -> str:
     return f"and on(agent, device, if_index) {s.sel('hatang_interface_critical')}"
 
 
+# --- device health (the normalised families every vendor profile publishes, docs/metrics.md) ------------
+
+# The thresholds of the health alerts (deploy/prometheus/rules/hatang.rules.yml, HatangDevice*High): the
+# boards colour and list with the same numbers (tests/unit/test_dashboards.py checks they agree).
+CPU_HIGH = 0.9
+MEMORY_HIGH = 0.95
+TEMPERATURE_HIGH = 70.0
+
+
+def memory_used_ratio(s: Scope) -> str:
+    """Memory in use over the total of each device component, 0..1.
+
+    The total is hatang_device_memory_total_bytes, else used + free where a vendor MIB gives those two
+    (Cisco's memory pools); a total of 0 gives no ratio. Devices whose memory the `host` profile reads from
+    UCD-SNMP-MIB (net-snmp) are left out: their hrStorageRam "used" counts the page cache, so it always
+    looks full; HatangHostMemoryLow and the server board use MemAvailable for them.
+    """
+    used = s.sel("hatang_device_memory_used_bytes")
+    total = s.sel("hatang_device_memory_total_bytes")
+    free = s.sel("hatang_device_memory_free_bytes")
+    return (f"({used} / (({total} or ({used} + {free})) > 0) "
+            f"unless on(agent, device) {s.sel('hatang_host_memory_total_bytes')})")
+
+
+def device_cpu(s: Scope) -> str:
+    """CPU utilisation per component of the devices the `host` profile does not cover: a server's
+    components are single cores (hrProcessorLoad), and HatangHostCpuHigh and the server board judge their
+    average."""
+    return (f"({s.sel('hatang_device_cpu_utilization_ratio')} unless on(agent, device) "
+            f"{s.sel('hatang_host_cpu_load_ratio')})")
+
+
+def device_answering(s: Scope) -> str:
+    """`and` this to keep only devices whose newest poll answered (the alerts do the same)."""
+    return f"and on(agent, device) ({s.sel('hatang_device_up')} == 1)"
+
+
 # Window for rates of the agents' own counters: they arrive every self_metrics_interval (default 60 s)
 # with the agent's timestamps, so $__rate_interval (4 scrape intervals) may hold only one of them.
 SELF_WINDOW = "5m"
@@ -99,6 +136,9 @@ GREEN = thresholds((None, "green"))
 UTIL_STEPS = thresholds((None, "green"), (0.7, "orange"), (0.9, "red"))
 LOSS_STEPS = thresholds((None, "green"), (0.05, "orange"), (0.2, "red"))
 RTT_STEPS = thresholds((None, "green"), (0.1, "orange"), (0.3, "red"))
+CPU_STEPS = thresholds((None, "green"), (0.7, "orange"), (CPU_HIGH, "red"))
+MEMORY_STEPS = thresholds((None, "green"), (0.8, "orange"), (MEMORY_HIGH, "red"))
+TEMPERATURE_STEPS = thresholds((None, "green"), (TEMPERATURE_HIGH - 10, "orange"), (TEMPERATURE_HIGH, "red"))
 
 
 # --- value mappings of the state metrics ----------------------------------------------------------------
@@ -128,3 +168,4 @@ OUTPUT_SOURCE = {"1": ("Khác", "#808080"), "2": ("Không có nguồn ra", "red"
                  "4": ("Bypass", "orange"), "5": ("Ắc quy", "red"), "6": ("Tăng áp (booster)", "yellow"),
                  "7": ("Giảm áp (reducer)", "yellow")}
 CONNECTED = {"1": ("Kết nối", "green"), "0": ("Mất kết nối", "red")}
+PART_OK = {"1": ("Bình thường", "green"), "0": ("Hỏng", "red")}

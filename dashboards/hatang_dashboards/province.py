@@ -3,13 +3,15 @@
 Counts of offices online and offline, devices and link probes not answering, UPSes on battery and
 firing alerts; the map of the offices and their table; availability over the dashboard's time range,
 evaluated from the definitions `hatang report` uses (hatang/availability/definitions.py); the worst links
-(loss, RTT, WAN utilisation); the firing Prometheus alerts, selected by `alerts_selector`.
+(loss, RTT, WAN utilisation); the devices needing attention (a failed fan or power supply, CPU, memory
+or temperature above the alert thresholds); the firing Prometheus alerts, selected by `alerts_selector`.
 """
 
 from __future__ import annotations
 
 from hatang.availability.definitions import DEVICE, LINK, OFFICE, STEP_SECONDS, Subject
 
+from .health import attention_table
 from .model import (
     UID_LINK,
     UID_OFFICE,
@@ -49,10 +51,8 @@ def province_board() -> Board:
     src = {v: "hatang_agent_up" for v in s.variables}
     b = Board(UID_PROVINCE, "hatang — Toàn tỉnh",
               "Tình trạng các điểm (xã, phường, sở, ngành) trong tỉnh: điểm mất kết nối, bản đồ, đường "
-              "truyền "
-              "kém nhất và cảnh báo đang kích hoạt. / Province overview: offices up/down, map, worst WAN "
-              "links "
-              "and firing alerts.",
+              "truyền kém nhất, thiết bị cần chú ý (phần cứng) và cảnh báo đang kích hoạt. / Province "
+              "overview: offices up/down, map, worst WAN links, devices needing attention and firing alerts.",
               s, standard_variables(s, src), links=all_links(UID_PROVINCE))
     agent_up = s.sel("hatang_agent_up")
     b.row("Tình trạng các điểm")
@@ -174,6 +174,8 @@ def province_board() -> Board:
           links=[data_link("Cổng", UID_PORT, {"agent": "${__field.labels.agent}",
                                               "device": "${__field.labels.device}",
                                               "if_name": "${__field.labels.if_name}"})])
+
+    attention_table(b, s)
 
     b.row("Cảnh báo")
     b.add("table", "Cảnh báo đang kích hoạt",

@@ -646,3 +646,227 @@ def test_topology_panel_queries_give_the_node_graph_its_fields(tmp_path: Path) -
     result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+
+# --- PromQL evaluated by promtool on a small office ------------------------------------------------------
+
+SITE = 'province="Phú Thọ"'
+
+
+def _promql_module() -> Any:
+    """dashboards/hatang_dashboards/promql.py, the generator's shared expressions and thresholds."""
+    _build_module()  # puts dashboards/ on sys.path
+    return importlib.import_module("hatang_dashboards.promql")
+
+
+def _panel(board: str, title: str) -> dict[str, Any]:
+    [panel] = [p for p in _all_panels(_load(DASHBOARD_DIR / board)) if p.get("title") == title]
+    return panel
+
+
+def _exprs_of(board: str, title: str) -> dict[str, str]:
+    """refId -> the panel's query with the variables substituted (All, 5m windows)."""
+    return {t["refId"]: _concrete(t["expr"]) for t in _panel(board, title)["targets"]}
+
+
+def _promtool_test(tmp_path: Path, input_series: list[dict[str, str]], checks: list[dict[str, Any]]) -> None:
+    """Evaluate `checks` (promql_expr_test entries) on `input_series` (one-minute samples) with promtool."""
+    promtool = require_binary("promtool", "prometheus")
+    test = {"rule_files": [], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": input_series, "promql_expr_test": checks}]}
+    test_file = tmp_path / "panels.test.yml"
+    test_file.write_text(json.dumps(test, ensure_ascii=False), encoding="utf-8")
+    result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _series(metric: str, labels: str, values: str) -> dict[str, str]:
+    return {"series": f'{metric}{{agent="xa",{labels},{SITE}}}', "values": values}
+
+
+def _sample(labels: str, value: float) -> dict[str, Any]:
+    return {"labels": f'{{agent="xa",{labels}}}', "value": value}
+
+
+def _check(expr: str, *samples: dict[str, Any], at: str = "5m") -> dict[str, Any]:
+    return {"expr": expr, "eval_time": at, "exp_samples": list(samples)}
+
+
+# --- traffic panels clamp to the interface speed ---------------------------------------------------------
+
+TRAFFIC_RE = re.compile(r"hatang_interface_(?:in|out)_bytes_total")
+# The most a traffic panel may show on the fixture below, by panel unit: the one known speed in bit/s (the
+# interface of unknown speed carries half of that), or full utilisation.
+TRAFFIC_LIMITS = {"bps": 1e6, "percentunit": 1.0, "percent": 100.0}
+
+
+def _interface(if_index: int) -> str:
+    name = f"ge{if_index}"
+    return (f'device="sw",if_index="{if_index}",if_name="{name}",if_alias="uplink {name}",if_descr="{name}",'
+            'if_type="6"')
+
+
+def _traffic_queries() -> Iterator[tuple[str, str, str]]:
+    """(where, unit, expr with the variables substituted) of every query drawing interface traffic."""
+    for path in DASHBOARDS:
+        dash = _load(path)
+        for panel, target in _targets(dash):
+            expr = target.get("expr", "")
+            if TRAFFIC_RE.search(expr):
+                unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "")
+                where = f"{path.name} panel {panel.get('id')} {panel.get('title')!r} {target.get('refId')}"
+                yield where, unit, _concrete(expr, _custom_values(dash))
+
+
+def test_every_traffic_query_is_clamped_to_the_speed() -> None:
+    """Static: every query of interface byte counters brings in the speed to clamp (or divide) by."""
+    queries = list(_traffic_queries())
+    assert len(queries) >= 10, queries
+    for where, unit, expr in queries:
+        assert "hatang_interface_speed_bytes" in expr, f"{where}: not clamped to the interface speed"
+        assert unit in TRAFFIC_LIMITS, f"{where}: unit {unit!r}, not bit/s or a share of the speed"
+
+
+def test_traffic_queries_never_exceed_the_speed_on_a_bad_counter(tmp_path: Path) -> None:
+    """Every traffic query of every board, evaluated on an interface whose counter jumps by a petabyte
+    (a device bug or an unnoticed reset) and one reporting speed 0: nothing above the speed, and data."""
+    series = [
+        _series("hatang_interface_speed_bytes", _interface(1), "125000x16"),  # 1 Mb/s
+        _series("hatang_interface_in_bytes_total", _interface(1), "0+3750000x5 1e15+3750000x10"),
+        _series("hatang_interface_out_bytes_total", _interface(1), "0+3750000x5 2e15+3750000x10"),
+        _series("hatang_interface_speed_bytes", _interface(2), "0x16"),  # unknown; carries 500 kb/s
+        _series("hatang_interface_in_bytes_total", _interface(2), "0+3750000x16"),
+        _series("hatang_interface_out_bytes_total", _interface(2), "0+3750000x16"),
+        _series("hatang_interface_critical", _interface(1), "1x16"),
+        _series("hatang_interface_critical", _interface(2), "1x16"),
+    ]
+    checks = []
+    for _where, unit, expr in _traffic_queries():
+        checks.append(_check(f"count(({expr}) > {TRAFFIC_LIMITS[unit]})", at="10m"))
+        checks.append(_check(f"count({expr}) > bool 0", {"labels": "{}", "value": 1}, at="10m"))
+    _promtool_test(tmp_path, series, checks)
+
+
+def test_traffic_clamp_keeps_rates_and_unknown_speeds(tmp_path: Path) -> None:
+    """The shared clamp, exactly: a rate within the speed is kept, a jump shows as the speed, interfaces
+    reporting speed 0 or none keep their rate."""
+    promql = _promql_module()
+    expr = _concrete(promql.traffic_bps(promql.chain(), "in"))
+    series = [
+        _series("hatang_interface_speed_bytes", _interface(1), "125000x16"),
+        _series("hatang_interface_in_bytes_total", _interface(1), "0+3750000x16"),  # 500 kb/s
+        _series("hatang_interface_speed_bytes", _interface(2), "125000x16"),
+        _series("hatang_interface_in_bytes_total", _interface(2), "0+3750000x5 1e15+3750000x10"),
+        _series("hatang_interface_speed_bytes", _interface(3), "0x16"),
+        _series("hatang_interface_in_bytes_total", _interface(3), "0+7500000x16"),  # 1 Mb/s
+        _series("hatang_interface_in_bytes_total", _interface(4), "0+75000000x16"),  # 10 Mb/s, no speed
+    ]
+    rates = {1: 500000, 2: 1e6, 3: 1e6, 4: 1e7}
+    expected = [_sample(f"{_interface(i)},{SITE}", rate) for i, rate in rates.items()]
+    # round(): rate() extrapolates in float64, 500000 comes out as 500000.00000000006
+    _promtool_test(tmp_path, series, [_check(f"round({expr})", *expected, at="10m")])
+
+
+# --- device health (the normalised families of the vendor profiles) --------------------------------------
+
+CPU, TEMP = "hatang_device_cpu_utilization_ratio", "hatang_device_temperature_celsius"
+MEM_USED, MEM_TOTAL = "hatang_device_memory_used_bytes", "hatang_device_memory_total_bytes"
+FAN, PSU = "hatang_device_fan_ok", "hatang_device_power_supply_ok"
+# A Huawei-like core switch (a hot, busy main board with nearly full memory, a failed fan), a Cisco-like
+# access switch (memory as used + free, a pool with a total of 0, a failed power supply), a server (the
+# host profile: per-core CPU, memory with page cache: left to the server board and HatangHost*), and a
+# device that does not answer, with stale readings.
+MPU, PROC, IO = 'entity_index="1",component="MPU"', 'pool_index="1",component="Processor"', \
+    'pool_index="2",component="I/O"'
+HEALTH_SERIES = [
+    _series("hatang_device_up", 'device="core"', "1x10"),
+    _series(CPU, f'device="core",{MPU}', "0.95x10"),
+    _series(TEMP, f'device="core",{MPU}', "75x10"),
+    _series(MEM_TOTAL, f'device="core",{MPU}', "1024x10"),
+    _series(MEM_USED, f'device="core",{MPU}', "992x10"),
+    _series(FAN, 'device="core",component="0.1"', "0x10"),
+    _series(FAN, 'device="core",component="0.2"', "1x10"),
+    _series(PSU, 'device="core",component="0.1"', "1x10"),
+    _series("hatang_device_up", 'device="access"', "1x10"),
+    _series(CPU, 'device="access",component="0"', "0.2x10"),
+    _series(MEM_USED, f'device="access",{PROC}', "96x10"),
+    _series("hatang_device_memory_free_bytes", f'device="access",{PROC}', "4x10"),
+    _series(MEM_TOTAL, f'device="access",{IO}', "0x10"),
+    _series(MEM_USED, f'device="access",{IO}', "5x10"),
+    _series(PSU, 'device="access",component="PS1"', "0x10"),
+    _series("hatang_device_up", 'device="server"', "1x10"),
+    _series(CPU, 'device="server",cpu="1",component="Xeon"', "0.99x10"),
+    _series("hatang_host_cpu_load_ratio", 'device="server",cpu="1"', "0.99x10"),
+    _series(MEM_TOTAL, 'device="server",storage_index="1",component="RAM"', "100x10"),
+    _series(MEM_USED, 'device="server",storage_index="1",component="RAM"', "99x10"),
+    _series("hatang_host_memory_total_bytes", 'device="server"', "100x10"),
+    _series("hatang_device_up", 'device="silent"', "0x10"),
+    _series(CPU, 'device="silent",component="cpu"', "0.99x10"),
+    _series(TEMP, 'device="silent",component="board"', "90x10"),
+    _series(FAN, 'device="silent",component="fan"', "0x10"),
+]
+HEALTH_TITLES = ("CPU theo thành phần (%)", "Bộ nhớ đã dùng (%)", "Nhiệt độ (°C)",
+                 "Bộ nhớ theo thành phần", "Quạt và nguồn hỏng")
+
+
+def test_health_rows_are_on_the_office_and_interface_boards() -> None:
+    for board in ("hatang-diem.json", "hatang-cong.json"):
+        titles = [p.get("title") for p in _all_panels(_load(DASHBOARD_DIR / board))]
+        assert "Tình trạng thiết bị" in titles, board
+        for title in HEALTH_TITLES:
+            assert title in titles, f"{board}: no panel {title!r}"
+    assert _panel("hatang-toan-tinh.json", "Thiết bị cần chú ý")["type"] == "table"
+
+
+def test_office_health_panels_on_a_small_office(tmp_path: Path) -> None:
+    board = "hatang-diem.json"
+    cpu, ratio, temp, memory, failed = (_exprs_of(board, title) for title in HEALTH_TITLES)
+    checks = [
+        _check(f"count({cpu['A']})", {"labels": "{}", "value": 4}),
+        _check(f"count({temp['A']})", {"labels": "{}", "value": 2}),
+        _check(ratio["A"], _sample(f'device="core",{MPU},{SITE}', 0.96875),
+               _sample(f'device="access",{PROC},{SITE}', 0.96)),
+        _check(memory["A"], _sample('device="core",component="MPU"', 992),
+               _sample('device="access",component="Processor"', 96),
+               _sample('device="access",component="I/O"', 5), _sample('device="server",component="RAM"', 99)),
+        _check(memory["B"], _sample('device="core",component="MPU"', 1024),
+               _sample('device="access",component="Processor"', 100),
+               _sample('device="access",component="I/O"', 0),
+               _sample('device="server",component="RAM"', 100)),
+        _check(memory["C"], _sample('device="core",component="MPU"', 0.96875),
+               _sample('device="access",component="Processor"', 0.96)),
+        _check(failed["A"], _sample('device="core",component="0.1",part="Quạt"', 0),
+               _sample('device="silent",component="fan",part="Quạt"', 0),
+               _sample('device="access",component="PS1",part="Nguồn"', 0)),
+    ]
+    _promtool_test(tmp_path, HEALTH_SERIES, checks)
+
+
+def test_province_attention_list_on_a_small_office(tmp_path: Path) -> None:
+    """Only answering devices with a failed part or a reading above the alert thresholds; servers' CPU and
+    memory are the server board's."""
+    queries = _exprs_of("hatang-toan-tinh.json", "Thiết bị cần chú ý")
+    expected = {
+        "A": [_sample('device="core"', 1)],  # failed fans
+        "B": [_sample('device="access"', 1)],  # failed power supplies
+        "C": [_sample('device="core"', 0.95)],  # CPU above 90 %
+        "D": [_sample('device="core"', 0.96875), _sample('device="access"', 0.96)],  # memory above 95 %
+        "E": [_sample('device="core"', 75)],  # temperature above 70 °C
+    }
+    assert sorted(queries) == sorted(expected)
+    checks = [_check(queries[ref], *samples) for ref, samples in expected.items()]
+    _promtool_test(tmp_path, HEALTH_SERIES, checks)
+
+
+def test_health_thresholds_are_the_alerts_thresholds() -> None:
+    """The boards colour and list with the numbers the alerts use (deploy/prometheus/rules/)."""
+    promql = _promql_module()
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/rules/hatang.rules.yml").read_text(encoding="utf-8"))
+    exprs = {r["alert"]: " ".join(r["expr"].split()) for g in rules["groups"] for r in g["rules"]
+             if "alert" in r}
+    thresholds = {"HatangDeviceCpuHigh": promql.CPU_HIGH, "HatangDeviceMemoryHigh": promql.MEMORY_HIGH,
+                  "HatangDeviceTemperatureHigh": promql.TEMPERATURE_HIGH}
+    for alert, threshold in thresholds.items():
+        assert f"> {threshold:g} " in exprs[alert], f"{alert}: {exprs[alert]} (the boards use {threshold:g})"
