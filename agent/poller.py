@@ -8,6 +8,9 @@ Per device the poller keeps two kinds of state between polls:
   when the set of row indices changes or a reboot is detected; regular polls walk only metric columns.
 - uptime: the last sysUpTime reading of a profile with an ``uptime:`` block, for boot time and reboot
   detection (pure arithmetic in :mod:`agent.uptime`).
+- counter sanity: each interface's last byte and packet counters and speed, to count (in
+  ``hatang_interface_counter_jumps_total``, published with each poll) and log once the counters that
+  grew by more than the interface's speed allows (pure logic in :mod:`agent.counter_sanity`).
 - problem counts: every problem a poll reports, by reason (:data:`wire.messages.ERROR_REASONS`), published
   with each poll as the counter ``hatang_device_poll_errors_total{reason}`` (so it travels, and is
   backfilled, with the poll), and the (metric, column) pairs whose unusable values were already logged.
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent import mapping
+from agent.counter_sanity import CounterSanity, log_message
 from agent.critical import compile_patterns, critical_family
 from agent.profiles import POLL_ERRORS_METRIC, Profile, TableSpec, UptimeSpec
 from agent.snmp.values import OID, SnmpValue, oid_text
@@ -88,11 +92,14 @@ class PollOutcome:
     families: tuple[Family, ...]
     problems: tuple[tuple[str, int], ...] = ()  # the poller's problem counts by reason, after this poll
     profiles: tuple[str, ...] = ()  # the profiles polled, in order (auto: () until the device is identified)
+    counter_jumps: Family | None = None  # hatang_interface_counter_jumps_total (agent.counter_sanity)
 
     @property
     def published(self) -> tuple[Family, ...]:
-        """What a poll batch carries: the families, then hatang_device_poll_errors_total."""
-        return self.families + ((problem_family(self.problems),) if self.problems else ())
+        """What a poll batch carries: the families, hatang_interface_counter_jumps_total when the poll read
+        interface counters, then hatang_device_poll_errors_total."""
+        jumps = (self.counter_jumps,) if self.counter_jumps is not None else ()
+        return self.families + jumps + ((problem_family(self.problems),) if self.problems else ())
 
 
 def problem_family(problems: Sequence[tuple[str, int]]) -> Family:
@@ -161,6 +168,7 @@ class DevicePoller:
         self._critical = compile_patterns(critical_interfaces)  # hatang_interface_critical (agent.critical)
         self._critical_known: dict[Labels, bool] = {}  # its verdicts per interface label set, kept
         self._selection = selection  # profiles: auto (then `profiles` is ignored until identified)
+        self._sanity = CounterSanity()  # interface counters that jumped beyond the speed
         if selection is not None:
             self._profiles = selection.profiles()
 
@@ -198,9 +206,13 @@ class DevicePoller:
         critical = critical_family(families, self._critical, self._critical_known)
         if critical is not None:
             families.append(critical)
-        return PollOutcome(started, progress.answered, self._monotonic() - t0, tuple(progress.errors),
+        finished = self._monotonic()
+        sanity = self._sanity.check(families, started=t0, finished=finished)
+        for labels, jumps in sanity.to_log:
+            log.warning("%s", log_message(self.name, labels, jumps, self._sanity.quiet_seconds))
+        return PollOutcome(started, progress.answered, finished - t0, tuple(progress.errors),
                            tuple(families), tuple(self._problems.items()),
-                           tuple(p.name for p in self._profiles))
+                           tuple(p.name for p in self._profiles), sanity.family)
 
     async def _select_profiles(self, progress: _Progress) -> bool:
         """``profiles: auto``: identify the device when it is new or its sysObjectID changed. False when
@@ -307,6 +319,7 @@ class DevicePoller:
             log.info("device %s restarted (sysUpTime went back to %.0f s); refreshing labels", self.name,
                      seconds)
             self._caches.clear()  # ifIndex and friends may have been renumbered
+            self._sanity.forget()  # its counters started again: not compared with the old ones
         return mapping.map_uptime(spec, self._uptime)
 
     def _cache_is_fresh(self, cache: _LabelCache, indices: frozenset[str]) -> bool:
