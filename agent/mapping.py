@@ -9,12 +9,13 @@ label text, filters, device scaling) are in :mod:`agent.transforms`; uptime arit
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from agent.index_parts import sub_index
 from agent.profiles import LabelSpec, MetricSpec, Profile, TableSpec, UptimeSpec, parse_oid
-from agent.snmp.values import OID, SnmpValue, oid_text
+from agent.snmp.values import ABSENT_KINDS, OID, SnmpValue, oid_text
 from agent.transforms import MAX_LABEL_CHARS, label_text, label_value, metric_value, numeric
 from agent.uptime import Epoch, UptimeState
 from wire.messages import Family, Labels, MetricType, Sample
@@ -26,6 +27,7 @@ __all__ = [
 ]
 
 Column = Mapping[str, SnmpValue]  # row index ("1", "3.1.2") -> value
+_INDEX = re.compile(r"\d+(\.\d+)*")  # a row index, as a `via` column's value must read
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +99,8 @@ class TablePlan:
     """What to walk for a table: metric and filter columns every poll, slow (label-like) ones less often."""
 
     metric_columns: tuple[tuple[OID, OID | None], ...]  # (value column, fallback column or None)
-    filter_columns: tuple[OID, ...]  # columns only read by filters (and not slow)
-    slow_columns: tuple[OID, ...]  # labels, multiply_by and scale_from columns
+    filter_columns: tuple[OID, ...]  # other columns read every poll: filters (not slow) and `add` columns
+    slow_columns: tuple[OID, ...]  # labels (and their `via` columns), multiply_by and scale_from columns
     zero_fallbacks: frozenset[OID] = frozenset()  # value columns whose fallback is also read where they are 0
 
 
@@ -108,14 +110,22 @@ def table_plan(table: TableSpec) -> TablePlan:
         if spec.source is not None:
             metric[(spec.source.parsed, spec.fallback.parsed if spec.fallback else None)] = None
     values = {column for column, _ in metric} | {fb for _, fb in metric if fb is not None}
-    slow: dict[OID, None] = dict.fromkeys(label.parsed for label in table.labels.values())
+    # summands change like values: read every poll, even where they also label the rows
+    addends = dict.fromkeys(parse_oid(spec.add) for spec in table.metrics if spec.add is not None)
+    slow: dict[OID, None] = {}
+    for label in table.labels.values():
+        slow[label.parsed] = None
+        if label.via_parsed is not None:
+            slow[label.via_parsed] = None
     for spec in table.metrics:
         slow.update(dict.fromkeys(_slow_helpers(spec)))
     filters = dict.fromkeys(c.parsed for spec in table.metrics for c in spec.filter)
+    every = [c for c in addends if c not in values]
+    every += [c for c in filters if c not in slow and c not in values and c not in addends]
     zero = frozenset(spec.source.parsed for spec in table.metrics if spec.source is not None
                      and spec.fallback is not None and spec.fallback.when_primary_zero)
-    return TablePlan(tuple(metric), tuple(c for c in filters if c not in slow and c not in values),
-                     tuple(c for c in slow if c not in values), zero)
+    return TablePlan(tuple(metric), tuple(every),
+                     tuple(c for c in slow if c not in values and c not in addends), zero)
 
 
 def _slow_helpers(spec: MetricSpec) -> list[OID]:
@@ -154,8 +164,7 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
     row_labels: dict[str, list[tuple[str, str]]] = {}
     for index in indices:
         pairs = [(table.index_label, index)]
-        pairs.extend((name, label_value(label, _label_cell(columns, label, index)))
-                     for name, label in table.labels.items())
+        pairs.extend((name, _row_label(columns, label, index)) for name, label in table.labels.items())
         row_labels[index] = pairs
 
     families: list[Family] = []
@@ -172,11 +181,23 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
     return merge_families(families)
 
 
-def _label_cell(columns: Mapping[OID, Column], label: LabelSpec, index: str) -> SnmpValue | None:
-    """A label's value for a row: its column at the row's index, or at the part of it that
-    ``index_arcs`` names (lldpLocPortTable by lldpRemTable's localPortNum; :mod:`agent.index_parts`)."""
+def _row_label(columns: Mapping[OID, Column], label: LabelSpec, index: str) -> str:
+    """A label's text for a row: its column at the row's index; at the part of it that ``index_arcs``
+    names (lldpLocPortTable by lldpRemTable's localPortNum; :mod:`agent.index_parts`); or, with ``via``, at
+    the row the ``via`` column of this row points to (entPhysicalName of cpmCPUTotalPhysicalIndex), the
+    row index where that column reads 0 or nothing, or the row it points to has no text."""
+    if label.via_parsed is not None:
+        return _label_via(columns, label, label.via_parsed, index)
     key = sub_index(index, label.index_arcs) if label.index_arcs else index
-    return None if key is None else columns.get(label.parsed, {}).get(key)
+    return label_value(label, None if key is None else columns.get(label.parsed, {}).get(key))
+
+
+def _label_via(columns: Mapping[OID, Column], label: LabelSpec, via: OID, index: str) -> str:
+    pointer = columns.get(via, {}).get(index)
+    key = None if pointer is None or pointer.kind in ABSENT_KINDS else label_text(pointer)
+    if not key or key == "0" or not _INDEX.fullmatch(key):
+        return index
+    return label_value(label, columns.get(label.parsed, {}).get(key)) or index
 
 
 def _report_cell(bad: list[BadValue], index: str, metric: str, oid: OID, problem: str) -> None:

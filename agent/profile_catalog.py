@@ -57,6 +57,8 @@ def _details(metric: MetricSpec) -> list[str]:
     if metric.fallback is not None:
         scale = f" x {metric.fallback.scale:g}" if metric.fallback.scale != 1.0 else ""
         parts.append(f"else {metric.fallback.oid}{scale}")
+    if metric.add:
+        parts.append(f"+ value of {metric.add}")
     if metric.multiply_by:
         parts.append(f"x value of {metric.multiply_by}")
     if metric.scale_from is not None:
@@ -64,8 +66,12 @@ def _details(metric: MetricSpec) -> list[str]:
         parts.extend(p for p in (f"SI prefix from {sf.si_prefix}" if sf.si_prefix else "",
                                  f"precision from {sf.precision}" if sf.precision else "") if p)
     for condition in metric.filter:
-        test = (f"in {', '.join(condition.any_of)}" if condition.any_of is not None
-                else f"not in {', '.join(condition.none_of or [])}")
+        if condition.matches is not None:
+            test = f"matches {condition.matches!r}"
+        elif condition.any_of is not None:
+            test = f"in {', '.join(condition.any_of)}"
+        else:
+            test = f"not in {', '.join(condition.none_of or [])}"
         parts.append(f"only where {condition.oid} {test}")
     if metric.equals is not None:
         parts.append(f"1 if value in {', '.join(map(str, metric.equals))}, else 0")
@@ -93,9 +99,11 @@ def _metric_lines(metric: MetricSpec) -> list[str]:
 def _table_lines(table: TableSpec) -> list[str]:
     lines = [f"table {table.name} (walked; label {table.index_label} = row index)"]
     for name, label in table.labels.items():
-        extra = ", last arc" if label.last_arc else ""
+        extra = f", at the row named by column {label.via} (else the row index)" if label.via else ""
+        extra += f", at index arcs {', '.join(map(str, label.index_arcs))}" if label.index_arcs else ""
+        extra += ", last arc" if label.last_arc else ""
         extra += f", {len(label.map)} values named" if label.map else ""
-        lines.append(f"  label {name}: column {label.oid}{extra}")
+        lines.extend(_wrap(f"label {name}: column {label.oid}{extra}", "  "))
     for metric in table.metrics:
         lines.extend(_metric_lines(metric))
     return lines
@@ -120,8 +128,12 @@ def _match_lines(match: Match | None) -> list[str]:
     if match.sys_descr is not None:
         tests.append(f"sysDescr matching {match.sys_descr!r}")
     who = " or ".join(tests) if tests else "every device"
-    needs = f" that answers {' and '.join(match.answers)}" if match.answers else ""
-    return _wrap(f"auto: chosen for {who}{needs}", "")
+    needs = [' and '.join(match.answers)] if match.answers else []
+    if match.answers_any:
+        needs.append(f"one of {', '.join(match.answers_any)}" if len(match.answers_any) > 1
+                     else match.answers_any[0])
+    needs_text = f" that answers {' and '.join(needs)}" if needs else ""
+    return _wrap(f"auto: chosen for {who}{needs_text}", "")
 
 
 def _profile_lines(profile: Profile, path: Path) -> list[str]:

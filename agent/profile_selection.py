@@ -3,9 +3,9 @@
 A profile's ``match`` block (agent/profiles.py, docs/profiles.md "Automatic selection") gives its
 identity test (sysObjectID prefixes, else a sysDescr pattern; none: every device) and the subtrees the
 device must answer. :func:`choose` is the pure rule; :func:`identify` asks a device what the rule needs
-(one GET of sysObjectID.0 and sysDescr.0, then one GETNEXT per ``answers`` subtree of the profiles whose
-identity holds); :class:`AutoProfiles` is one device's selection as the poller keeps it: made at its first
-poll and again when its sysObjectID changes (agent/poller.py).
+(one GET of sysObjectID.0 and sysDescr.0, then one GETNEXT per ``answers`` or ``answers_any`` subtree of
+the profiles whose identity holds); :class:`AutoProfiles` is one device's selection as the poller keeps
+it: made at its first poll and again when its sysObjectID changes (agent/poller.py).
 """
 
 from __future__ import annotations
@@ -55,17 +55,19 @@ def identity_holds(match: Match, identity: DeviceIdentity) -> bool:
 
 
 def probe_oids(profiles: Mapping[str, Profile]) -> list[OID]:
-    """The ``answers`` subtrees of the profiles that have a ``match``, each once, in OID order."""
-    return sorted({oid for p in profiles.values() if p.match is not None for oid in p.match.answer_oids})
+    """The ``answers`` and ``answers_any`` subtrees of the profiles that have a ``match``, each once, in OID
+    order."""
+    return sorted({oid for p in profiles.values() if p.match is not None
+                   for oid in (*p.match.answer_oids, *p.match.any_answer_oids)})
 
 
 def choose(profiles: Mapping[str, Profile], identity: DeviceIdentity, answered: Set[OID]) -> list[str]:
-    """The names of the profiles a device gets, sorted: every profile with a ``match`` whose identity holds
-    and whose ``answers`` subtrees are all in ``answered``, less the profiles that a chosen one extends
-    (directly or not: it includes them)."""
+    """The names of the profiles a device gets, sorted: every profile with a ``match`` whose identity holds,
+    whose ``answers`` subtrees are all in ``answered`` and (when it has ``answers_any``) one of whose
+    ``answers_any`` subtrees is, less the profiles that a chosen one extends (directly or not: it includes
+    them)."""
     chosen = {name for name, p in profiles.items()
-              if p.match is not None and identity_holds(p.match, identity)
-              and all(oid in answered for oid in p.match.answer_oids)}
+              if p.match is not None and identity_holds(p.match, identity) and p.match.answered(answered)}
     included = {base for name in chosen for base in extended_by(profiles, name)}
     return sorted(chosen - included)
 
@@ -89,10 +91,10 @@ def _object_id(value: SnmpValue | None) -> str | None:
 
 async def identify(reader: SnmpReader, profiles: Mapping[str, Profile]) -> tuple[DeviceIdentity, set[OID]]:
     """What :func:`choose` needs from a device: one GET of sysObjectID.0 and sysDescr.0, then one GETNEXT
-    per ``answers`` subtree of the profiles whose identity holds; a subtree is answered when the object
-    after it lies inside it. Raises the reader's errors for a device that does not answer (timeout, auth,
-    address) and for a broken answer to the GET; a broken answer to a probe only leaves that subtree
-    unanswered."""
+    per ``answers`` / ``answers_any`` subtree of the profiles whose identity holds; a subtree is answered
+    when the object after it lies inside it. Raises the reader's errors for a device that does not answer
+    (timeout, auth, address) and for a broken answer to the GET; a broken answer to a probe only leaves
+    that subtree unanswered."""
     values = dict(await reader.get([SYS_OBJECT_ID, SYS_DESCR]))
     identity = DeviceIdentity(_object_id(values.get(SYS_OBJECT_ID)), _text(values.get(SYS_DESCR)))
     candidates = {name: p for name, p in profiles.items()

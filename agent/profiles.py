@@ -16,13 +16,14 @@ several places and the loader would import them all back.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.counter_sanity import COUNTER_JUMPS_METRIC
 from hatang import configfile
 from wire.names import LABEL_NAME, METRIC_NAME, RESERVED_LABELS, RESERVED_METRIC_PREFIXES, RESERVED_METRICS
 
@@ -31,7 +32,8 @@ _OID = re.compile(r"[0-2](\.\d+)+")
 
 OID = tuple[int, ...]
 POLL_ERRORS_METRIC = "hatang_device_poll_errors_total"  # the poller's own family (docs/metrics.md)
-AGENT_METRICS = frozenset({POLL_ERRORS_METRIC})  # families the agent adds to every poll: not for profiles
+# families the agent adds to polls itself (the poller, agent/counter_sanity.py): not for profiles
+AGENT_METRICS = frozenset({POLL_ERRORS_METRIC, COUNTER_JUMPS_METRIC})
 
 
 def parse_oid(text: str) -> OID:
@@ -137,8 +139,18 @@ class LabelSpec(_Strict):
     map: dict[str, str] = Field(default_factory=dict)  # rendered value -> label text; others unchanged
     # the row's value is at these arcs (1-based) of the row index, not the whole index (agent/index_parts.py)
     index_arcs: list[int] = Field(default_factory=list)
+    # the row's value is in `oid` at the row whose index is this column's value, same row (tables only):
+    # cpmCPUTotalPhysicalIndex -> entPhysicalName. A value of 0, none, or no text there: the row index
+    via: str | None = None
 
     _v_oid = field_validator("oid")(_check_oid)
+    _v_via = field_validator("via")(_check_optional_oid)
+
+    @model_validator(mode="after")
+    def _one_lookup(self) -> Self:
+        if self.via is not None and self.index_arcs:
+            raise ValueError("give via or index_arcs, not both")
+        return self
 
     @field_validator("index_arcs")
     @classmethod
@@ -156,26 +168,47 @@ class LabelSpec(_Strict):
     def parsed(self) -> OID:
         return parse_oid(self.oid)
 
+    @cached_property
+    def via_parsed(self) -> OID | None:
+        return None if self.via is None else parse_oid(self.via)
+
+
+def _check_pattern(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+    return value
+
 
 class Condition(_Strict):
-    """Keep a row (or scalar) only where the value at ``oid`` is one of ``any_of`` / none of ``none_of``."""
+    """Keep a row (or scalar) only where the value at ``oid`` is one of ``any_of`` / none of ``none_of`` /
+    has text in which the regular expression ``matches`` is found."""
 
     oid: str
     any_of: list[str] | None = None  # the value must be present and one of these
     none_of: list[str] | None = None  # an absent value passes
+    matches: str | None = None  # the value must be present and its text contain a match (re.search)
 
     _v_oid = field_validator("oid")(_check_oid)
     _v_values = field_validator("any_of", "none_of", mode="before")(_values_before)
+    _v_matches = field_validator("matches")(_check_pattern)
 
     @model_validator(mode="after")
     def _one_test(self) -> Self:
-        if (self.any_of is None) == (self.none_of is None):
-            raise ValueError("give exactly one of any_of or none_of")
+        if sum(test is not None for test in (self.any_of, self.none_of, self.matches)) != 1:
+            raise ValueError("give exactly one of any_of, none_of or matches")
         return self
 
     @cached_property
     def parsed(self) -> OID:
         return parse_oid(self.oid)
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        return None if self.matches is None else re.compile(self.matches)
 
 
 class ScaleFrom(_Strict):
@@ -206,6 +239,7 @@ class MetricSpec(_Strict):
     labels: dict[str, LabelSpec] = Field(default_factory=dict)  # info metrics: label name -> OID
     const_labels: dict[str, str] = Field(default_factory=dict)  # fixed labels, e.g. {mode: user}
     multiply_by: str | None = None  # x the number at this OID (tables: this column, same row)
+    add: str | None = None  # + the number at this OID (same row), before scale: used + free = total
     scale_from: ScaleFrom | None = None
     filter: list[Condition] = Field(default_factory=list)  # all must hold, else no sample
     equals: list[int] | None = None  # 1 if the raw value is one of these, else 0
@@ -221,7 +255,7 @@ class MetricSpec(_Strict):
 
     _v_name = field_validator("name")(_check_metric_name)
     _v_labels = field_validator("labels", mode="before")(_labels_before)
-    _v_oids = field_validator("oid", "multiply_by")(_check_optional_oid)
+    _v_oids = field_validator("oid", "multiply_by", "add")(_check_optional_oid)
 
     @field_validator("const_labels")
     @classmethod
@@ -235,13 +269,21 @@ class MetricSpec(_Strict):
     def _v_equals(cls, value: Any) -> Any:
         return value if value is None or isinstance(value, list) else [value]
 
+    @model_validator(mode="after")
+    def _add_gives_a_number(self) -> Self:
+        if self.add is not None and self.equals is not None:
+            raise ValueError("add sums two readings and equals makes a yes/no value of one: give one of them")
+        return self
+
     @cached_property
     def source(self) -> Source | None:
         return None if self.oid is None else Source(oid=self.oid, scale=self.scale)
 
     def helper_oids(self) -> list[OID]:
-        """OIDs (columns) read besides the value: multiply_by, scale_from, filter."""
+        """OIDs (columns) read besides the value: multiply_by, add, scale_from, filter."""
         oids = [parse_oid(self.multiply_by)] if self.multiply_by else []
+        if self.add:
+            oids.append(parse_oid(self.add))
         if self.scale_from is not None:
             oids.extend(self.scale_from.oids())
         oids.extend(c.parsed for c in self.filter)
@@ -296,14 +338,17 @@ class Match(_Strict):
 
     Identity: a sysObjectID under one of ``sys_object_id`` (whole arcs), or a sysDescr in which the regular
     expression ``sys_descr`` is found; with neither key every device qualifies. Then every ``answers``
-    subtree must hold at least one object on the device.
+    subtree must hold at least one object on the device, and one ``answers_any`` subtree at least (when
+    given: a vendor's alternative tables, one per model or software generation).
     """
 
     sys_object_id: list[str] | None = None  # sysObjectID prefixes, numeric
     sys_descr: str | None = None  # regular expression searched in sysDescr
     answers: list[str] = Field(default_factory=list)  # subtrees the device must answer (all of them)
+    # subtrees of which the device must answer at least one (alternative tables; empty: no such test)
+    answers_any: list[str] = Field(default_factory=list)
 
-    _v_lists = field_validator("sys_object_id", "answers", mode="before")(_one_or_list)
+    _v_lists = field_validator("sys_object_id", "answers", "answers_any", mode="before")(_one_or_list)
 
     @field_validator("sys_object_id")
     @classmethod
@@ -314,21 +359,12 @@ class Match(_Strict):
             raise ValueError("give at least one sysObjectID prefix, or leave the key out")
         return [_check_oid(v) for v in value]
 
-    @field_validator("answers")
+    @field_validator("answers", "answers_any")
     @classmethod
     def _v_answers(cls, value: list[str]) -> list[str]:
         return [_check_oid(v) for v in value]
 
-    @field_validator("sys_descr")
-    @classmethod
-    def _v_pattern(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
-        return value
+    _v_pattern = field_validator("sys_descr")(_check_pattern)
 
     @cached_property
     def prefixes(self) -> list[OID]:
@@ -341,6 +377,16 @@ class Match(_Strict):
     @cached_property
     def answer_oids(self) -> list[OID]:
         return [parse_oid(o) for o in self.answers]
+
+    @cached_property
+    def any_answer_oids(self) -> list[OID]:
+        return [parse_oid(o) for o in self.answers_any]
+
+    def answered(self, answered: Set[OID]) -> bool:
+        """The ``answers`` half: every ``answers`` subtree and, if given, one ``answers_any`` subtree is in
+        ``answered`` (the subtrees in which the device has an object)."""
+        return (all(oid in answered for oid in self.answer_oids)
+                and (not self.any_answer_oids or any(oid in answered for oid in self.any_answer_oids)))
 
 
 class Profile(_Strict):
@@ -400,6 +446,9 @@ def _check_semantics(profile: Profile) -> list[tuple[str, str]]:
         where = f"scalars[{i}]"
         if scalar.type != "info" and scalar.oid is None:
             problems.append((f"{where}.oid", "required for gauge and counter"))
+        problems.extend((f"{where}.labels.{name}", "via and index_arcs look labels up in table rows: "
+                         "use them in a table's labels") for name, label in scalar.labels.items()
+                        if label.via is not None or label.index_arcs)
         same_type(scalar.name, "gauge" if scalar.type == "info" else scalar.type, where)
     for t, table in enumerate(profile.tables):
         for i, metric in enumerate(table.metrics):

@@ -115,13 +115,14 @@ class LocalDevice:
     kind: str  # device | probe
     address: str
     snmp: str  # "v2c", "v3 authPriv", ...; a probe: its method
-    profiles: tuple[str, ...]
+    profiles: tuple[str, ...]  # profiles: auto: those chosen for the device at its last poll ("auto" before)
     interval: float
     state: str  # up | down | waiting (not polled yet)
     last_poll_ts: float | None
     duration: float | None
     errors: tuple[LocalError, ...]
     error_lines: tuple[str, ...]  # what `hatang poll` prints under "errors"
+    profiles_auto: bool = False  # the profiles were chosen by the device (profiles: auto), not listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,18 +143,24 @@ def _snmp(device: DeviceConfig) -> str:
 
 
 def _device(name: str, kind: str, address: str, snmp: str, profiles: tuple[str, ...], interval: float,
-            poll: PollOutcome | None) -> LocalDevice:
+            poll: PollOutcome | None, *, auto: bool = False) -> LocalDevice:
+    if auto and poll is not None and poll.profiles:
+        profiles = poll.profiles  # what the poller chose for the device (agent/profile_selection.py)
     if poll is None:
-        return LocalDevice(name, kind, address, snmp, profiles, interval, "waiting", None, None, (), ())
+        return LocalDevice(name, kind, address, snmp, profiles, interval, "waiting", None, None, (), (),
+                           profiles_auto=auto)
     errors = tuple(LocalError(e.profile, e.reason, e.error) for e in poll.errors)
     return LocalDevice(name, kind, address, snmp, profiles, interval, "up" if poll.up else "down", poll.ts,
-                       round(poll.duration, 3), errors, tuple(error_lines(profiles, poll.errors, poll.up)))
+                       round(poll.duration, 3), errors, tuple(error_lines(profiles, poll.errors, poll.up)),
+                       profiles_auto=auto)
 
 
 def devices(config: AgentConfig, polls: Mapping[str, PollOutcome]) -> tuple[LocalDevice, ...]:
-    """Every configured device, then every probe, in config order, with its last poll."""
+    """Every configured device, then every probe, in config order, with its last poll. A device with
+    ``profiles: auto`` shows the profiles its last poll used (chosen for it), ``auto`` until it was
+    identified."""
     out = [_device(d.name, "device", f"{d.address}:{d.port}", _snmp(d), tuple(d.profiles), d.interval,
-                   polls.get(d.name)) for d in config.devices]
+                   polls.get(d.name), auto=d.auto_profiles) for d in config.devices]
     out += [_device(p.name, "probe", _probe_address(p), p.method, (), p.interval, polls.get(p.name))
             for p in config.probes]
     return tuple(out)

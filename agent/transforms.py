@@ -155,6 +155,8 @@ def passes(conditions: list[Condition], get: Getter) -> bool:
             return False
         if condition.none_of is not None and text is not None and text in condition.none_of:
             return False
+        if condition.pattern is not None and (text is None or condition.pattern.search(text) is None):
+            return False
     return True
 
 
@@ -251,6 +253,11 @@ def metric_value(spec: MetricSpec, get: Getter, epoch: Epoch | None = None,
         return None
     if spec.equals is not None:
         return 1 if raw in spec.equals else 0
+    if spec.add is not None:
+        addend = numeric(get(parse_oid(spec.add)))
+        if addend is None:
+            return None
+        raw += addend
     number = apply_scale(raw, source.scale)
     if spec.multiply_by is not None:
         factor = numeric(get(parse_oid(spec.multiply_by)))

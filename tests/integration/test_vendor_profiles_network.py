@@ -34,7 +34,7 @@ HANDMADE = Path(__file__).resolve().parents[1] / "recordings" / "handmade"
 VENDOR_PROFILES = ("huawei-vrp", "cisco-ios", "h3c-comware", "juniper-junos", "ruijie-rgos", "zte-zxr10")
 INT_TAGS = {ber.INTEGER, ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS, ber.COUNTER64}
 MIB = 1048576  # MiB: the vendors' "M bytes" / "Megabytes" / "Mbytes"
-INDEX_LABELS = ("entity_index", "envmon_index", "pool_index", "unit_index", "component")
+INDEX_LABELS = ("entity_index", "envmon_index", "pool_index", "unit_index", "cpu_index", "component")
 
 Expected = dict[str, dict[str, float]]  # family -> sample key -> value
 Components = dict[str, str]  # sample key -> component label
@@ -142,20 +142,26 @@ def expect_huawei(rec: snmprec.Recording) -> Builder:
 
 
 def expect_cisco(rec: snmprec.Recording) -> Builder:
-    """CISCO-PROCESS-MIB cpmCPUTotal5minRev (.8, else cpmCPUTotal5min .5), percent; CISCO-MEMORY-POOL-MIB
-    used .5 / free .6 bytes of pools with ciscoMemoryPoolValid .4 true(1), name .2; CISCO-ENVMON-MIB
+    """CISCO-PROCESS-MIB cpmCPUTotal5minRev (.8, else cpmCPUTotal5min .5), percent, named by the
+    entPhysicalName of cpmCPUTotalPhysicalIndex (.2; 0 = no entity: the cpmCPUTotalIndex);
+    CISCO-MEMORY-POOL-MIB used .5 / free .6 bytes (total: used + free) of pools with ciscoMemoryPoolValid .4
+    true(1), name .2; CISCO-ENVMON-MIB
     temperature (value Rev1 .7 else .3, state .6: notPresent(5)/notFunctioning(6) left out), fan state
     (.4.1.3) and supply state (.5.1.3): normal(1) ok, warning/critical/shutdown failed, 5 and 6 unknown;
     CISCO-ENTITY-SENSOR-MIB celsius(8) sensors: value x 10^(3(scale-9)) x 10^-precision unless status is
     unavailable(2)/nonoperational(3)."""
     b, p = Builder(), "1.3.6.1.4.1.9.9.109.1.1.1.1"
     rev, old = numbers(rec, f"{p}.8"), numbers(rec, f"{p}.5")
+    physical, entity_names = numbers(rec, f"{p}.2"), texts(rec, ENT_NAME)
     for i, v in {**old, **rev}.items():
-        b.add(CPU, f"component={i}", v / 100, i)
+        entity = int(physical.get(i, 0))
+        b.add(CPU, f"cpu_index={i}", v / 100, (entity and entity_names.get(str(entity))) or i)
     m = "1.3.6.1.4.1.9.9.48.1.1.1"
     valid, pool_names = numbers(rec, f"{m}.4"), texts(rec, f"{m}.2")
-    for family, column in ((USED, 5), (FREE, 6)):
-        for i, v in numbers(rec, f"{m}.{column}").items():
+    used, free = numbers(rec, f"{m}.5"), numbers(rec, f"{m}.6")
+    for family, values in ((USED, used), (FREE, free),
+                           (TOTAL, {i: v + free[i] for i, v in used.items() if i in free})):
+        for i, v in values.items():
             if valid.get(i) == 1:
                 b.add(family, f"pool_index={i}", v, pool_names.get(i, ""))
     t = "1.3.6.1.4.1.9.9.13.1.3.1"
@@ -279,9 +285,14 @@ CASES = {
                          (CPU, TOTAL, USED, TEMP, FAN)),
     "huawei-handmade": Case("handmade/huawei-vrp-power", "huawei-vrp", expect_huawei, ALL),
     "cisco-c3560": Case("network/switch/cisco-c3560", "cisco-ios", expect_cisco,
-                        (CPU, USED, FREE, TEMP, FAN, PSU)),
+                        (CPU, TOTAL, USED, FREE, TEMP, FAN, PSU)),
     "cisco-c3750": Case("network/switch/cisco-c3750", "cisco-ios", expect_cisco,
-                        (CPU, USED, FREE, TEMP, FAN, PSU)),
+                        (CPU, TOTAL, USED, FREE, TEMP, FAN, PSU)),
+    # a Catalyst 6500 whose CPUs are entities with names ("CPU of Routing Processor 5")
+    "cisco-6500": Case("network/appliance/cisco-unknown-01", "cisco-ios", expect_cisco,
+                       (CPU, TOTAL, USED, FREE, TEMP)),
+    "cisco-router": Case("network/router/cisco-unmarked-0", "cisco-ios", expect_cisco,
+                         (CPU, TOTAL, USED, FREE)),
     "h3c-comware-7": Case("network/switch/h3c-comware-7-1-075", "h3c-comware", expect_h3c, ALL),
     "h3c-e528": Case("network/switch/h3c-e528-1", "h3c-comware", expect_h3c, ALL),
     "h3c-wx6103": Case("network/switch/h3c-wx6103", "h3c-comware", expect_h3c, ALL),
@@ -299,7 +310,12 @@ IDENTITY_ONLY = {
     "network/router/juniper-mx960-13-3r9-13": "juniper-junos",
     "network/switch/zte-zxr10-5250": "zte-zxr10",
     "network/switch/zte-zrx10": "zte-zxr10",
+    "network/appliance/cisco-controller": "cisco-ios",  # a wireless LAN controller: none of the Cisco MIBs
+    "network/switch/h3c-comware-lsq1wcmd0": "h3c-comware",  # neither entity-ext table
 }
+# of those, the ones whose recordings answer none of the tables the profile needs: never chosen
+NOT_CHOSEN = {"network/appliance/cisco-controller", "network/switch/h3c-comware-lsq1wcmd0",
+              "network/switch/zte-zxr10-5250", "network/switch/zte-zrx10"}
 
 
 # --- polling ------------------------------------------------------------------------------------------------
@@ -387,15 +403,21 @@ def test_sys_object_id_selects_exactly_the_vendor_profile(data_dir: Path, source
     # identity alone (every probe answered): exactly the intended vendor profile among the vendor ones
     chosen = selection.choose(profiles, identity, set(probes))
     assert [p for p in chosen if p in VENDOR_PROFILES] == [ALL_SOURCES[source]]
-    # with what the recording really answers: chosen where the profile's `answers` tables are present
+    # with what the recording really answers: chosen where the profile's `answers` tables are present and
+    # (answers_any) one of its alternative tables is
     intended = profiles[ALL_SOURCES[source]]
-    wanted = [parse_oid(o) for o in (intended.match.answers if intended.match is not None else [])]
+    assert intended.match is not None
+    wanted = [parse_oid(o) for o in intended.match.answers]
+    alternatives = [parse_oid(o) for o in intended.match.answers_any]
+    holds = (all(rec.column(w) for w in wanted)
+             and (not alternatives or any(rec.column(a) for a in alternatives)))
     answered = answered_by(rec, probes)
     chosen = selection.choose(profiles, identity, answered)
     vendor = [p for p in chosen if p in VENDOR_PROFILES]
-    assert vendor == ([ALL_SOURCES[source]] if all(rec.column(w) for w in wanted) else [])
+    assert vendor == ([ALL_SOURCES[source]] if holds else [])
     if source in {c.source for c in CASES.values()}:
         assert vendor == [ALL_SOURCES[source]]  # the polled recordings get their profile automatically
+    assert (vendor == []) == (source in NOT_CHOSEN)  # no empty vendor profile for a box without its MIBs
 
 
 def test_vendor_profiles_read_their_vendors_subtrees() -> None:
@@ -410,11 +432,14 @@ def test_vendor_profiles_read_their_vendors_subtrees() -> None:
         oids = [m.oid for t in profile.tables for m in t.metrics if m.oid]
         oids += [m.oid for m in profile.scalars if m.oid]
         oids += [c.oid for t in profile.tables for m in t.metrics for c in m.filter]
-        oids += [m.multiply_by for t in profile.tables for m in t.metrics if m.multiply_by]
+        oids += [o for t in profile.tables for m in t.metrics for o in (m.multiply_by, m.add) if o]
         oids += [label.oid for t in profile.tables for label in t.labels.values()]
+        oids += [label.via for t in profile.tables for label in t.labels.values() if label.via]
         for oid in oids:
             assert oid.startswith((*prefixes, "1.3.6.1.2.1.47.1.1.1.1.")), (name, oid)
         assert profile.match is not None and profile.match.sys_object_id
         for prefix in profile.match.sys_object_id:
             assert prefix.startswith(tuple(p.rstrip(".") for p in prefixes)), (name, prefix)
+        for table in (*profile.match.answers, *profile.match.answers_any):
+            assert table.startswith(tuple(prefixes)), (name, table)
 

@@ -118,12 +118,26 @@ def labels_of(rec: snmprec.Recording, name: str) -> dict[str, str | None]:
 FG = "1.3.6.1.4.1.12356.101.4"  # FORTINET-FORTIGATE-MIB::fgSystem
 
 
+FG_FAN_NAMES = ("FAN1", "FAN2", "FAN3", "FAN4", "FAN5", "FAN6", "PS1 Fan 1", "PS1 Fan 2", "PS2 Fan 1",
+                "PS2 Fan 2")  # the fan sensors of the FortiGate recording (fgHwSensorEntName), listed by hand
+FG_PSU_NAMES = ("PS1 Status", "PS2 Status")  # its power supplies' state sensors
+
+
 def expect_fortigate(rec: snmprec.Recording) -> Expected:
     # fgSysCpuUsage, fgSysMemUsage (percent), fgSysMemCapacity (KB)
     cpu, usage, capacity = (scalar(rec, f"{FG}.1.{n}.0") for n in (3, 4, 5))
     assert cpu is not None and usage is not None and capacity is not None
     system = ("system",)
+    names = labels_of(rec, f"{FG}.3.2.1.2")  # fgHwSensorEntName
+    alarms = column(rec, f"{FG}.3.2.1.4")  # fgHwSensorEntAlarmStatus: false(0) ok, true(1) alarm
+
+    def states(wanted: tuple[str, ...]) -> dict[Key, float]:
+        return {(i,): float(alarms[i] == 0) for i, name in names.items()
+                if name in wanted and alarms.get(i) in (0, 1)}
+
     return {
+        "hatang_device_fan_ok": states(FG_FAN_NAMES),
+        "hatang_device_power_supply_ok": states(FG_PSU_NAMES),
         "hatang_device_cpu_utilization_ratio": {system: cpu / 100},
         "hatang_device_memory_total_bytes": {system: capacity * 1024},
         "hatang_device_memory_used_bytes": {system: usage / 100 * capacity * 1024},
@@ -171,9 +185,14 @@ MT_GAUGE_UNITS = {1: ("hatang_device_temperature_celsius", 1), 2: ("hatang_mikro
                   5: ("hatang_mikrotik_power_watts", 10), 6: ("hatang_mikrotik_health_status", 1)}
 
 
+MT_STATE_ROWS = {"fan-state": "hatang_device_fan_ok", "psu1-state": "hatang_device_power_supply_ok",
+                 "psu2-state": "hatang_device_power_supply_ok"}  # the recording's status(6) rows, by name
+
+
 def expect_mikrotik(rec: snmprec.Recording) -> Expected:
     out: Expected = {name: {} for name, _ in MT_GAUGE_UNITS.values()}
     out["hatang_device_power_supply_ok"] = {}
+    out["hatang_device_fan_ok"] = {}
     for arc, component in MT_TEMPERATURES.items():
         if (v := scalar(rec, f"{MT}.{arc}.0")) is not None:
             out["hatang_device_temperature_celsius"][(component, "")] = v / 10
@@ -188,6 +207,9 @@ def expect_mikrotik(rec: snmprec.Recording) -> Expected:
     for index, value in values.items():
         family, divisor = MT_GAUGE_UNITS[int(units[index])]
         out[family][(names[index] or "", index)] = value / divisor
+        state = MT_STATE_ROWS.get(names[index] or "")
+        if units[index] == 6 and state is not None and value in (0, 1):  # RouterOS: 0 ok, 1 fail
+            out[state][(names[index] or "", index)] = float(value == 0)
     health = expect_host_health(rec)
     for family, values_by_key in health.items():
         out[family] = values_by_key
@@ -303,13 +325,15 @@ class Check:
 
 
 FORTIGATE_KEYS = {"hatang_device_cpu_utilization_ratio": ("component",),
+                  "hatang_device_fan_ok": ("sensor",), "hatang_device_power_supply_ok": ("sensor",),
                   "hatang_device_memory_total_bytes": ("component",),
                   "hatang_device_memory_used_bytes": ("component",),
                   "hatang_fortinet_processor_usage_ratio": ("processor",),
                   "hatang_fortinet_hw_sensor_value": ("sensor",),
                   "hatang_fortinet_hw_sensor_alarm": ("sensor",)}
 MIKROTIK_KEYS = {**{name: ("component", "gauge") for name, _ in MT_GAUGE_UNITS.values()},
-                 "hatang_device_power_supply_ok": ("component", "gauge"), **HOST_HEALTH_KEYS}
+                 "hatang_device_power_supply_ok": ("component", "gauge"),
+                 "hatang_device_fan_ok": ("component", "gauge"), **HOST_HEALTH_KEYS}
 APC_UPS_KEYS = {**{name: ("line",) for name in (
     "hatang_ups_input_voltage_volts", "hatang_ups_input_frequency_hertz", "hatang_ups_output_voltage_volts",
     "hatang_ups_output_current_amperes", "hatang_ups_output_load_ratio")},
@@ -396,10 +420,12 @@ async def test_vendor_profile_samples_match_the_recording(data_dir: Path, case_n
         assert_host_health_components(rec, published)
     if case.profile == "fortinet-fortigate":
         names = labels_of(rec, f"{FG}.3.2.1.2")  # fgHwSensorEntName
-        for sample in published["hatang_fortinet_hw_sensor_value"].samples:
-            labels = dict(sample.labels)
-            if (sensor_name := names.get(labels["sensor"])) is not None:
-                assert labels["component"] == sensor_name
+        for family in ("hatang_fortinet_hw_sensor_value", "hatang_device_fan_ok",
+                       "hatang_device_power_supply_ok"):
+            for sample in published[family].samples:
+                labels = dict(sample.labels)
+                if (sensor_name := names.get(labels["sensor"])) is not None:
+                    assert labels["component"] == sensor_name
 
 
 def assert_host_health_components(rec: snmprec.Recording, published: Mapping[str, Family]) -> None:
@@ -412,6 +438,18 @@ def assert_host_health_components(rec: snmprec.Recording, published: Mapping[str
             labels = dict(sample.labels)
             if (descr := descrs.get(labels[index_label])) is not None:
                 assert labels["component"] == descr, (name, labels)
+
+
+def test_fan_and_power_supply_states_come_from_the_sensors_named_so(data_dir: Path) -> None:
+    """FortiGate: every fan sensor and both supplies' state sensors of the recording (none in alarm);
+    MikroTik (hand-made): the fan state row ok, psu1-state ok, psu2-state failed, and the mtxrHl* supplies."""
+    fortigate = expect_fortigate(load_case(data_dir, CASES["fortinet-xcu"]))
+    assert list(fortigate["hatang_device_fan_ok"].values()) == [1.0] * len(FG_FAN_NAMES)
+    assert list(fortigate["hatang_device_power_supply_ok"].values()) == [1.0] * len(FG_PSU_NAMES)
+    mikrotik = expect_mikrotik(load_case(data_dir, CASES["mikrotik-handmade"]))
+    assert mikrotik["hatang_device_fan_ok"] == {("fan-state", "8"): 1.0}
+    assert mikrotik["hatang_device_power_supply_ok"] == {
+        ("psu", ""): 1, ("backup-psu", ""): 0, ("psu1-state", "9"): 1.0, ("psu2-state", "10"): 0.0}
 
 
 async def test_huawei_ups5000_units_are_corrected_and_plain_ups_is_ten_times_off(data_dir: Path) -> None:

@@ -228,6 +228,30 @@ def test_the_last_poll_keeps_no_samples(service: AgentService) -> None:
     assert kept.families == () and kept.problems == () and kept.up
 
 
+def test_an_auto_device_shows_the_profiles_chosen_for_it(service: AgentService) -> None:
+    """core-switch has no `profiles` (auto): "auto" until its first poll identified it, then the profiles
+    that poll used; a listed set (router) is shown as configured, whatever a poll says."""
+    before = {d.name: d for d in snapshot(service).devices}
+    assert (before["core-switch"].profiles, before["core-switch"].profiles_auto) == (("auto",), True)
+    assert (before["router"].profiles, before["router"].profiles_auto) == (("system",), False)
+    service.record("core-switch", 60, PollOutcome(1000.0, False, 2.0, (TIMEOUT,), ()))  # not identified
+    assert next(d for d in snapshot(service).devices if d.name == "core-switch").profiles == ("auto",)
+    chosen = ("system", "cisco-ios", "interfaces", "neighbors")
+    service.record("core-switch", 60, PollOutcome(1060.0, True, 0.5, (), (), profiles=chosen))
+    service.record("router", 60, PollOutcome(1061.0, True, 0.5, (), (), profiles=("system",)))
+    after = {d.name: d for d in snapshot(service).devices}
+    assert after["core-switch"].profiles == chosen and after["core-switch"].profiles_auto
+    assert after["router"].profiles == ("system",)
+    data = json.loads(to_json_bytes(snapshot(service)))
+    assert data["devices"][0]["profiles"] == list(chosen) and data["devices"][0]["profiles_auto"] is True
+    # a later poll that did not answer keeps the identified set, and its error lines name those profiles
+    down = ProfileError("*", "no answer from 192.0.2.10:161 within 2 s x 2 tries: device down", "timeout")
+    service.record("core-switch", 60, PollOutcome(1120.0, False, 4.0, (down,), (), profiles=chosen))
+    switch = next(d for d in snapshot(service).devices if d.name == "core-switch")
+    assert switch.profiles == chosen and switch.state == "down"
+    assert "cisco-ios" in render_page(snapshot(service))
+
+
 def test_errors_read_as_hatang_poll_prints_them(service: AgentService) -> None:
     _polled(service)
     router = next(d for d in snapshot(service).devices if d.name == "router")
@@ -385,7 +409,7 @@ def test_the_json_shape(service: AgentService) -> None:
                                    "max_age"}
     router = data["devices"][1]
     assert set(router) == {"name", "kind", "address", "snmp", "profiles", "interval", "state", "last_poll_ts",
-                           "duration", "errors", "error_lines"}
+                           "duration", "errors", "error_lines", "profiles_auto"}
     assert router["errors"] == [{"profile": "system", "reason": "timeout", "error": TIMEOUT.error}]
 
 

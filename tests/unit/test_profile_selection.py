@@ -141,6 +141,56 @@ def test_probe_oids_are_the_answers_of_profiles_with_match_once_each_in_order() 
     assert probe_oids(profiles) == sorted(map(oid, (IF_TABLE, HR_STORAGE, UPS_BATTERY, VENDOR_TABLE)))
 
 
+NEW_TABLE, OLD_TABLE = "1.3.6.1.4.1.25506.2.6.1.1.1.1", "1.3.6.1.4.1.2011.10.2.6.1.1.1.1"  # H3C's two tables
+H3C = catalogue(
+    profile("system", match={}),
+    profile("h3c", match={"sys_object_id": ["1.3.6.1.4.1.25506.1"], "answers_any": [NEW_TABLE, OLD_TABLE]}),
+    profile("both", match={"answers": [IF_TABLE], "answers_any": [NEW_TABLE, OLD_TABLE]}),
+)
+
+
+def test_answers_any_needs_one_of_its_subtrees() -> None:
+    comware = DeviceIdentity("1.3.6.1.4.1.25506.1.578", "H3C Comware")
+    assert choose(H3C, comware, {oid(NEW_TABLE)}) == ["h3c", "system"]
+    assert choose(H3C, comware, {oid(OLD_TABLE)}) == ["h3c", "system"]
+    assert choose(H3C, comware, {oid(NEW_TABLE), oid(OLD_TABLE)}) == ["h3c", "system"]
+    assert choose(H3C, comware, {oid(IF_TABLE)}) == ["system"]  # neither table: no empty vendor profile
+    assert choose(H3C, DeviceIdentity(CISCO, None), {oid(NEW_TABLE)}) == ["system"]  # identity still needed
+
+
+def test_answers_and_answers_any_hold_together() -> None:
+    anyone = DeviceIdentity(None, None)
+    assert choose(H3C, anyone, {oid(IF_TABLE), oid(OLD_TABLE)}) == ["both", "system"]
+    assert choose(H3C, anyone, {oid(IF_TABLE)}) == ["system"]
+    assert choose(H3C, anyone, {oid(OLD_TABLE)}) == ["system"]
+
+
+def test_probe_oids_include_the_answers_any_subtrees() -> None:
+    assert probe_oids(H3C) == sorted(map(oid, (IF_TABLE, NEW_TABLE, OLD_TABLE)))
+
+
+async def test_identify_probes_the_alternatives_of_candidates_only() -> None:
+    rows = {"1.3.6.1.2.1.1.2.0": SnmpValue("oid", "1.3.6.1.4.1.25506.1.578"),
+            f"{OLD_TABLE}.6.1": SnmpValue("integer", 12)}  # answers the older table only
+    device = Device(rows)
+    identity, answered = await identify(device, H3C)
+    assert device.nexts == sorted(map(oid, (IF_TABLE, NEW_TABLE, OLD_TABLE)))
+    assert answered == {oid(OLD_TABLE)}
+    assert choose(H3C, identity, answered) == ["h3c", "system"]
+    linux = Device(linux_rows())  # not an H3C: only `both`'s subtrees (no sysObjectID test) are probed
+    await identify(linux, catalogue(H3C["h3c"]))
+    assert linux.nexts == []
+
+
+def test_hatang_profiles_name_shows_answers_any(tmp_path: Path) -> None:
+    write_profile(tmp_path / "user", {"name": "vendor", "match": {
+        "sys_object_id": ["1.3.6.1.4.1.25506.1"], "answers": [IF_TABLE],
+        "answers_any": [NEW_TABLE, OLD_TABLE]}})
+    shown = " ".join(show_profile("vendor", tmp_path / "user").split())
+    assert (f"auto: chosen for sysObjectID under 1.3.6.1.4.1.25506.1 that answers {IF_TABLE} and one of "
+            f"{NEW_TABLE}, {OLD_TABLE}") in shown
+
+
 # --- the match format ---------------------------------------------------------------------------------
 
 
@@ -158,6 +208,8 @@ def write_profile(directory: Path, doc: dict[str, Any]) -> Path:
     ({"sys_object_id": []}, "match.sys_object_id", "at least one sysObjectID prefix"),
     ({"sys_descr": "(?i)huawei ("}, "match.sys_descr", "not a valid regular expression"),
     ({"answers": ["ifTable"]}, "match.answers", "not a numeric OID"),
+    ({"answers_any": ["1.3.6.1.4.1.25506.2.6.1.1.1.1", "hh3cEntityExtStateEntry"]}, "match.answers_any",
+     "not a numeric OID"),
     ({"sysobjectid": ["1.3.6.1.4.1.9"]}, "match.sysobjectid", "unknown key"),
     ("cisco", "match", ""),
 ])

@@ -24,14 +24,40 @@ from hatang.configfile import ConfigError
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 IF_ENTRY, IFX_ENTRY = "1.3.6.1.2.1.2.2.1", "1.3.6.1.2.1.31.1.1.1"
 SENSOR_ENTRY = "1.3.6.1.2.1.99.1.1.1"
-# MIB subtrees each built-in profile may read (a typo in an OID usually lands outside them)
+ENTITY_NAMES = "1.3.6.1.2.1.47.1.1.1.1."  # ENTITY-MIB entPhysicalEntry: names and classes of entities
+HOST_MIBS = ["1.3.6.1.2.1.25.", "1.3.6.1.4.1.2021."]  # HOST-RESOURCES-MIB, UCD-SNMP-MIB
+UPS_MIB = "1.3.6.1.2.1.33.1."
+# MIB subtrees each built-in profile may read or probe (a typo in an OID usually lands outside them)
 SUBTREES = {
     "system": ["1.3.6.1.2.1.1."],
     "interfaces": [f"{IF_ENTRY}.", f"{IFX_ENTRY}."],
-    "host": ["1.3.6.1.2.1.25.", "1.3.6.1.4.1.2021."],
-    "ups": ["1.3.6.1.2.1.33.1."],
-    "sensors": [f"{SENSOR_ENTRY}.", "1.3.6.1.2.1.47.1.1.1.1."],
+    "host": HOST_MIBS,
+    "ups": [UPS_MIB],
+    "sensors": [f"{SENSOR_ENTRY}.", ENTITY_NAMES],
+    # LLDP-MIB lldpLocalSystemData/lldpRemTable, CISCO-CDP-MIB, IF-MIB ifName of the CDP rows
+    "neighbors": ["1.0.8802.1.1.2.1.3.", "1.0.8802.1.1.2.1.4.", "1.3.6.1.4.1.9.9.23.1.", f"{IFX_ENTRY}."],
+    "huawei-vrp": ["1.3.6.1.4.1.2011.5.25.31.", ENTITY_NAMES],  # HUAWEI-ENTITY-EXTENT-MIB
+    # CISCO-PROCESS-MIB, CISCO-MEMORY-POOL-MIB, CISCO-ENVMON-MIB, CISCO-ENTITY-SENSOR-MIB
+    "cisco-ios": ["1.3.6.1.4.1.9.9.109.", "1.3.6.1.4.1.9.9.48.", "1.3.6.1.4.1.9.9.13.", "1.3.6.1.4.1.9.9.91.",
+                  ENTITY_NAMES],
+    "h3c-comware": ["1.3.6.1.4.1.25506.2.6.", "1.3.6.1.4.1.2011.10.2.6.", ENTITY_NAMES],  # (H)H3C-ENTITY-EXT
+    "juniper-junos": ["1.3.6.1.4.1.2636.3.1."],  # JUNIPER-MIB jnxBoxAnatomy
+    "ruijie-rgos": ["1.3.6.1.4.1.4881.1.1.10.2.35.", "1.3.6.1.4.1.4881.1.1.10.2.36."],  # MEMORY, PROCESS
+    "zte-zxr10": ["1.3.6.1.4.1.3902.3.3."],  # ZXR10-MIB zxr10SystemUnitTable
+    "fortinet-fortigate": ["1.3.6.1.4.1.12356.101.4."],  # FORTINET-FORTIGATE-MIB fgSystem
+    "mikrotik-routeros": [*HOST_MIBS, "1.3.6.1.4.1.14988.1.1.3."],  # + MIKROTIK-MIB mtxrHealth
+    "apc-ups": ["1.3.6.1.4.1.318.1.1.1.", UPS_MIB],  # PowerNet-MIB ups (+ UPS-MIB from `ups`)
+    "apc-pdu": ["1.3.6.1.4.1.318.1.1.26."],  # PowerNet-MIB rPDU2
+    "huawei-ups": [UPS_MIB, "1.3.6.1.4.1.2011.6.174."],  # UPS-MIB, Huawei hwUps (probed)
+    "netsnmp-linux": HOST_MIBS,
+    "windows": HOST_MIBS,
 }
+STANDARD = ("system", "interfaces", "host", "ups", "sensors")
+# the normalised device health families (docs/metrics.md "Device health (vendor profiles)"): one meaning,
+# help and type across vendors; their help points to docs/metrics.md, which names each vendor's object
+HEALTH = ("hatang_device_cpu_utilization_ratio", "hatang_device_memory_used_bytes",
+          "hatang_device_memory_total_bytes", "hatang_device_temperature_celsius", "hatang_device_fan_ok",
+          "hatang_device_power_supply_ok")
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +80,11 @@ def table(profile: Profile, name: str) -> TableSpec:
 
 
 def every_oid(profile: Profile) -> list[str]:
+    """Every OID the profile reads (values, fallbacks, helpers, filters, labels and the columns they go
+    through) or probes (its match's subtrees)."""
     oids: list[str] = []
     for m in all_metrics(profile):
-        oids.extend(o for o in (m.oid, m.multiply_by) if o)
+        oids.extend(o for o in (m.oid, m.multiply_by, m.add) if o)
         oids.extend(x.oid for x in (m.fallback,) if x)
         oids.extend(c.oid for c in m.filter)
         oids.extend(label.oid for label in m.labels.values())
@@ -64,12 +92,15 @@ def every_oid(profile: Profile) -> list[str]:
             oids.extend(o for o in (m.scale_from.si_prefix, m.scale_from.precision) if o)
     for t in profile.tables:
         oids.extend(label.oid for label in t.labels.values())
+        oids.extend(label.via for label in t.labels.values() if label.via)
     if profile.uptime:
         oids.append(profile.uptime.oid)
+    if profile.match:
+        oids.extend([*profile.match.answers, *profile.match.answers_any])
     return oids
 
 
-def test_the_five_builtin_profiles_load(builtin: dict[str, Profile]) -> None:
+def test_every_shipped_profile_loads_and_has_its_mibs_listed_here(builtin: dict[str, Profile]) -> None:
     assert set(builtin) == set(SUBTREES) == {p.stem for p in BUILTIN_DIR.glob("*.yaml")}
     for name, profile in builtin.items():
         assert profile.description, name
@@ -77,14 +108,43 @@ def test_the_five_builtin_profiles_load(builtin: dict[str, Profile]) -> None:
 
 @pytest.mark.parametrize("name", sorted(SUBTREES))
 def test_builtin_oids_stay_in_their_mibs(builtin: dict[str, Profile], name: str) -> None:
-    for oid in every_oid(builtin[name]):
-        assert any(oid.startswith(prefix) for prefix in SUBTREES[name]), f"{name}: {oid}"
+    oids = every_oid(builtin[name])
+    assert oids, name
+    for oid in oids:
+        assert any(f"{oid}.".startswith(prefix) for prefix in SUBTREES[name]), f"{name}: {oid}"
+
+
+def test_vendor_profiles_match_by_their_vendors_identity(builtin: dict[str, Profile]) -> None:
+    """Every profile beyond the standard ones and neighbors says which devices it fits: sysObjectID
+    prefixes under an enterprise (1.3.6.1.4.1.N), so `profiles: auto` never gives it to every device."""
+    for name, profile in builtin.items():
+        if name in (*STANDARD, "neighbors"):
+            continue
+        assert profile.match is not None and profile.match.sys_object_id, name
+        assert all(p.startswith("1.3.6.1.4.1.") for p in profile.match.sys_object_id), name
 
 
 @pytest.mark.parametrize("name", sorted(SUBTREES))
 def test_builtin_help_names_the_mib_object(builtin: dict[str, Profile], name: str) -> None:
     for m in all_metrics(builtin[name]):
+        if m.name in HEALTH:
+            continue  # one help across vendors (below); docs/metrics.md names each vendor's object
         assert re.search(r"[A-Za-z0-9-]+-MIB::\w+", m.help), f"{name}: {m.name}: {m.help}"
+
+
+def test_the_health_families_mean_the_same_in_every_profile(builtin: dict[str, Profile]) -> None:
+    helps: dict[str, set[str]] = {name: set() for name in HEALTH}
+    for profile in builtin.values():
+        for m in all_metrics(profile):
+            if m.name in HEALTH:
+                helps[m.name].add(m.help)
+                assert m.type == "gauge", (profile.name, m.name)
+            if m.name.endswith("_ok"):  # 1 ok / 0 failed: a yes/no of the vendor's state, or a BoolValue
+                assert m.equals is not None or (m.valid is not None and m.valid.min == 0 and m.valid.max == 1
+                                                and m.scale == 1.0), (profile.name, m.name)
+    for name, texts in helps.items():
+        assert len(texts) == 1, (name, texts)  # one family, one help, whichever vendor sends it
+        assert "docs/metrics.md" in next(iter(texts)) or name.endswith("_ok"), name
 
 
 def test_metric_names_follow_the_unit_conventions(builtin: dict[str, Profile]) -> None:
@@ -95,7 +155,11 @@ def test_metric_names_follow_the_unit_conventions(builtin: dict[str, Profile]) -
             else:
                 assert not m.name.endswith("_total"), m.name
             if "_ratio" in m.name:
-                assert m.scale == 0.01, f"{m.name}: percentages become 0..1"
+                # percentages become 0..1; APC's upsHighPrec* readings are tenths of a percent (/ 1000),
+                # and the help says so
+                assert m.scale in (0.01, 0.001), f"{profile.name}: {m.name}: scale {m.scale}"
+                assert m.scale == 0.01 or "/ 1000" in m.help, f"{profile.name}: {m.name}"
+                assert m.fallback is None or m.fallback.scale in (0.01, 0.001), f"{profile.name}: {m.name}"
 
 
 def test_system_profile_detects_reboots_from_sys_up_time(builtin: dict[str, Profile]) -> None:
@@ -207,6 +271,15 @@ def test_sensor_metrics_split_the_sensor_types_without_overlap(builtin: dict[str
 # --- documentation ------------------------------------------------------------------------------------
 
 
+def section(text: str, heading: str) -> str:
+    """The body of a markdown section (up to the next heading of the same or a higher level)."""
+    match = re.search(rf"^(#+) {re.escape(heading)}\s*$", text, re.MULTILINE)
+    assert match is not None, heading
+    level = len(match.group(1))
+    end = re.compile(rf"^#{{1,{level}}} ", re.MULTILINE).search(text, match.end())
+    return text[match.end():end.start() if end else len(text)]
+
+
 def test_every_builtin_metric_is_documented(builtin: dict[str, Profile]) -> None:
     metrics_md = (DOCS / "metrics.md").read_text(encoding="utf-8")
     profiles_md = (DOCS / "profiles.md").read_text(encoding="utf-8")
@@ -220,12 +293,29 @@ def test_every_builtin_metric_is_documented(builtin: dict[str, Profile]) -> None
             assert f"`{metric_name}`" in metrics_md, metric_name
 
 
+def test_the_vendor_profiles_and_their_health_sources_are_documented(builtin: dict[str, Profile]) -> None:
+    """docs/profiles.md's vendor table has a row per vendor profile; docs/metrics.md's health section
+    defines the six families and names every profile that publishes one of them (its source objects)."""
+    vendor_rows = section((DOCS / "profiles.md").read_text(encoding="utf-8"), "Vendor profiles")
+    health = section((DOCS / "metrics.md").read_text(encoding="utf-8"), "Device health (vendor profiles)")
+    for family in HEALTH:
+        assert f"`{family}`" in health, family
+    for name, profile in builtin.items():
+        if name in (*STANDARD, "neighbors"):
+            continue
+        assert re.search(rf"^\| `{re.escape(name)}` \|", vendor_rows, re.MULTILINE), name
+        if {m.name for m in all_metrics(profile)} & set(HEALTH):
+            assert f"`{name}`" in health, name
+
+
 def test_format_extensions_are_documented() -> None:
     profiles_md = (DOCS / "profiles.md").read_text(encoding="utf-8")
     keys = ("multiply_by", "scale_from", "si_prefix", "precision", "filter", "any_of", "none_of", "equals",
-            "const_labels", "as_timestamp", "last_arc", "map", "uptime", "boot_time", "reboots")
+            "const_labels", "as_timestamp", "last_arc", "map", "uptime", "boot_time", "reboots", "extends",
+            "match", "sys_object_id", "sys_descr", "answers", "answers_any", "index_arcs", "via", "add",
+            "matches")
     for key in keys:
-        assert re.search(rf"\b{key}\b", profiles_md), key
+        assert re.search(rf"`[^`]*\b{key}\b[^`]*`", profiles_md), key  # named in code, as written in a file
 
 
 # --- validation of user profiles ----------------------------------------------------------------------
@@ -252,10 +342,10 @@ M = "    metrics: [{name: m, type: gauge, oid: 1.3.6.1, help: h"  # a table metr
         (TABLE + "    metrics: [{name: hatang_device_up, type: gauge, oid: 1.3.6.1, help: h}]\n",
          "tables[0].metrics[0].name", "reserved for the collector"),
         (TABLE + "    metrics: [{name: m, type: gauge, oid: 1.3.6.1, help: h, filter: [{oid: 1.3.6.1.2}]}]\n",
-         "tables[0].metrics[0].filter[0]", "exactly one of any_of or none_of"),
+         "tables[0].metrics[0].filter[0]", "exactly one of any_of, none_of or matches"),
         (TABLE + "    metrics: [{name: m, type: gauge, oid: 1.3.6.1, help: h,\n"
                  "               filter: [{oid: 1.3.6.1.2, any_of: [1], none_of: [2]}]}]\n",
-         "tables[0].metrics[0].filter[0]", "exactly one of any_of or none_of"),
+         "tables[0].metrics[0].filter[0]", "exactly one of any_of, none_of or matches"),
         (TABLE + M + ", filter: [{oid: x, any_of: [1]}]}]\n",
          "tables[0].metrics[0].filter[0].oid", "numeric OID"),
         (TABLE + "    metrics: [{name: m, type: gauge, oid: 1.3.6.1, help: h, scale_from: {}}]\n",
@@ -326,7 +416,7 @@ def test_list_profiles_shows_builtins_and_user_profiles_with_origin(tmp_path: Pa
     user_system = write(tmp_path, "system", "name: system\ndescription: my own system\n")
     text = list_profiles(tmp_path)
     lines = {line.split()[0]: line for line in text.splitlines() if line and not line.startswith("Show")}
-    assert set(lines) == {"PROFILE", "host", "interfaces", "sensors", "system", "ups", "pdu"}
+    assert set(lines) == {"PROFILE", *SUBTREES, "pdu"}
     assert "built-in" in lines["ups"] and "RFC 1628" in lines["ups"]
     assert str(tmp_path / "pdu.yaml") in lines["pdu"] and "Rack PDU outlets" in lines["pdu"]
     assert str(user_system) in lines["system"] and "replaces the built-in" in lines["system"]
@@ -357,7 +447,7 @@ def test_show_profile_explains_transforms() -> None:
 
 
 def test_show_unknown_profile_names_the_known_ones(tmp_path: Path) -> None:
-    known = "host, interfaces, sensors, system, ups"
+    known = ", ".join(sorted(SUBTREES))
     with pytest.raises(UnknownProfileError, match=f"unknown profile 'upss'; known: {known}"):
         show_profile("upss", tmp_path)
 

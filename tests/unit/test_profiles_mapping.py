@@ -527,3 +527,216 @@ def test_mapped_values_are_finite_numbers(interfaces: TableSpec) -> None:
     for family in map_table(interfaces, columns):
         assert all(math.isfinite(s.value) for s in family.samples)
     assert "hatang_interface_in_bytes_total" not in by_name(map_table(interfaces, columns))
+
+
+# --- labels read through a value (via), sums of two columns (add), filters by regex (matches) ----------
+
+CPM = "1.3.6.1.4.1.9.9.109.1.1.1.1"  # CISCO-PROCESS-MIB::cpmCPUTotalEntry
+CPM_PHYSICAL, CPM_5MIN = parse_oid(f"{CPM}.2"), parse_oid(f"{CPM}.8")
+ENT_NAME = parse_oid("1.3.6.1.2.1.47.1.1.1.1.7")  # ENTITY-MIB::entPhysicalName
+POOL = "1.3.6.1.4.1.9.9.48.1.1.1"  # CISCO-MEMORY-POOL-MIB::ciscoMemoryPoolEntry
+POOL_NAME, POOL_USED, POOL_FREE = (parse_oid(f"{POOL}.{n}") for n in (2, 5, 6))
+
+
+VIA_LABEL = "{oid: 1.3.6.1.2.1.47.1.1.1.1.7, via: " + f"{CPM}.2" + "}"  # entPhysicalName via PhysicalIndex
+
+
+def cpu_table(tmp_path: Path, label: str = VIA_LABEL) -> TableSpec:
+    write_profile(tmp_path, "cpu", f"""\
+        name: cpu
+        tables:
+          - name: cpus
+            index_label: cpu_index
+            labels:
+              component: {label}
+            metrics: [{{name: hatang_device_cpu_utilization_ratio, type: gauge, oid: {CPM}.8, scale: 0.01,
+                        help: h}}]
+        """)
+    return load_profiles(tmp_path)["cpu"].tables[0]
+
+
+def components(families: list[Family]) -> dict[str, str]:
+    [family] = families
+    return {dict(s.labels)["cpu_index"]: dict(s.labels)["component"] for s in family.samples}
+
+
+def test_a_label_via_a_column_reads_the_row_that_column_names(tmp_path: Path) -> None:
+    """component = entPhysicalName at the index cpmCPUTotalPhysicalIndex gives; 0, nothing, a pointer to
+    a row without a name, or an empty name: the row's own index."""
+    table = cpu_table(tmp_path)
+    columns = {
+        CPM_5MIN: {str(i): gauge(10 * i) for i in range(1, 7)},
+        CPM_PHYSICAL: {"1": integer(3017), "2": integer(3001), "3": integer(0), "5": integer(4242),
+                       "6": integer(22)},
+        ENT_NAME: {"3017": octets("CPU of Routing Processor 5"),
+                   "3001": octets("CPU of Switching Processor 5"), "22": octets(""), "0": octets("chassis")},
+    }
+    assert components(map_table(table, columns)) == {
+        "1": "CPU of Routing Processor 5", "2": "CPU of Switching Processor 5", "3": "3", "4": "4", "5": "5",
+        "6": "6"}
+    # the walked columns: the label's column and the column it goes through, both slow (label) columns
+    plan = mapping.table_plan(table)
+    assert set(plan.slow_columns) == {ENT_NAME, CPM_PHYSICAL} and plan.filter_columns == ()
+
+
+def test_a_via_column_that_is_not_an_index_falls_back_to_the_row_index(tmp_path: Path) -> None:
+    table = cpu_table(tmp_path)
+    columns = {CPM_5MIN: {"1": gauge(5), "2": gauge(6), "3": gauge(7)},
+               CPM_PHYSICAL: {"1": octets("x y"), "2": SnmpValue("no_such_instance", None),
+                              "3": SnmpValue("oid", "1.3.6.1.2.1.47.1.1.1.1.7.3017")},
+               ENT_NAME: {"3017": octets("named")}}
+    assert components(map_table(table, columns)) == {"1": "1", "2": "2", "3": "3"}
+
+
+def test_a_via_label_keeps_map_and_multi_arc_pointers(tmp_path: Path) -> None:
+    table = cpu_table(tmp_path, VIA_LABEL[:-1] + ", map: {RP: route processor}}")
+    columns = {CPM_5MIN: {"1": gauge(5), "2": gauge(1)},
+               CPM_PHYSICAL: {"1": integer(7), "2": octets("1.2")},
+               ENT_NAME: {"7": octets("RP"), "1.2": octets("slot 1 cpu 2")}}
+    assert components(map_table(table, columns)) == {"1": "route processor", "2": "slot 1 cpu 2"}
+
+
+@pytest.mark.parametrize(("label", "key", "words"), [
+    ("{oid: 1.3.6.1.2.1.47.1.1.1.1.7, via: cpmCPUTotalPhysicalIndex}", "tables[0].labels.component.via",
+     "numeric OID"),
+    ("{oid: 1.3.6.1.2.1.47.1.1.1.1.7, via: 1.3.6.1.4.1.9.9.109.1.1.1.1.2, index_arcs: [1]}",
+     "tables[0].labels.component", "via or index_arcs"),
+])
+def test_via_errors_name_the_key(tmp_path: Path, label: str, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        cpu_table(tmp_path, label)
+    assert key in dict(info.value.problems) and words in dict(info.value.problems)[key], info.value.problems
+
+
+def test_via_is_for_table_labels_only(tmp_path: Path) -> None:
+    write_profile(tmp_path, "s", """\
+        name: s
+        scalars:
+          - {name: i, type: info, help: h, labels: {a: {oid: 1.3.6.1.2.1.1.5.0, via: 1.3.6.1.2.1.1.7.0}}}
+        """)
+    problems = dict(profile_error(tmp_path).problems)
+    assert "use them in a table's labels" in problems["scalars[0].labels.a"]
+
+
+def pools_table(tmp_path: Path, extra: str = "") -> TableSpec:
+    write_profile(tmp_path, "pools", f"""\
+        name: pools
+        tables:
+          - name: pools
+            index_label: pool_index
+            labels: {{component: {POOL}.2}}
+            metrics:
+              - {{name: hatang_device_memory_total_bytes, type: gauge, oid: {POOL}.5, add: {POOL}.6, help: h
+                  {extra}}}
+        """)
+    return load_profiles(tmp_path)["pools"].tables[0]
+
+
+def test_add_sums_two_columns_of_the_row(tmp_path: Path) -> None:
+    table = pools_table(tmp_path)
+    columns = {POOL_USED: {"1": gauge(22188980), "2": gauge(3640984), "3": gauge(5)},
+               POOL_FREE: {"1": gauge(53499780), "2": gauge(4747624), "3": octets("n/a")},
+               POOL_NAME: {"1": octets("Processor"), "2": octets("I/O")}}
+    [family] = map_table(table, columns)
+    assert {dict(s.labels)["component"]: s.value for s in family.samples} == {
+        "Processor": 22188980 + 53499780, "I/O": 3640984 + 4747624}  # no free (or no number): no sample
+    assert all(isinstance(s.value, int) for s in family.samples)  # bytes stay exact
+    plan = mapping.table_plan(table)
+    assert plan.filter_columns == (POOL_FREE,) and plan.slow_columns == (POOL_NAME,)  # read every poll
+
+
+def test_add_comes_before_scale_and_after_the_checks_of_the_reading(tmp_path: Path) -> None:
+    table = pools_table(tmp_path, ", scale: 1024, unknown: [0], valid: {max: 100}")
+    columns = {POOL_USED: {"1": gauge(3), "2": gauge(0), "3": gauge(101)},
+               POOL_FREE: {"1": gauge(5), "2": gauge(5), "3": gauge(5)}}
+    bad: list[mapping.BadValue] = []
+    [family] = map_table(table, columns, bad=bad)
+    assert [(dict(s.labels)["pool_index"], s.value) for s in family.samples] == [("1", 8 * 1024)]
+    assert [b.index for b in bad] == ["3"]
+
+
+def test_an_add_column_that_labels_the_rows_too_is_still_read_every_poll(tmp_path: Path) -> None:
+    write_profile(tmp_path, "p", f"""\
+        name: p
+        tables:
+          - name: t
+            index_label: idx
+            labels: {{free: {POOL}.6}}
+            metrics: [{{name: m, type: gauge, oid: {POOL}.5, add: {POOL}.6, help: h}}]
+        """)
+    plan = mapping.table_plan(load_profiles(tmp_path)["p"].tables[0])
+    assert plan.filter_columns == (POOL_FREE,) and plan.slow_columns == ()
+
+
+def test_add_on_a_scalar_is_read_in_the_same_get(tmp_path: Path) -> None:
+    write_profile(tmp_path, "s", """\
+        name: s
+        scalars: [{name: m, type: gauge, oid: 1.3.6.1.4.1.1.1.0, add: 1.3.6.1.4.1.1.2.0, help: h}]
+        """)
+    profile = load_profiles(tmp_path)["s"]
+    assert profile.scalar_oids() == [parse_oid("1.3.6.1.4.1.1.1.0"), parse_oid("1.3.6.1.4.1.1.2.0")]
+    [family] = map_scalars(profile, {parse_oid("1.3.6.1.4.1.1.1.0"): gauge(2),
+                                     parse_oid("1.3.6.1.4.1.1.2.0"): integer(-5)})
+    assert family.samples[0].value == -3
+
+
+def test_add_and_equals_do_not_go_together(tmp_path: Path) -> None:
+    write_profile(tmp_path, "s", """\
+        name: s
+        scalars: [{name: m, type: gauge, oid: 1.3.6.1.4.1.1.1.0, add: 1.3.6.1.4.1.1.2.0, equals: 1, help: h}]
+        """)
+    assert "give one of them" in str(profile_error(tmp_path))
+
+
+SENSOR = "1.3.6.1.4.1.12356.101.4.3.2.1"  # FORTINET-FORTIGATE-MIB::fgHwSensorEntry
+SENSOR_NAME, SENSOR_ALARM = parse_oid(f"{SENSOR}.2"), parse_oid(f"{SENSOR}.4")
+
+
+def test_a_filter_matches_a_regular_expression_in_the_text(tmp_path: Path) -> None:
+    write_profile(tmp_path, "fg", f"""\
+        name: fg
+        tables:
+          - name: sensors
+            index_label: sensor
+            labels: {{component: {SENSOR}.2}}
+            metrics:
+              - {{name: hatang_device_fan_ok, type: gauge, oid: {SENSOR}.4, equals: [0], help: h,
+                  filter: [{{oid: {SENSOR}.2, matches: "(?i)fan"}}]}}
+        """)
+    table = load_profiles(tmp_path)["fg"].tables[0]
+    columns = {SENSOR_ALARM: {str(i): integer(0 if i != 3 else 1) for i in range(1, 7)},
+               SENSOR_NAME: {"1": octets("FAN1"), "2": octets("PS1 Fan 1"), "3": octets("fan 3"),
+                             "4": octets("PS1 Status"), "6": integer(7)}}
+    [family] = map_table(table, columns)
+    assert {dict(s.labels)["component"]: s.value for s in family.samples} == {
+        "FAN1": 1, "PS1 Fan 1": 1, "fan 3": 0}  # no name (5) or a number (6): no match
+    assert mapping.table_plan(table).filter_columns == ()  # the name column is a label: cached
+
+
+def test_matches_is_searched_not_anchored_and_numbers_compare_as_text(tmp_path: Path) -> None:
+    write_profile(tmp_path, "s", """\
+        name: s
+        scalars:
+          - {name: m, type: gauge, oid: 1.3.6.1.4.1.1.1.0, help: h,
+             filter: [{oid: 1.3.6.1.4.1.1.2.0, matches: "^4[0-9]$"}, {oid: 1.3.6.1.4.1.1.3.0, matches: psu}]}
+        """)
+    profile = load_profiles(tmp_path)["s"]
+    values = {parse_oid("1.3.6.1.4.1.1.1.0"): gauge(1), parse_oid("1.3.6.1.4.1.1.2.0"): integer(42),
+              parse_oid("1.3.6.1.4.1.1.3.0"): octets("psu1-state")}
+    assert [f.samples[0].value for f in map_scalars(profile, values)] == [1]
+    values[parse_oid("1.3.6.1.4.1.1.2.0")] = integer(420)
+    assert map_scalars(profile, values) == []
+
+
+@pytest.mark.parametrize(("condition", "words"), [
+    ('{oid: 1.3.6.1.2, matches: "fan("}', "not a valid regular expression"),
+    ("{oid: 1.3.6.1.2, matches: fan, any_of: [1]}", "exactly one of any_of, none_of or matches"),
+])
+def test_matches_errors_name_the_filter(tmp_path: Path, condition: str, words: str) -> None:
+    write_profile(tmp_path, "s", f"""\
+        name: s
+        scalars: [{{name: m, type: gauge, oid: 1.3.6.1.4.1.1.1.0, help: h, filter: [{condition}]}}]
+        """)
+    error = profile_error(tmp_path)
+    assert any(key.startswith("scalars[0].filter[0]") and words in problem
+               for key, problem in error.problems), error.problems
