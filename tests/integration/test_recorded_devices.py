@@ -53,18 +53,7 @@ def oid(text: str) -> OID:
 # --- the recording, read independently of the agent ---------------------------------------------------
 
 
-def number(value: Value | None) -> float | None:
-    if value is None:
-        return None
-    if value.tag in INT_TAGS and isinstance(value.value, int):
-        return value.value
-    if value.tag == ber.OCTET_STRING and isinstance(value.value, bytes):
-        try:
-            parsed = float(value.value.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            return None
-        return parsed if math.isfinite(parsed) else None
-    return None
+number = snmprec.number
 
 
 def plain_text(value: Value | None) -> str | None:

@@ -12,7 +12,6 @@ publishes alone. choose() must give each recording's device exactly its intended
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,19 +73,7 @@ def load_case(data_dir: Path, case: Case) -> snmprec.Recording:
 # --- the recording, read independently of the agent ---------------------------------------------------
 
 
-def number(value: Value | None) -> float | None:
-    """An integer value, or a number written as text (DisplayString readings); None otherwise."""
-    if value is None:
-        return None
-    if value.tag in INT_TAGS and isinstance(value.value, int):
-        return value.value
-    if value.tag == ber.OCTET_STRING and isinstance(value.value, bytes):
-        try:
-            parsed = float(value.value.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            return None
-        return parsed if math.isfinite(parsed) else None
-    return None
+number = snmprec.number
 
 
 def text(value: Value | None) -> str | None:

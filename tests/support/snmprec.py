@@ -18,6 +18,7 @@ import binascii
 import bisect
 import bz2
 import importlib.util
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,3 +154,19 @@ def device(recording: Recording, overrides: Mapping[OID, Value] | None = None) -
 async def serve(devices: Sequence[SimulatedDevice], community: str = "public") -> SimulatorHandle:
     """Serve each device on its own UDP port of 127.0.0.1; close the handle to stop."""
     return await serve_devices(devices, "127.0.0.1", community)
+
+
+def number(value: Value | None) -> float | None:
+    """A recorded integer value, or a number written as text (DisplayString readings, as UCD-SNMP-MIB
+    laLoad and some UPS cards send); None otherwise. The tests' oracle, independent of the agent."""
+    if value is None:
+        return None
+    if value.tag in _INT_TAGS and isinstance(value.value, int):
+        return value.value
+    if value.tag == ber.OCTET_STRING and isinstance(value.value, bytes):
+        try:
+            parsed = float(value.value.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return parsed if math.isfinite(parsed) else None
+    return None
