@@ -4,7 +4,10 @@ An embedded MQTT broker (amqtt); four offices (hatang/demo_sites.py), each with 
 SNMP switches, routers and UPSes (counters growing at realistic rates, one switch port that flaps, one
 UPS that loses mains now and then, one that never answers), servers in the data centre, a link probe to
 a loopback "government-network gateway", linkDown/linkUp traps from the flapping port
-(hatang/demo_loopback.py); and one collector with a site inventory (coordinates for the map).
+(hatang/demo_loopback.py); and one collector with a site inventory (coordinates for the map). The
+switches are Huawei, H3C and Cisco models answering their vendors' health MIBs and LLDP; every device is
+configured without ``profiles`` (auto), so the agents choose the vendor profiles by sysObjectID as they
+would for real gear.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collector.config import CollectorConfig
 from collector.service import CollectorService
 from hatang.demo_broker import EmbeddedBroker, free_tcp_port
 from hatang.demo_loopback import open_gateway, send_link_traps
-from hatang.demo_sites import FLAP, FLAP_PORT, OFFICES, Office, build_device, write_inventory
+from hatang.demo_sites import FLAP, FLAP_PORT, OFFICES, Office, build_office, write_inventory
 from hatang.sim.device import SimulatedDevice
 from hatang.sim.responder import serve_devices
 
@@ -37,10 +40,11 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _device_config(name: str, port: int, profiles: tuple[str, ...], *, answers: bool) -> dict[str, Any]:
+def _device_config(name: str, port: int, *, answers: bool) -> dict[str, Any]:
+    """A device as an operator would write it: no ``profiles`` (auto: the agent chooses them from what the
+    device says it is and the tables it answers, agent/profile_selection.py)."""
     snmp = {"version": "2c", "community": "public", "timeout": 1.0, "retries": 1 if answers else 0}
-    return {"name": name, "address": "127.0.0.1", "port": port, "interval": POLL_INTERVAL,
-            "profiles": list(profiles), "snmp": snmp}
+    return {"name": name, "address": "127.0.0.1", "port": port, "interval": POLL_INTERVAL, "snmp": snmp}
 
 
 def agent_config(office: Office, ports: dict[str, int], broker_url: str, workdir: Path, gateway_port: int,
@@ -49,7 +53,7 @@ def agent_config(office: Office, ports: dict[str, int], broker_url: str, workdir
     and for the office that gets traps a listener on ``trap_port``."""
     devices = [
         _device_config(plan.name, ports[plan.name] if plan.kind != "silent" else _free_udp_port(),
-                       plan.profiles, answers=plan.kind != "silent")
+                       answers=plan.kind != "silent")
         for plan in office.devices
     ]
     data: dict[str, Any] = {
@@ -94,6 +98,13 @@ up {FLAP.period - FLAP.down:g} s, down {FLAP.down:g} s
   hatang_probe_up, hatang_probe_rtt_seconds  each office's link to the government network (TCP probe)
   hatang_ups_on_battery                    ups-lap-thach loses mains 1 minute in 4 (battery charge, runtime)
   hatang_host_cpu_load_ratio, hatang_host_storage_used_bytes   data-centre servers may-chu-dvc, may-chu-csdl
+  hatang_device_cpu_utilization_ratio, hatang_device_temperature_celsius, hatang_device_fan_ok ...
+                                           switch health from the vendors' MIBs (profiles chosen by
+                                           sysObjectID: Huawei VRP, H3C Comware, Cisco IOS); needing
+                                           attention: core-switch-ttdl power supply 3 failed,
+                                           switch-lap-thach fan failed and hot (>70 °C), access-switch
+                                           CPU and memory nearly full
+  hatang_link_info, hatang_device_upstream_info   links seen over LLDP from both ends (switches, routers)
   hatang_agent_queue_messages, hatang_collector_*               the monitoring system itself
 
   curl -s {url} | grep -E '^hatang_(agent_up|device_up|ups_on_battery|probe_up|trap_received_total)'
@@ -101,8 +112,7 @@ up {FLAP.period - FLAP.down:g} s, down {FLAP.down:g} s
 
 
 def _simulated(now: float) -> list[tuple[Office, SimulatedDevice]]:
-    return [(office, build_device(office, plan, now))
-            for office in OFFICES for plan in office.devices if plan.kind != "silent"]
+    return [(office, device) for office in OFFICES for device in build_office(office, now)]
 
 
 async def run_demo(stop: asyncio.Event, host: str, port: int, duration: float | None) -> None:

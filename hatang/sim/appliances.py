@@ -19,6 +19,7 @@ from hatang.sim.device import Clock, Flap, Provider, SimulatedDevice, _build, _m
 UPS_MIB: OID = (1, 3, 6, 1, 2, 1, 33, 1)
 HR: OID = (1, 3, 6, 1, 2, 1, 25)
 UCD: OID = (1, 3, 6, 1, 4, 1, 2021)
+_CPU_MODEL = "GenuineIntel: Intel(R) Xeon(R) Silver 4314 CPU @ 2.40GHz"  # net-snmp's hrDeviceDescr of a CPU
 _HR_STORAGE_TYPES = {"other": 1, "ram": 2, "virtualMemory": 3, "fixedDisk": 4}
 
 
@@ -189,6 +190,10 @@ def make_server(name: str, *, seed: int = 0, clock: Clock = time.time, start: fl
         index = 196608 + cpu  # net-snmp's hrDeviceIndex of processors
         table[(*HR, 3, 3, 1, 1, index)] = oid((0, 0))
         table[(*HR, 3, 3, 1, 2, index)] = _as(integer, cpu_load(cpu))
+        table.update({  # hrDeviceTable row of the processor: type hrDeviceProcessor, descr, running(2)
+            (*HR, 3, 2, 1, 1, index): integer(index), (*HR, 3, 2, 1, 2, index): oid((*HR, 3, 1, 3)),
+            (*HR, 3, 2, 1, 3, index): octets(_CPU_MODEL), (*HR, 3, 2, 1, 4, index): oid((0, 0)),
+            (*HR, 3, 2, 1, 5, index): integer(2), (*HR, 3, 2, 1, 6, index): _counter32(0)})
     for n, lag, damp in ((1, 30.0, 1.0), (2, 150.0, 0.6), (3, 450.0, 0.25)):
         table[(*UCD, 10, 1, 1, n)] = integer(n)
         table[(*UCD, 10, 1, 2, n)] = octets(f"Load-{(1, 5, 15)[n - 1]}")

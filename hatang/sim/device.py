@@ -41,6 +41,10 @@ class SimulatedDevice:
     def __repr__(self) -> str:
         return f"SimulatedDevice({self.name!r}, {len(self)} OIDs)"
 
+    def with_rows(self, rows: Mapping[OID, Provider]) -> SimulatedDevice:
+        """The same device (name, clock, start) answering ``rows`` too (replacing objects it had)."""
+        return SimulatedDevice(self.name, {**self._by_oid, **rows}, clock=self.clock, start=self.start)
+
     @property
     def oids(self) -> Sequence[OID]:
         """The sorted OIDs (do not modify)."""
@@ -104,6 +108,20 @@ _IFX_COUNTERS32 = {2: "in_mcast", 3: "in_bcast", 4: "out_mcast", 5: "out_bcast"}
 _IFX_COUNTERS64 = {6: "in_octets", 7: "in_ucast", 8: "in_mcast", 9: "in_bcast",
                    10: "out_octets", 11: "out_ucast", 12: "out_mcast", 13: "out_bcast"}
 _ACCESS_ALIASES = ("Bộ phận một cửa", "Phòng Văn hoá - Xã hội", "Phòng Tư pháp - Hộ tịch", "Camera an ninh")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a switch says it is: sysObjectID, sysDescr and how it names its ports (``{n}``: the port
+    number). The default is the simulator's own generic switch; hatang/sim/vendors.py has real models'."""
+
+    object_id: OID = _SIM_OBJECT_ID
+    descr: str = "HATANG-SIM {ports}-port Gigabit L2 switch, firmware 2.1.4 (simulated)"
+    port_name: str = "Gi0/{n}"  # IF-MIB ifName
+    port_descr: str = "GigabitEthernet0/{n}"  # IF-MIB ifDescr
+
+
+GENERIC_SWITCH = Identity()
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,10 +241,10 @@ def _port_rows(p: _Port, boot_age: float, day: float) -> dict[OID, Provider]:
 
 def _build(name: str, descr: str, ports: Sequence[_Port], *, boot_age: float, day: float, clock: Clock,
            start: float | None, location: str, contact: str,
-           extra: Mapping[OID, Provider] | None = None) -> SimulatedDevice:
+           extra: Mapping[OID, Provider] | None = None, object_id: OID = _SIM_OBJECT_ID) -> SimulatedDevice:
     table: dict[OID, Provider] = {
         **(extra or {}),
-        (*SYSTEM, 1, 0): octets(descr), (*SYSTEM, 2, 0): oid(_SIM_OBJECT_ID),
+        (*SYSTEM, 1, 0): octets(descr), (*SYSTEM, 2, 0): oid(object_id),
         (*SYSTEM, 3, 0): _ticks(lambda t: boot_age + t), (*SYSTEM, 4, 0): octets(contact),
         (*SYSTEM, 5, 0): octets(name), (*SYSTEM, 6, 0): octets(location), (*SYSTEM, 7, 0): integer(6),
         IF_NUMBER: integer(len(ports)),
@@ -248,11 +266,14 @@ def make_switch(name: str, ports: int = 24, *, seed: int = 0, clock: Clock = tim
                 start: float | None = None, flap_port: int | None = 2, flap_period: float = 60.0,
                 flap_down: float = 20.0, day: float = 86400.0,
                 location: str = "Phòng máy chủ, UBND xã Đại Đình",
-                contact: str = "Tổ CNTT <cntt@example.gov.vn>") -> SimulatedDevice:
+                contact: str = "Tổ CNTT <cntt@example.gov.vn>", identity: Identity = GENERIC_SWITCH,
+                extra: Mapping[OID, Provider] | None = None) -> SimulatedDevice:
     """An access switch: ports 1..ports-1 are access ports, port ``ports`` is the uplink.
 
     Port ports-1 is admin-down, port ports-2 has no cable (oper-down), some other access ports are
     oper-down at random (seeded); ``flap_port`` (None: none) flaps with the given period and down time.
+    ``identity`` gives its sysObjectID, sysDescr and port names; ``extra`` more objects it answers (a
+    vendor's MIB tables, hatang/sim/vendors.py).
     """
     if ports < 2:
         raise ValueError("a switch needs at least 2 ports")
@@ -264,9 +285,10 @@ def make_switch(name: str, ports: int = 24, *, seed: int = 0, clock: Clock = tim
     result: list[_Port] = []
     for i in range(1, ports + 1):
         mac, phase, changed = _mac(rng, i), rng.uniform(0, 2 * math.pi), rng.uniform(20, 200)
+        port_name, port_descr = identity.port_name.format(n=i), identity.port_descr.format(n=i)
         if i == ports:
             uplink = "Uplink - Đường truyền số liệu chuyên dùng"
-            result.append(_Port(i, f"Gi0/{i}", f"GigabitEthernet0/{i}", uplink, mac=mac, phase=phase,
+            result.append(_Port(i, port_name, port_descr, uplink, mac=mac, phase=phase,
                                 last_change=changed, in_bps=rng.uniform(60e6, 120e6),
                                 out_bps=rng.uniform(20e6, 60e6), amplitude=0.6,
                                 pkt_size=rng.uniform(700, 1000), discards_per_s=0.2))
@@ -276,15 +298,15 @@ def make_switch(name: str, ports: int = 24, *, seed: int = 0, clock: Clock = tim
         if i not in (1, flap_port) and rng.random() < 0.2:
             oper_up = False
         alias = _ACCESS_ALIASES[i - 1] if i <= len(_ACCESS_ALIASES) else ""
-        result.append(_Port(i, f"Gi0/{i}", f"GigabitEthernet0/{i}", alias, mac=mac, phase=phase,
+        result.append(_Port(i, port_name, port_descr, alias, mac=mac, phase=phase,
                             last_change=changed, speed=100_000_000 if rng.random() < 0.2 else 1_000_000_000,
                             admin_up=admin_up, oper_up=oper_up, in_bps=_log_uniform(rng, 4e3, 3e6),
                             out_bps=_log_uniform(rng, 4e3, 3e6), pkt_size=rng.uniform(200, 800),
                             errors_per_s=0.05 if i == error_port else 0.0,
                             flap=flap if i == flap_port else None))
-    return _build(name, f"HATANG-SIM {ports}-port Gigabit L2 switch, firmware 2.1.4 (simulated)", result,
-                  boot_age=rng.uniform(3, 60) * 86400, day=day, clock=clock, start=start,
-                  location=location, contact=contact)
+    return _build(name, identity.descr.format(ports=ports), result, boot_age=rng.uniform(3, 60) * 86400,
+                  day=day, clock=clock, start=start, location=location, contact=contact, extra=extra,
+                  object_id=identity.object_id)
 
 
 def make_router(name: str, *, seed: int = 0, clock: Clock = time.time, start: float | None = None,

@@ -9,7 +9,9 @@ queries to /api/v1/query_range, instant ones to /api/v1/query, ``label_values()`
 /api/v1/label/<name>/values. A query that does not parse fails at once; the test then waits, with a
 deadline, until every query has returned data. A few panels are then checked for meaning as well: the map
 has one marker per office at coordinates in Vietnam, every office's WAN interface is found with a
-utilisation within 0..1, the agents table shows versions, and no traffic value exceeds the interface speed.
+utilisation within 0..1, the agents table shows versions, no traffic value exceeds the interface speed,
+the failed-parts and needs-attention tables list exactly the demo's staged faults (a fan, a power supply,
+high CPU, memory and temperature), and every office's topology has a link confirmed by both ends.
 Last, ``hatang report`` (the installed command) reads one whole minute of that Prometheus with a
 maintenance window recorded by ``hatang maintenance add``: every office, device and probe of the demo is
 in it with the state the demo gives it (the dead UPS down, or in maintenance with the window).
@@ -196,6 +198,20 @@ def check_meaning(prometheus: Prometheus, queries: dict[tuple[str, str, str], Qu
         for s in traffic:
             key = (s["metric"]["agent"], s["metric"]["device"], s["metric"]["if_index"])
             assert speed.get(key, 0) == 0 or float(s["value"][1]) <= speed[key], (s, speed.get(key))
+
+
+    # Device health: the demo's staged faults (hatang/demo_sites.py) are where the boards list them.
+    failed = {(s["metric"]["device"], s["metric"]["part"])
+              for s in instant(prometheus, queries[("hatang-diem", "Quạt và nguồn hỏng", "A")].text)}
+    assert failed == {("switch-lap-thach", "Quạt"), ("core-switch-ttdl", "Nguồn")}, failed
+    attention = {ref: {s["metric"]["device"] for s in instant(
+        prometheus, queries[("hatang-toan-tinh", "Thiết bị cần chú ý", ref)].text)} for ref in "ABCDE"}
+    assert attention == {"A": {"switch-lap-thach"}, "B": {"core-switch-ttdl"}, "C": {"access-switch"},
+                         "D": {"access-switch"}, "E": {"switch-lap-thach"}}, attention
+    # Topology: every office's switch and router see each other over LLDP, links confirmed by both ends.
+    edges = instant(prometheus, queries[("hatang-diem", "Sơ đồ kết nối", "B")].text)
+    assert {e["metric"]["agent"] for e in edges if e["metric"]["mainstat"] == "hai đầu cùng thấy"} == {
+        o.agent for o in OFFICES}, edges
 
 
 DEAD_DEVICE = ("xa-dai-dinh", "ups-phong-may")  # the demo's UPS that never answers

@@ -1,6 +1,6 @@
 """`hatang demo` runs the whole system with no external service and stops by itself: every kind of data a
 dashboard shows appears (several offices, site coordinates, interfaces, UPS, servers, link probes, traps,
-a device down)."""
+a device down, vendor health chosen by sysObjectID with a failed fan and power supply, LLDP links)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,12 @@ def test_demo_gives_every_dashboard_data_and_stops_by_itself(tmp_path: Path) -> 
         assert {"/", "/var", "/data"} <= mounts
         assert find(series, "hatang_host_cpu_load_ratio", agent="ttdl-tinh")
         assert find(series, "hatang_host_memory_total_bytes") and find(series, "hatang_host_load1")
+        # switch health from the vendor profiles that `profiles: auto` chose by sysObjectID
+        assert find(series, "hatang_device_cpu_utilization_ratio", device="core-switch",
+                    component="MPU Board 0")
+        assert find(series, "hatang_device_temperature_celsius", device="switch-vinh-yen")
+        assert one(series, "hatang_device_fan_ok", device="switch-lap-thach") == 0
+        assert one(series, "hatang_device_power_supply_ok", device="core-switch-ttdl", component="0.3") == 0
         # the government-network link of each office answers
         assert {labels["agent"] for labels, v in find(series, "hatang_probe_up") if v == 1} == set(AGENTS)
         assert find(series, "hatang_probe_rtt_seconds", stat="avg")
@@ -81,6 +87,15 @@ def test_demo_gives_every_dashboard_data_and_stops_by_itself(tmp_path: Path) -> 
 
         wait_until(scrape_when(trap_and_battery), timeout=8, interval=0.5,
                    message="a linkDown trap and a UPS on battery")
+
+        # LLDP: the Đại Đình switches see each other, a link confirmed by both ends; every office has one
+        def links_joined(s: Series) -> bool:
+            confirmed = find(s, "hatang_link_info", confirmed="true")
+            return ({labels["agent"] for labels, _ in confirmed} == set(AGENTS)
+                    and bool(find(s, "hatang_link_info", agent="xa-dai-dinh", device="access-switch",
+                                  remote_device="core-switch", confirmed="true")))
+
+        wait_until(scrape_when(links_joined), timeout=8, interval=0.5, message="confirmed LLDP links")
         assert demo.wait_exit(timeout=DURATION + 20) == 0
         assert f"Metrics:  {url}" in demo.log()
         # the status page's address comes first (issue #18)
