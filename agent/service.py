@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig, ProbeConfig
 from agent.device_setup import ResolvingTarget, credentials, make_poller, secret, trap_receiver_args
@@ -23,12 +24,14 @@ from agent.scheduler import ScheduledDevice, Scheduler
 from agent.snmp.engine import SnmpEngine
 from agent.snmp.errors import SnmpAddressError
 from agent.snmp.trap_events import TrapEvent
-from agent.snmp.traps import TrapReceiver
 from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, Uplink, UplinkSettings
 from hatang import __version__
 from hatang.configfile import ConfigError
 from wire.codec import DEFAULT_LIMITS, encode_batch, encode_status, encode_trap
 from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample, TrapMessage
+
+if TYPE_CHECKING:
+    from agent.snmp.traps import TrapReceiver
 
 log = logging.getLogger("hatang.agent")
 
@@ -288,6 +291,8 @@ class AgentService:
         if traps is None:
             return
         communities, users = trap_receiver_args(traps, self.config_path)
+        from agent.snmp.traps import TrapReceiver  # pysnmp: only for an agent that receives traps
+
         self.trap_receiver = TrapReceiver(traps.host_port(), communities, users, self.on_trap,
                                           engine_id=traps.engine_id)
         await self.trap_receiver.start()  # TrapListenError: port taken or privileged

@@ -21,7 +21,8 @@ References, in the same run:
 
 - RSS: an idle Python process that imports the same modules as ``hatang agent`` and does nothing else:
   the floor set by the interpreter and the libraries, with what each step adds (asyncio/ssl/sqlite3,
-  pydantic, the config models, pysnmp, aiomqtt, the rest).
+  pydantic, the config models, the SNMP engine (without pysnmp: this agent has no SNMPv3 device and no
+  trap listener), aiomqtt, the rest).
 - CPU: net-snmp's ``snmpbulkwalk`` (C) reading the same subtrees of the same devices (system group, the
   whole ifTable and ifXTable, the host subtrees for the server), one process per subtree, with the same
   max-repetitions (10), for as many device polls as the agent made. It reads a superset of the agent's
@@ -106,7 +107,8 @@ FLOOR_STEPS = (  # imported in this order by one idle interpreter; RSS is read a
     ("asyncio, ssl, sqlite3", ("asyncio", "ssl", "sqlite3")),
     ("pydantic, PyYAML", ("pydantic", "yaml")),
     ("config models", ("agent.config",)),
-    ("pysnmp", ("pysnmp.hlapi.v3arch.asyncio", "agent.snmp.engine", "agent.snmp.traps")),
+    # pysnmp is not here: a v2c agent without a trap listener never imports it (agent/snmp/engine.py)
+    ("SNMP engine", ("agent.snmp.engine",)),
     ("aiomqtt", ("aiomqtt", "agent.uplink")),
     ("rest of agent", ("agent.service", "hatang.cli")),
 )

@@ -11,13 +11,16 @@ of devices in flight). :attr:`SnmpEngine.receive_buffer` says what the kernel gr
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from agent.snmp.ber import VERSIONS
 from agent.snmp.community import CommunitySession, CommunityTransport, resolve
 from agent.snmp.credentials import Credentials
-from agent.snmp.pysnmp_session import PysnmpEngine, auth_data
 from agent.snmp.session import Session
 from agent.snmp.target import DEFAULT_MAX_REPETITIONS, SnmpTarget
+
+if TYPE_CHECKING:
+    from agent.snmp.pysnmp_session import PysnmpEngine
 
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
@@ -26,7 +29,9 @@ class SnmpEngine:
     """The SNMP sessions of the whole process: the v1/v2c socket and the pysnmp engine."""
 
     def __init__(self, *, receive_buffer: int = RECEIVE_BUFFER_BYTES, fast_path: bool = True) -> None:
-        self._pysnmp = PysnmpEngine(receive_buffer)
+        # pysnmp (about 13 MB of imports) is loaded at the first SNMPv3 target (or v1/v2c with the fast
+        # path off): a commune agent polling v2c devices never loads it.
+        self._pysnmp: PysnmpEngine | None = None
         self._wanted_buffer = receive_buffer
         self.fast_path = fast_path  # v1/v2c through agent.snmp.community instead of pysnmp
         self._community: CommunityTransport | None = None
@@ -46,15 +51,21 @@ class SnmpEngine:
         """A target for one device. Raises :class:`SnmpError` for an unresolvable address or bad
         credentials (unknown protocol names)."""
         session: Session
-        if self.fast_path and creds.version in VERSIONS:
-            auth_data(creds)  # the same checks of the credentials on both paths
+        if self.fast_path and creds.version in VERSIONS:  # v1/v2c credentials have nothing to check
             community = await self._ensure_community()
             address = await resolve(host, port)
             session = CommunitySession(community, creds, host, port, address, timeout=timeout,
                                        retries=retries)
         else:
-            session = await self._pysnmp.session(host, port, creds, timeout=timeout, retries=retries)
+            session = await self._pysnmp_engine().session(host, port, creds, timeout=timeout, retries=retries)
         return SnmpTarget(session, max_repetitions=max_repetitions, max_walk_time=max_walk_time)
+
+    def _pysnmp_engine(self) -> PysnmpEngine:
+        if self._pysnmp is None:
+            from agent.snmp.pysnmp_session import PysnmpEngine
+
+            self._pysnmp = PysnmpEngine(self._wanted_buffer)
+        return self._pysnmp
 
     async def _ensure_community(self) -> CommunityTransport:
         async with self._lock:
@@ -69,22 +80,25 @@ class SnmpEngine:
         """The SO_RCVBUF the kernel granted (Linux reports twice the ask); None before the first target."""
         if self._community is not None and self._community.receive_buffer is not None:
             return self._community.receive_buffer
-        return self._pysnmp.receive_buffer
+        return self._pysnmp.receive_buffer if self._pysnmp is not None else None
 
     @property
     def idle(self) -> bool:
         """True when no request is in flight, counting requests whose caller was cancelled (pysnmp
         keeps retransmitting those until their own timeout x tries is over, then drops them)."""
-        return (self._community is None or self._community.idle) and self._pysnmp.idle
+        return ((self._community is None or self._community.idle)
+                and (self._pysnmp is None or self._pysnmp.idle))
 
     @property
     def repaired_datagrams(self) -> int:
         """How many datagrams had negative unsigned integers rewritten (or, on the fast path, read as
         unsigned)."""
-        return self._pysnmp.repaired + (self._community.repaired if self._community is not None else 0)
+        return ((self._pysnmp.repaired if self._pysnmp is not None else 0)
+                + (self._community.repaired if self._community is not None else 0))
 
     def close(self) -> None:
-        self._pysnmp.close()
+        if self._pysnmp is not None:
+            self._pysnmp.close()
         if self._community is not None:
             self._community.close()
             self._community = None
