@@ -31,7 +31,7 @@ import yaml
 
 from tests.e2e.conftest import SITE
 from tests.support.hatang import REPO, HatangProcess, hatang_env, outside_cwd, run_hatang, runtime_bin
-from tests.support.services import Snmpd, free_tcp_port, pid_alive, require_binary
+from tests.support.services import Snmpd, free_tcp_port, pid_alive, require_binary, unavailable
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def _hatang_program() -> str:
         return str(binary)
     script = Path(sys.executable).parent / "hatang"
     if not script.exists():
-        pytest.skip("no hatang program: run the tests with scripts/test (HATANG_BIN)")
+        unavailable("no hatang program: run the tests with scripts/test (HATANG_BIN)")
     return str(script)
 
 

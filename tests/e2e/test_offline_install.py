@@ -507,7 +507,8 @@ def test_real_python_3_12_installs_the_cp312_wheels(bundle: Bundle, tmp_path: Pa
         [c, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout.startswith(
             "Python 3.12")), None)
     if python is None:
-        pytest.skip("no Python 3.12 on this machine (Debian 12 has 3.11; the cp312 set is resolved above)")
+        unavailable("no Python 3.12 on this machine (Debian 12 has 3.11; pyenv provides one; the cp312 "
+                    "set is also resolved without it above)")
     root = tmp_path / "root"
     proc = install(bundle, root, env=offline_env(HATANG_PYTHON=python))
     assert "cp312-" in proc.stdout
@@ -731,7 +732,8 @@ def test_install_into_slash_creates_the_user_and_sets_owners(
     running the unit is only installed. Installed twice (the second changes nothing), then removed with
     --purge (the user goes too)."""
     if Path("/run/systemd/system").exists():
-        pytest.skip("systemd runs here: the installer would start the agent on this machine")
+        unavailable("systemd runs here: the installer would start the agent on this machine; run this "
+                    "test where systemd does not run (a container, CI)")
     report = tmp_path / "report.txt"
     steps = f"""
 groupadd --system hatang

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from agent import profile_selection as selection
 from agent.poller import DevicePoller, PollOutcome
 from agent.profiles import load_profiles, parse_oid
 from agent.snmp.credentials import Credentials
@@ -394,7 +395,6 @@ ALL_SOURCES = {**{c.source: c.profile for c in CASES.values()}, **IDENTITY_ONLY}
 
 @pytest.mark.parametrize("source", sorted(ALL_SOURCES))
 def test_sys_object_id_selects_exactly_the_vendor_profile(data_dir: Path, source: str) -> None:
-    selection = pytest.importorskip("agent.profile_selection")
     profiles = load_profiles()
     rec = recording(source)
     sys_object_id, sys_descr = identity_of(rec)
