@@ -352,11 +352,23 @@ async def test_poll_once_unknown_device(tmp_path: Path, v3_snmpd: Snmpd) -> None
 # ------------------------------------------------------------------------------------------- shared user name
 
 
+@pytest.fixture(params=[True, False], ids=["fast-path", "pysnmp"])
+async def both_engines(request: pytest.FixtureRequest) -> AsyncIterator[SnmpEngine]:
+    """The agent's own USM (the fast path) and pysnmp's, which needs each user pinned to its engine ID."""
+    eng = SnmpEngine(fast_path=request.param)
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
 async def test_same_user_name_with_different_keys_on_two_devices(
-    tmp_path: Path, engine: SnmpEngine, v3_snmpd: Snmpd
+    tmp_path: Path, both_engines: SnmpEngine, v3_snmpd: Snmpd
 ) -> None:
     """pysnmp keeps one USM entry per user name: without pinning each device's user to its engine ID,
-    polls of two devices that share a user name but not its keys fail with wrongDigest when they overlap."""
+    polls of two devices that share a user name but not its keys fail with wrongDigest when they overlap.
+    The agent's own USM keeps keys per (user, engine ID): no pinning needed."""
+    engine = both_engines
     other = start_snmpd(tmp_path / "other", extra_config=(
         f'createUser {user_name("SHA", "AES")} SHA256 "other-auth-pass" AES256 "other-priv-pass"\n'
         f'rouser {user_name("SHA", "AES")} priv'))
@@ -375,8 +387,9 @@ async def test_same_user_name_with_different_keys_on_two_devices(
 
         results = await asyncio.gather(hammer(first), hammer(second))
         assert all(n > 0 for counts in results for n in counts)
-        assert pinned(first) is not None and pinned(second) is not None
-        assert pinned(first) != pinned(second)
+        if isinstance(first.session, PysnmpSession):
+            assert pinned(first) is not None and pinned(second) is not None
+            assert pinned(first) != pinned(second)
     finally:
         other.stop()
 
@@ -387,9 +400,15 @@ def pinned(target: SnmpTarget) -> bytes | None:
     return target.session.engine_id
 
 
-async def test_same_user_name_with_the_same_keys_needs_no_pinning(
-    engine: SnmpEngine, v3_snmpd: Snmpd
-) -> None:
+async def test_same_user_name_with_the_same_keys_needs_no_pinning(v3_snmpd: Snmpd) -> None:
+    engine = SnmpEngine(fast_path=False)  # pinning is the pysnmp session's
+    try:
+        await _same_keys_need_no_pinning(engine, v3_snmpd)
+    finally:
+        engine.close()
+
+
+async def _same_keys_need_no_pinning(engine: SnmpEngine, v3_snmpd: Snmpd) -> None:
     creds = v3(user_name("SHA", "AES"), "SHA", "AES")
     one, two = await target(engine, v3_snmpd, creds), await target(engine, v3_snmpd, creds)
     await asyncio.gather(one.get([SYS_NAME]), two.get([SYS_NAME]))
