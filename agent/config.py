@@ -97,6 +97,15 @@ class BufferConfig(_Strict):
     replay_rate: FiniteFloat = Field(default=20.0, gt=0)  # backlog messages per second after an outage
 
 
+class RemoteConfigSettings(_Strict):
+    """Configuration from the centre (docs/remote-config.md): signed documents on the agent's ``config``
+    topic replace the centrally managed keys (wire.remote_config.MANAGED_KEYS) of this file, live."""
+
+    public_key_file: Path  # the centre's public key(s), PEM (centre.pub of `hatang fleet keygen`)
+    # where the last good configuration is kept (default: remote-config.json in buffer.path)
+    state_file: Path | None = None
+
+
 class _UsmSecrets(_Strict):
     """SNMPv3 user-based security: protocols and their passwords (inline or from files)."""
 
@@ -289,6 +298,7 @@ class AgentConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Default of devices[].critical_interfaces (None: agent.critical.DEFAULT_PATTERNS).
     critical_interfaces: list[CriticalPattern] | None = None
+    remote_config: RemoteConfigSettings | None = None  # None: this file alone configures the agent
 
     @field_validator("devices")
     @classmethod
@@ -314,15 +324,26 @@ def _resolve(base: Path, path: Path | None, config_path: Path, key: str) -> Path
     return None if path is None else config_paths.resolve(base, path, config_path=config_path, key=key)
 
 
-def parse(path: Path) -> AgentConfig:
+def parse(path: Path, data: Any = None, *, source: Path | None = None) -> AgentConfig:
     """Read and validate an agent config, resolve its paths and check its profile names; no other file
-    system checks (see :func:`load`). Raises :class:`ConfigError` naming file and key."""
-    config = configfile.load(AgentConfig, path)
+    system checks (see :func:`load`). Raises :class:`ConfigError` naming file and key.
+
+    ``data``: the document to validate instead of the file's (the file merged with the centre's
+    configuration, agent/remote_config.py); relative paths still resolve against ``path``'s directory, and
+    errors name ``source`` (default ``path``)."""
+    source = source or path
+    config = configfile.validate(AgentConfig, configfile.load_yaml(path) if data is None else data, source)
     base = path.resolve().parent
+    path = source
     config.buffer.path = _resolve(base, config.buffer.path, path, "buffer.path") or config.buffer.path
     config.profiles_dir = _resolve(base, config.profiles_dir, path, "profiles_dir")
     for key in ("password_file", "ca_file", "cert_file", "key_file"):
         setattr(config.mqtt, key, _resolve(base, getattr(config.mqtt, key), path, f"mqtt.{key}"))
+    if config.remote_config is not None:
+        remote = config.remote_config
+        remote.public_key_file = _resolve(base, remote.public_key_file, path, "remote_config.public_key_file"
+                                          ) or remote.public_key_file
+        remote.state_file = _resolve(base, remote.state_file, path, "remote_config.state_file")
     for i, device in enumerate(config.devices):
         if device.critical_interfaces is None:  # the agent's default, so the device alone tells its poller
             device.critical_interfaces = config.critical_interfaces
@@ -348,9 +369,12 @@ def load(path: Path) -> AgentConfig:
     return load_with_warnings(path)[0]
 
 
-def load_with_warnings(path: Path) -> tuple[AgentConfig, list[ConfigWarning]]:
-    """:func:`load`, and the warnings about what works but is probably wrong or unsafe."""
-    config = parse(path)
+def load_with_warnings(path: Path, data: Any = None, *, source: Path | None = None,
+                       ) -> tuple[AgentConfig, list[ConfigWarning]]:
+    """:func:`load`, and the warnings about what works but is probably wrong or unsafe (``data`` and
+    ``source`` as for :func:`parse`)."""
+    config = parse(path, data, source=source)
+    path = source or path
     problems: list[tuple[str, str]] = []
     try:
         warnings = configfile.check_files(config, path)

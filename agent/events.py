@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Iterable
 
 from agent.config import AgentConfig, ProbeConfig
-from agent.probes import ProbeResult
-from wire.messages import Family, Sample
+from agent.poller import PollOutcome
+from agent.probes import ProbeError, ProbeResult, run_probe
+from wire.messages import Family, ProfileError, Sample
 
 
 def device_addresses(config: AgentConfig) -> dict[str, list[str]]:
@@ -51,3 +53,14 @@ def probe_families(probe: ProbeConfig, result: ProbeResult) -> tuple[Family, ...
                                       ("max", result.rtt_max))),
         ))
     return tuple(families)
+
+
+async def probe_outcome(probe: ProbeConfig) -> PollOutcome:
+    """One run of a link probe, as a poll outcome (a probe that cannot run is reported down)."""
+    started = time.time()
+    try:
+        result = await run_probe(probe.address, count=probe.count, interval=probe.spacing,
+                                 timeout=probe.timeout, method=probe.method, tcp_port=probe.tcp_port)
+    except ProbeError as exc:
+        return PollOutcome(started, False, time.time() - started, (ProfileError("probe", str(exc)),), ())
+    return PollOutcome(started, result.up, time.time() - started, (), probe_families(probe, result))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -58,6 +59,8 @@ class Connection(Protocol):
     @property
     def lost(self) -> asyncio.Future[None]: ...
 
+    def receive(self, topic: str) -> AsyncIterator[bytes]: ...
+
 
 def refuses_mqtt5(exc: MqttConnectError) -> bool:
     """The broker refused the CONNECT because it does not speak the MQTT version asked for."""
@@ -65,11 +68,12 @@ def refuses_mqtt5(exc: MqttConnectError) -> bool:
     return code in UNSUPPORTED_PROTOCOL
 
 
-def make_connection(settings: BrokerSettings, *, protocol: str, will: tuple[str, bytes],
+def make_connection(settings: BrokerSettings, *, protocol: str, will: tuple[str, bytes] | None,
                     probe: bool = False) -> MqttConnection:
     """A client for one connection (``async with`` it to connect): MQTT ``protocol`` "5" or "3.1.1", a
     clean session every time (MQTT 5: clean start and no session expiry; the agent only publishes, and
-    the uplink owns the retries), ``will`` as (topic, payload) sent retained with QoS 1. ``probe``: a
+    the uplink owns the retries), ``will`` as (topic, payload) sent retained with QoS 1 (None: no will,
+    e.g. ``hatang fleet push``). ``probe``: a
     bare connection, anonymous and without a will. Reads the TLS files (``OSError``, ``ssl.SSLError``)."""
     address = settings.address
     v5 = protocol == "5"
@@ -81,7 +85,7 @@ def make_connection(settings: BrokerSettings, *, protocol: str, will: tuple[str,
         password=None if probe else settings.password,
         protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
         **({"clean_start": True} if v5 else {"clean_session": True}),
-        will=None if probe else aiomqtt.Will(will[0], will[1], qos=1, retain=True),
+        will=None if probe or will is None else aiomqtt.Will(will[0], will[1], qos=1, retain=True),
         keepalive=settings.keepalive,
         tls_context=tls_context(settings) if address.tls else None,
         timeout=CONNECT_TIMEOUT,
@@ -166,6 +170,18 @@ class MqttConnection(aiomqtt.Client):
         if mid in self._pending_publishes:
             self._acks[mid] = PubAck(int(reason_code.value), str(reason_code))
         super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    async def receive(self, topic: str) -> AsyncIterator[bytes]:
+        """Subscribe to ``topic`` with QoS 1 and yield the payload of each message on it (its retained
+        message first). Raises :class:`MqttError` when the broker refuses the subscription (MQTT 5
+        SUBACK reason code >= 0x80, or 0x80 under 3.1.1: its ACL does not let this user read it)."""
+        granted = await self.subscribe(topic, qos=1)
+        codes = [code if isinstance(code, int) else int(code.value) for code in granted]
+        if not codes or any(code >= 0x80 for code in codes):
+            raise MqttError(f"the broker refused the subscription to {topic} (SUBACK {codes})")
+        async for message in self.messages:
+            if message.topic.matches(topic) and isinstance(message.payload, bytes | bytearray):
+                yield bytes(message.payload)
 
     async def publish_acked(self, topic: str, payload: bytes, *, retain: bool = False,
                             timeout: float | None = None) -> PubAck:

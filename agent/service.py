@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import resource
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,32 +11,30 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config import AgentConfig, ProbeConfig
+from agent.birth import StatusMessages, config_version
+from agent.config import AgentConfig, ProbeConfig, TrapsConfig
 from agent.device_setup import ResolvingTarget, credentials, make_poller, secret, trap_receiver_args
-from agent.events import device_addresses, probe_families
+from agent.events import device_addresses, probe_outcome
 from agent.poller import PollOutcome
-from agent.probes import ProbeError, run_probe
-from agent.profiles import load_profiles
+from agent.profiles import Profile, load_profiles
 from agent.queue import DiskQueue, QueueLocked
+from agent.remote_config import Accepted, Rejected, RemoteConfig
 from agent.scheduler import ScheduledDevice, Scheduler
+from agent.self_metrics import agent_self_metrics
 from agent.snmp.engine import SnmpEngine
 from agent.snmp.errors import SnmpAddressError
 from agent.snmp.trap_events import TrapEvent
 from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, Uplink, UplinkSettings
 from hatang import __version__
 from hatang.configfile import ConfigError
-from wire.codec import DEFAULT_LIMITS, encode_batch, encode_status, encode_trap
-from wire.messages import AgentStatus, Family, PollBatch, ProfileError, Sample, TrapMessage
+from wire.codec import DEFAULT_LIMITS, encode_batch, encode_trap
+from wire.messages import Family, PollBatch, TrapMessage
 
 if TYPE_CHECKING:
     from agent.snmp.traps import TrapReceiver
 
 log = logging.getLogger("hatang.agent")
 
-# The birth message lists the agent's devices (the collector forgets devices no longer listed) as long as
-# the status payload stays below this; beyond it the list is left out (the collector then forgets none).
-# The will never lists them: it travels in CONNECT, whose will payload MQTT caps at 65,535 bytes.
-STATUS_MAX_BYTES = 256 * 1024
 # Seconds a changed choice of profiles waits before the birth is published again, so that the devices
 # identified together after a start make one new birth, not one each.
 BIRTH_REFRESH_DELAY = 2.0
@@ -48,19 +44,28 @@ def _path(value: Path | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def config_version(path: Path) -> str:
-    """A short hash of the config file, so operators can see which config an agent runs."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    except OSError:
-        return ""
-
-
 class AgentService:
     def __init__(self, config: AgentConfig, config_path: Path) -> None:
-        self.config = config
         self.config_path = config_path
+        # the centre's configuration (remote_config): the last good one kept on disk, until the broker
+        # delivers a newer one (agent/remote_config.py)
+        self.remote: RemoteConfig | None = None
+        if config.remote_config is not None:
+            self.remote = RemoteConfig(config, config_path)
+            kept = self.remote.last_good()
+            if kept is not None:
+                config = kept.config
+                self.remote.applied(kept, save=False)
+                log.info("running revision %d of the centre's configuration, kept in %s", kept.revision,
+                         self.remote.state_file)
+        self.config = config
+        self._config_payload: bytes | None = None  # the newest one the broker delivered, not yet handled
+        self._config_arrived_event = asyncio.Event()
+        self._group: asyncio.TaskGroup | None = None
+        self._probe_tasks: dict[str, asyncio.Task[None]] = {}
+        self._profiles: dict[str, Profile] = {}
         self.boot_id = uuid.uuid4().hex
+        self._birth = StatusMessages(config.agent_id, self.boot_id, config.site.labels(), __version__)
         self.started = time.time()
         self._seq = 0
         self._site = config.site.labels()
@@ -69,7 +74,6 @@ class AgentService:
         self.failed_polls = 0
         self._oversized: set[str] = set()  # devices whose polls exceed the collector's default limits
         self._device_names = (tuple(d.name for d in config.devices) + tuple(p.name for p in config.probes))
-        self._status_list_warned = False
         # the profiles each device polls, for the birth: listed ones now, chosen ones (auto) once identified
         self._device_profiles = {d.name: tuple(d.profiles) for d in config.devices if not d.auto_profiles}
         self._birth_refresh: asyncio.TimerHandle | None = None
@@ -98,42 +102,24 @@ class AgentService:
             will=self._status(online=False),
             replay_rate=buffer.replay_rate,
             redeliver_window=mqtt.redeliver_window,
+            on_config=self._config_arrived if self.remote is not None else None,
         )
         self.scheduler: Scheduler | None = None
         self._addresses = device_addresses(config)
         self.trap_receiver: TrapReceiver | None = None
 
+    @property
+    def config_version(self) -> str:
+        """What the birth says the agent runs: the revision of the centre's configuration (remote_config),
+        else a short hash of agent.yaml."""
+        return str(self.remote.revision) if self.remote is not None else self.config_hash
+
     def _status(self, *, online: bool) -> bytes:
-        """The birth (online: lists the devices while that stays under STATUS_MAX_BYTES), or the will and
-        the goodbye (offline: no device list, so they stay small whatever the number of devices)."""
-        stats = self.queue.stats()
-        buffer = {"depth": float(stats.depth), "bytes": float(stats.bytes), "dropped": float(stats.dropped),
-                  "dropped_full": float(stats.dropped_full)}
-        if stats.oldest is not None:
-            buffer["oldest_ts"] = stats.oldest
-
-        def encode(devices: tuple[str, ...], profiles: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> bytes:
-            return encode_status(AgentStatus(
-                agent=self.config.agent_id, boot_id=self.boot_id, online=online, ts=time.time(),
-                version=__version__, site=self._site, devices=devices,
-                config_version=self.config_hash, buffer=tuple(sorted(buffer.items())), profiles=profiles,
-            ))
-
-        if not online:
-            return encode(())
-        payload = encode(self._device_names, tuple(sorted(self._device_profiles.items())))
-        if len(payload) <= STATUS_MAX_BYTES:
-            return payload
-        payload = encode(self._device_names)  # the device list matters more than the profiles
-        if len(payload) <= STATUS_MAX_BYTES:
-            return payload
-        if not self._status_list_warned:
-            self._status_list_warned = True
-            log.warning("the status message does not list the %d devices and probes: the list would make it "
-                        "%d bytes, more than %d; the collector then keeps the series of devices removed from "
-                        "the config until they go stale", len(self._device_names), len(payload),
-                        STATUS_MAX_BYTES)
-        return encode(())
+        """The birth (online), or the will and the goodbye (offline): agent/birth.py."""
+        return self._birth.encode(
+            online=online, stats=self.queue.stats(), config_version=self.config_version,
+            config_rejected=self.remote.rejection if self.remote is not None else None,
+            devices=self._device_names, profiles=tuple(sorted(self._device_profiles.items())))
 
     def _enqueue(self, channel: str, device: str, interval: float, outcome: PollOutcome,
                  kind: str = "device") -> None:
@@ -186,18 +172,9 @@ class AgentService:
 
     async def _run_probe(self, probe: ProbeConfig) -> None:
         while True:
-            started = time.time()
-            try:
-                result = await run_probe(probe.address, count=probe.count, interval=probe.spacing,
-                                         timeout=probe.timeout, method=probe.method, tcp_port=probe.tcp_port)
-            except ProbeError as exc:
-                outcome = PollOutcome(started, False, time.time() - started,
-                                      (ProfileError("probe", str(exc)),), ())
-            else:
-                outcome = PollOutcome(started, result.up, time.time() - started, (),
-                                      probe_families(probe, result))
+            outcome = await probe_outcome(probe)
             self._enqueue(probe.name, probe.name, probe.interval, outcome, kind="probe")
-            await asyncio.sleep(max(0.0, started + probe.interval - time.time()))
+            await asyncio.sleep(max(0.0, outcome.ts + probe.interval - time.time()))
 
     def record(self, device: str, interval: float, outcome: PollOutcome) -> None:
         """Turn a poll outcome into a numbered batch and put it in the disk queue; a device whose profiles
@@ -225,69 +202,133 @@ class AgentService:
 
     def self_metrics(self) -> tuple[Family, ...]:
         """The agent's own health, published on the ``self`` topic like a poll."""
-        now = time.time()
-        stats = self.queue.stats()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-
-        def one(name: str, mtype: str, help_text: str, value: float) -> Family:
-            return Family(name, "counter" if mtype == "counter" else "gauge", help_text, (Sample((), value),))
-
-        return (
-            one("hatang_agent_queue_messages", "gauge", "Messages waiting in the agent's disk queue.",
-                stats.depth),
-            one("hatang_agent_queue_bytes", "gauge", "Bytes of payload in the agent's disk queue.",
-                stats.bytes),
-            one("hatang_agent_queue_oldest_age_seconds", "gauge",
-                "Age of the oldest queued message (0 when the queue is empty).",
-                round(now - stats.oldest, 3) if stats.oldest is not None else 0),
-            one("hatang_agent_queue_dropped_total", "counter",
-                "Messages dropped by the queue's size or age bound (over the queue's life).", stats.dropped),
-            one("hatang_agent_queue_dropped_full_total", "counter",
-                "Messages that could not be stored because the buffer's filesystem was full.",
-                stats.dropped_full),
-            one("hatang_agent_queue_corrupt_files_total", "counter",
-                "Corrupt queue files moved aside (the queue started empty).", stats.corrupt_files),
-            one("hatang_agent_queue_delivered_kept", "gauge",
-                "Messages the broker accepted, kept to be sent again after a broker crash.",
-                stats.delivered_kept),
-            *self.uplink.self_metrics(),
-            one("hatang_agent_polls_total", "counter", "Device polls done, since the agent started.",
-                self.polls),
-            one("hatang_agent_failed_polls_total", "counter",
-                "Device polls in which the device did not answer, since the agent started.",
-                self.failed_polls),
-            one("hatang_agent_start_time_seconds", "gauge", "Unix time the agent process started.",
-                round(self.started, 3)),
-            one("hatang_agent_cpu_seconds_total", "counter", "CPU time (user + system) of the agent process.",
-                round(usage.ru_utime + usage.ru_stime, 3)),
-            one("hatang_agent_max_resident_memory_bytes", "gauge",
-                "Peak resident memory of the agent process.", usage.ru_maxrss * 1024),
-        )
+        return agent_self_metrics(self.queue, self.uplink, polls=self.polls, failed_polls=self.failed_polls,
+                                  started=self.started, remote=self.remote)
 
     async def _publish_self_metrics(self) -> None:
-        interval = self.config.self_metrics_interval
         while True:
+            interval = self.config.self_metrics_interval
             started = time.time()
             outcome = PollOutcome(started, True, 0.0, (), self.self_metrics())
             self._enqueue(SELF_CHANNEL, "self", interval, outcome)
             await asyncio.sleep(interval)
 
-    async def _build_scheduler(self, engine: SnmpEngine) -> Scheduler:
-        profiles = load_profiles(self.config.profiles_dir)
+    async def _schedule(self, engine: SnmpEngine, config: AgentConfig, names: set[str] | None = None,
+                        ) -> list[ScheduledDevice]:
+        """Pollers for the devices of ``config`` (those in ``names`` only, if given). Raises ConfigError
+        when a secret file cannot be read."""
         devices = []
-        for index, device in enumerate(self.config.devices):
+        for index, device in enumerate(config.devices):
+            if names is not None and device.name not in names:
+                continue
             target = ResolvingTarget(engine, device, credentials(device, index, self.config_path))
             try:
                 await target.resolve()
             except SnmpAddressError as exc:  # polled anyway: reported down, resolution retried each poll
                 log.info("device %s: %s; reporting it down (reason \"address\") and trying again at each "
                          "poll", device.name, exc)
-            poller = make_poller(device, target, profiles)
+            poller = make_poller(device, target, self._profiles)
             devices.append(ScheduledDevice(poller, device.interval))
-        return Scheduler(devices, max_concurrent=self.config.max_concurrent_polls, on_result=self.record)
+        return devices
 
-    async def _start_traps(self) -> None:
-        traps = self.config.traps
+    async def _build_scheduler(self, engine: SnmpEngine) -> Scheduler:
+        self._profiles = load_profiles(self.config.profiles_dir)
+        return Scheduler(await self._schedule(engine, self.config),
+                         max_concurrent=self.config.max_concurrent_polls, on_result=self.record)
+
+    # --- the centre's configuration, applied live -----------------------------------------------------
+
+    def _config_arrived(self, payload: bytes) -> None:
+        """The broker delivered the agent's config topic (at each connection, and at each push)."""
+        self._config_payload = payload
+        self._config_arrived_event.set()
+
+    async def _follow_remote_config(self, engine: SnmpEngine) -> None:
+        while True:
+            await self._config_arrived_event.wait()
+            self._config_arrived_event.clear()
+            payload, self._config_payload = self._config_payload, None
+            if payload:  # b"": the retained configuration was cleared; the one applied stays
+                await self._handle_config(payload, engine)
+
+    async def _handle_config(self, payload: bytes, engine: SnmpEngine) -> None:
+        remote = self.remote
+        assert remote is not None
+        try:
+            accepted = remote.check(payload)
+            if accepted is None:
+                return
+            summary = await self._apply(accepted, engine)
+        except Rejected as exc:
+            if remote.rejected(payload, exc):
+                log.warning("configuration revision %d from the centre refused (%s): %s; the agent goes on "
+                            "with revision %d", exc.revision, exc.reason, exc.error, remote.revision)
+                self.uplink.refresh_birth()
+            return
+        remote.applied(accepted)
+        for warning in accepted.warnings:
+            log.warning("%s", warning)
+        log.info("configuration revision %d from the centre applied: %s", accepted.revision, summary)
+        self.uplink.refresh_birth()
+
+    async def _apply(self, accepted: Accepted, engine: SnmpEngine) -> str:
+        """Put a checked configuration in service without a restart: devices added, removed and changed
+        (their pollers replaced), the others polled on undisturbed; probes likewise; the trap receiver
+        started again if its settings changed. Raises :class:`Rejected` ("apply") and changes nothing
+        when it cannot."""
+        new, old = accepted.config, self.config
+        before = {d.name: d for d in old.devices}
+        changed = {d.name for d in new.devices if d.name in before and before[d.name] != d}
+        fresh = {d.name for d in new.devices if d.name not in before} | changed
+        try:
+            built = {d.poller.name: d for d in await self._schedule(engine, new, fresh)}
+        except ConfigError as exc:
+            raise Rejected("files", str(exc), accepted.revision) from None
+        if new.traps != old.traps:
+            await self._restart_traps(new.traps, old.traps, accepted.revision)
+        assert self.scheduler is not None
+        current = self.scheduler.devices
+        self.scheduler.update([built.get(d.name) or current[d.name] for d in new.devices], changed,
+                              max_concurrent=new.max_concurrent_polls)
+        self._update_probes(old.probes, new.probes)
+        removed = [name for name in before if name not in {d.name for d in new.devices}]
+        for name in (*removed, *changed):
+            self._device_profiles.pop(name, None)
+            self.last_polls.pop(name, None)
+        self._device_profiles.update({d.name: tuple(d.profiles) for d in new.devices if not d.auto_profiles})
+        self.config = new
+        self._addresses = device_addresses(new)
+        self._device_names = tuple(d.name for d in new.devices) + tuple(p.name for p in new.probes)
+        return (f"{len(new.devices)} devices ({len(fresh) - len(changed)} added, {len(changed)} changed, "
+                f"{len(removed)} removed), {len(new.probes)} probes")
+
+    async def _restart_traps(self, traps: TrapsConfig | None, previous: TrapsConfig | None,
+                             revision: int) -> None:
+        if self.trap_receiver is not None:
+            self.trap_receiver.close()
+            self.trap_receiver = None
+        try:
+            await self._start_traps(traps)
+        except (OSError, ConfigError) as exc:  # TrapListenError is an OSError: port taken or privileged
+            if previous is not None:
+                await self._start_traps(previous)
+            raise Rejected("apply", f"traps: {exc}", revision) from None
+
+    def _start_probe(self, probe: ProbeConfig) -> None:
+        if self._group is not None:
+            self._probe_tasks[probe.name] = self._group.create_task(self._run_probe(probe),
+                                                                    name=f"probe:{probe.name}")
+
+    def _update_probes(self, old: list[ProbeConfig], new: list[ProbeConfig]) -> None:
+        keep = {p.name for p in new if p in old}
+        for name in [n for n in self._probe_tasks if n not in keep]:
+            self._probe_tasks.pop(name).cancel()
+            self.last_polls.pop(name, None)
+        for probe in new:
+            if probe.name not in keep:
+                self._start_probe(probe)
+
+    async def _start_traps(self, traps: TrapsConfig | None) -> None:
         if traps is None:
             return
         communities, users = trap_receiver_args(traps, self.config_path)
@@ -312,20 +353,25 @@ class AgentService:
         close_page: Callable[[], Awaitable[None]] | None = None
         try:
             self.scheduler = await self._build_scheduler(engine)
-            await self._start_traps()
+            await self._start_traps(self.config.traps)
             close_page = await self._start_status_page()
             log.info("agent %s starting: %d devices, %d probes, boot %s", self.config.agent_id,
                      len(self.config.devices), len(self.config.probes), self.boot_id)
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 uplink = group.create_task(self.uplink.run(), name="uplink")
                 producers = [
                     group.create_task(self.scheduler.run(), name="scheduler"),
                     group.create_task(self._publish_self_metrics(), name="self-metrics"),
-                    *(group.create_task(self._run_probe(probe), name=f"probe:{probe.name}")
-                      for probe in self.config.probes),
                 ]
+                if self.remote is not None:
+                    producers.append(group.create_task(self._follow_remote_config(engine),
+                                                       name="remote-config"))
+                for probe in self.config.probes:
+                    self._start_probe(probe)
                 await stop.wait()
                 # Stop producing first, so the goodbye is the last message the collector sees from us.
+                producers += self._probe_tasks.values()
                 for task in producers:
                     task.cancel()
                 await asyncio.gather(*producers, return_exceptions=True)

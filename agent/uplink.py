@@ -58,8 +58,7 @@ from agent.mqtt_client import (
 )
 from agent.queue import DiskQueue, QueuedMessage
 from hatang.broker import Backoff, BrokerSettings
-from wire.messages import Family, Sample
-from wire.topics import data_topic, events_topic, self_topic, status_topic
+from wire.topics import config_topic, data_topic, events_topic, self_topic, status_topic
 
 log = logging.getLogger("hatang.agent.uplink")
 
@@ -128,6 +127,7 @@ class Uplink:
         redeliver_window: float = DEFAULT_REDELIVER_WINDOW,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         stable_after: float = DEFAULT_STABLE_AFTER,
+        on_config: Callable[[bytes], None] | None = None,
     ) -> None:
         if settings.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, not {settings.protocol!r}")
@@ -136,6 +136,8 @@ class Uplink:
         self._queue = queue
         self._birth = birth
         self._will = will
+        self._on_config = on_config  # the agent's config topic is followed while connected
+        self._config_refused = False  # the broker refused the subscription (logged once)
         self._replay_rate = replay_rate
         self._redeliver_window = redeliver_window
         self._backoff = Backoff(cap=max_backoff, stable_after=stable_after)
@@ -172,29 +174,6 @@ class Uplink:
         self._birth_due = True
         self._wakeup.set()
 
-    def self_metrics(self) -> tuple[Family, ...]:
-        """The uplink's counters, among the agent's own health metrics (the ``self`` topic)."""
-
-        def one(name: str, mtype: str, help_text: str, value: float) -> Family:
-            return Family(name, "counter" if mtype == "counter" else "gauge", help_text, (Sample((), value),))
-
-        return (
-            one("hatang_agent_published_total", "counter",
-                "Messages the broker acknowledged, since the agent started.", self.published),
-            one("hatang_agent_replayed_total", "counter",
-                "Backlog messages sent after an outage, since the agent started.", self.replayed),
-            one("hatang_agent_broker_connected", "gauge", "1 while the agent is connected to the broker.",
-                1 if self.connected else 0),
-            Family("hatang_agent_publish_rejected_total", "counter",
-                   "Messages the broker refused (MQTT 5 PUBACK reason code >= 0x80), by reason; they stay "
-                   "queued and are retried. Since the agent started.",
-                   tuple(Sample((("reason", reason),), count)
-                         for reason, count in sorted({"not_authorized": 0, **self.rejected}.items()))),
-            one("hatang_agent_redelivered_total", "counter",
-                "Messages the broker had accepted that were sent again after the connection ended (the "
-                "broker may not have saved them), since the agent started.", self.redelivered),
-        )
-
     def _make_client(self, *, probe: bool = False) -> MqttConnection:
         """The connection of the agent, or (``probe``) a bare one: anonymous and without a will."""
         return make_connection(self._settings, protocol=self._protocol,
@@ -225,7 +204,13 @@ class Uplink:
                     self.connects += 1
                     self._backoff.up()
                     self._connected(client)
-                    await self._drain(client)
+                    follow = (asyncio.ensure_future(self._follow_config(client, self._on_config))
+                              if self._on_config is not None else None)
+                    try:
+                        await self._drain(client)
+                    finally:
+                        if follow is not None:
+                            follow.cancel()
             except PublishRejected as exc:
                 usable = False
                 self._refused(exc)
@@ -242,6 +227,20 @@ class Uplink:
             if self._acked:  # the connection ended (not the agent: that cancels run), maybe by a crash
                 self._requeue()
             await asyncio.sleep(self._backoff.delay())
+
+    async def _follow_config(self, client: Connection, on_config: Callable[[bytes], None]) -> None:
+        """Hand every message of the agent's config topic to ``on_config`` while the connection lasts
+        (the retained one arrives at each connection). Never raises: a lost connection ends the drain."""
+        topic = config_topic(self._agent)
+        try:
+            async for payload in client.receive(topic):
+                on_config(payload)
+        except MqttError as exc:
+            if not client.lost.done() and not self._config_refused:
+                self._config_refused = True
+                log.warning("the agent cannot follow its configuration from the centre: %s; the broker's ACL "
+                            "must let user %r read %s (deploy/mosquitto/hatang.acl)", exc,
+                            self._settings.username, topic)
 
     def _connected(self, client: Connection) -> None:
         if self._state == "refused":  # the birth went through; the episode ends when a message does

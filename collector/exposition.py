@@ -60,13 +60,27 @@ def _liveness(store: StoreView[DeviceT], now: float) -> Iterator[str]:
 
 def _agent_info(agents: Sequence[AgentView]) -> Iterator[str]:
     """``hatang_agent_info``: one series per agent the collector knows, online or not, value 1, with the
-    hatang version of the agent's latest status message (birth or will; empty until one arrives). Per
-    agent, beside the liveness series: the hot path (device blocks) is untouched. The fleet work will add
-    the agent's applied configuration revision as a further label."""
+    hatang version and the configuration version of the agent's latest status message (birth or will;
+    empty until one arrives): the revision of the centre's configuration it runs, or a hash of its
+    agent.yaml. ``hatang_agent_config_rejected``: per agent whose birth says it refused a configuration
+    from the centre, that revision, with the reason. Per agent, beside the liveness series: the hot path
+    (device blocks) is untouched."""
     yield header("hatang_agent_info", "gauge",
-                 "Identity of the agent, value 1: its hatang version (from its birth message).")
+                 "Identity of the agent, value 1: its hatang version and configuration version (revision of "
+                 "the centre's configuration, or a hash of agent.yaml), from its status message.")
     for a in agents:
-        yield f"hatang_agent_info{format_labels((('agent', a.agent), ('version', a.version), *a.site))} 1\n"
+        config = a.status.config_version if a.status is not None else ""
+        labels = format_labels((("agent", a.agent), ("config_version", config), ("version", a.version),
+                                *a.site))
+        yield f"hatang_agent_info{labels} 1\n"
+    yield header("hatang_agent_config_rejected", "gauge",
+                 "Revision of the centre's configuration the agent refused (while it runs an older one), "
+                 "by reason: docs/remote-config.md.")
+    for a in agents:
+        rejected = a.status.config_rejected if a.status is not None and a.status.online else None
+        if rejected is not None:
+            labels = format_labels((("agent", a.agent), ("reason", rejected.reason), *a.site))
+            yield f"hatang_agent_config_rejected{labels} {rejected.revision}\n"
 
 
 def _sites(store: StoreView[DeviceT]) -> Iterator[str]:

@@ -148,6 +148,24 @@ def _office_summary(store: StoreView[DeviceT], agent_id: str, states: list[Devic
         "devices_total": total,
         "link": link,
         "version": agent.version if agent is not None else "",
+        **_agent_config(agent),
+    }
+
+
+def _agent_config(agent: Any) -> dict[str, Any]:
+    """From the agent's latest status: its configuration version (the revision of the centre's
+    configuration, or a hash of agent.yaml), the last configuration it refused (or None) and its queue
+    (``hatang fleet status``)."""
+    status = agent.status if agent is not None else None
+    if status is None:
+        return {"config_version": "", "config_rejected": None, "buffer": {}}
+    rejected = status.config_rejected if status.online else None
+    return {
+        "config_version": status.config_version,
+        "config_rejected": None if rejected is None else {
+            "revision": rejected.revision, "reason": rejected.reason, "error": rejected.error,
+            "ts": rejected.ts},
+        "buffer": {key: value for key, value in status.buffer if key in ("depth", "dropped", "dropped_full")},
     }
 
 

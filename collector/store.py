@@ -15,7 +15,7 @@ stale copy of an older one. In push mode every poll goes to the sink and /metric
 With an inventory (collector/inventory.py) the site labels of every series come from it, not from the
 agent, and messages of agents it does not list are rejected (``unknown_agent``). Each agent's series
 are capped (``max_series_per_agent``, reject reason ``cardinality``), so one broken or hostile office
-cannot exhaust the collector.
+cannot exhaust the collector. An agent's ``config`` topic (the centre's, for that agent) is ignored.
 """
 
 from __future__ import annotations
@@ -43,17 +43,10 @@ from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
 from hatang.textformat import format_labels
-from wire.codec import (
-    DecodeError,
-    Limits,
-    decode_families,
-    decode_status,
-    decode_trap,
-    family_size,
-    load_batch,
-)
+from wire.codec import decode_families, decode_status, decode_trap, family_size, load_batch
 from wire.messages import AgentStatus, Labels
 from wire.topics import TopicError, TopicKind, parse_topic
+from wire.validation import DecodeError, Limits
 
 SELF = "@self"  # key of an agent's own metrics among its devices (device names cannot start with '@')
 BURST_GUARD = 10.0  # seconds after resuming a broker session in which messages may be queued ones
@@ -170,11 +163,13 @@ class Store:
         return claimed
 
     def ingest(self, topic: str, payload: bytes, retained: bool = False) -> str:
-        """Handle one MQTT message; return 'accepted', 'late', 'duplicate' or 'rejected:<reason>'.
-        ``retained``: delivered as the broker's retained copy (possibly old), not as published."""
+        """One MQTT message (``retained``: the broker's retained copy, maybe old) -> 'accepted', 'late',
+        'duplicate', 'ignored' or 'rejected:<reason>'."""
         self.version += 1
         try:
             parsed = parse_topic(topic)
+            if parsed.kind is TopicKind.CONFIG:
+                return "ignored"
             if self.inventory is not None and self.inventory.get(parsed.agent) is None:
                 raise DecodeError("unknown_agent", f"agent {parsed.agent!r} is not in the inventory")
             if parsed.kind is TopicKind.STATUS:
@@ -193,8 +188,7 @@ class Store:
         return f"rejected:{reason}"
 
     def _agent(self, agent: str) -> AgentState:
-        state = self.agents.get(agent)
-        if state is None:
+        if (state := self.agents.get(agent)) is None:
             state = self.agents[agent] = AgentState(agent)
         return state
 

@@ -75,7 +75,7 @@ def subscriptions(shared_group: str | None) -> list[str]:
     if shared_group is None:
         return [subscription()]
     shared = [f"$share/{shared_group}/{ROOT}/+/{kind.value}/#" for kind in TopicKind
-              if kind is not TopicKind.STATUS]
+              if kind not in (TopicKind.STATUS, TopicKind.CONFIG)]
     return [f"{ROOT}/+/{TopicKind.STATUS.value}", *shared]
 
 

@@ -13,13 +13,22 @@ import os
 import re
 import secrets
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from hatang import cli_fleet_config
 from hatang.fleet import certificates, enrolment, mosquitto_passwords
-from hatang.fleet.layout import AgentRecord, FleetDir, FleetError, FleetSettings, broker_group, write_atomic
+from hatang.fleet.broker_reload import reload_broker
+from hatang.fleet.layout import (
+    CENTRE_USER,
+    AgentRecord,
+    FleetDir,
+    FleetError,
+    FleetSettings,
+    broker_group,
+    write_atomic,
+)
 
 SITE_KEYS = ("province", "district", "commune")
 _AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # wire.topics.AGENT_ID_PATTERN
@@ -77,6 +86,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--no-reload", action="store_true", help="do not run the broker's reload command")
 
     command("list", "the enrolled agents, and when the broker's certificate and the CA expire", _list)
+    cli_fleet_config.add_commands(command)
 
 
 def _agent_options(p: argparse.ArgumentParser) -> None:
@@ -158,12 +168,14 @@ def _init(args: argparse.Namespace) -> int:
         mosquitto_passwords.write(fleet.password_file,
                                   {settings.collector_user: mosquitto_passwords.hash_password(password)},
                                   group=group)
+        cli_fleet_config.set_centre_password(fleet)
         fleet.save_settings(settings)
     print(f"fleet directory {fleet.root} created:\n"
           f"  CA certificate (give it to the broker as cafile):   {fleet.ca_cert}\n"
           f"  broker certificate and key (certfile, keyfile):      {fleet.server_cert}, {fleet.server_key}\n"
           f"  broker password file (password_file):                {fleet.password_file}\n"
           f"  collector's MQTT password ({settings.collector_user}): {fleet.collector_password}\n"
+          f"  MQTT password of {CENTRE_USER} (fleet push):      {fleet.centre_password}\n"
           f"  SNMP secrets for every office go into:               {fleet.snmp_dir}/\n"
           f"Next: hatang fleet add-agent ID --site province=...,commune=... --fleet {fleet.root}")
     return 0
@@ -265,7 +277,7 @@ def _issue(fleet: FleetDir, settings: FleetSettings, record: AgentRecord, args: 
     fleet.save_record(record)
     print(f"{action}: {record.agent_id} ({', '.join(record.site.values())})\n"
           f"enrolment bundle (secret: hand it to the office, then delete copies): {output}")
-    _reload(settings, args.no_reload)
+    reload_broker(settings, args.no_reload)
     return 0
 
 
@@ -318,7 +330,7 @@ def _revoke_agent(args: argparse.Namespace) -> int:
     print(f"revoked: {args.agent_id}: its password entry is removed"
           + (" (a client certificate it holds is useless without it)" if record and record.client_certificate
              else ""))
-    _reload(settings, args.no_reload)
+    reload_broker(settings, args.no_reload)
     return 0
 
 
@@ -357,7 +369,7 @@ def _renew_broker(args: argparse.Namespace) -> int:
     print(f"broker certificate renewed for {', '.join(names + ips)}: valid until "
           f"{server.not_after.date().isoformat()} ({fleet.server_cert}); agents keep working: it is signed "
           "by the same CA")
-    _reload(settings, args.no_reload)
+    reload_broker(settings, args.no_reload)
     return 0
 
 
@@ -376,22 +388,3 @@ def _list(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
-
-
-def _reload(settings: FleetSettings, skip: bool) -> None:
-    if skip or not settings.reload_command:
-        print("the broker reads its password file again on SIGHUP: run `systemctl reload mosquitto` (or "
-              "`kill -HUP <pid>`) for the change to take effect", file=sys.stderr)
-        return
-    try:
-        done = subprocess.run(settings.reload_command, capture_output=True, text=True, timeout=30,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"WARNING: could not reload the broker ({shlex.join(settings.reload_command)}): {exc}; "
-              "reload it by hand (SIGHUP)", file=sys.stderr)
-        return
-    if done.returncode != 0:
-        print(f"WARNING: reloading the broker failed ({shlex.join(settings.reload_command)}, exit "
-              f"{done.returncode}): {done.stderr.strip()}; reload it by hand (SIGHUP)", file=sys.stderr)
-    else:
-        print(f"broker reloaded ({shlex.join(settings.reload_command)})")

@@ -21,6 +21,7 @@ FileRole = Literal["secret", "secret_lines", "input", "output"]
 SECRET_FILE_SUFFIXES = ("password_file", "community_file", "key_file", "token_file")  # secret: first line
 SECRET_LINES_FILE_KEYS = ("communities_file",)  # one secret per line
 OUTPUT_FILE_KEYS = ("state_file",)  # written by hatang: may not exist yet
+PUBLIC_FILE_KEYS = ("public_key_file",)  # ends like a secret's key, but anyone may read it
 
 
 # systemd hands a service its credentials (LoadCredential=) as files in this directory and names it in the
@@ -53,6 +54,8 @@ def file_role(key: str) -> FileRole | None:
         return None
     if key in OUTPUT_FILE_KEYS:
         return "output"
+    if key in PUBLIC_FILE_KEYS:
+        return "input"
     if key in SECRET_LINES_FILE_KEYS:
         return "secret_lines"
     if key.endswith(SECRET_FILE_SUFFIXES):

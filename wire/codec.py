@@ -46,6 +46,7 @@ from wire.validation import (
     Limits,
     bool_field,
     check_text,
+    config_rejection_field,
     fail,
     family_size,
     list_field,
@@ -186,6 +187,10 @@ def encode_status(status: AgentStatus) -> bytes:
     }
     if status.profiles:  # optional: left out when empty, as agents before it sent
         doc["profiles"] = {device: list(names) for device, names in status.profiles}
+    if status.config_rejected is not None:  # optional, likewise
+        rejected = status.config_rejected
+        doc["config_rejected"] = {"revision": rejected.revision, "reason": rejected.reason,
+                                  "error": rejected.error, "ts": rejected.ts}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -380,4 +385,6 @@ def decode_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentStatu
         config_version=config_version[:64],
         buffer=buffer,
         profiles=profile_map_field(doc, "profiles", limits, is_device_name),
+        config_rejected=config_rejection_field(doc, "config_rejected", limits),
     )
+

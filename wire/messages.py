@@ -66,6 +66,17 @@ class PollBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigRejection:
+    """The last configuration from the centre an agent refused (docs/remote-config.md): its revision,
+    a reason from :data:`wire.remote_config.REJECT_REASONS`, a message for a person, and when."""
+
+    revision: int
+    reason: str
+    error: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
 class AgentStatus:
     """Retained birth message (online) or last will (offline) of one agent."""
 
@@ -76,11 +87,16 @@ class AgentStatus:
     version: str = ""
     site: Labels = ()
     devices: tuple[str, ...] = field(default=())
-    config_version: str = ""  # short hash of the agent's config file
+    # the revision of the centre's configuration applied (remote configuration on), else a short hash of
+    # the agent's config file
+    config_version: str = ""
     buffer: tuple[tuple[str, float], ...] = ()  # queue state: depth, bytes, oldest_ts, dropped
     # optional (birth only): the profiles each device polls, sorted by device; a device with
     # `profiles: auto` is listed once it has been identified
     profiles: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # optional (birth only): the last configuration from the centre the agent refused, while no newer
+    # one has been applied
+    config_rejected: ConfigRejection | None = None
 
 
 @dataclass(frozen=True, slots=True)

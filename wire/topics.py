@@ -31,6 +31,9 @@ class TopicKind(StrEnum):
     REPLAY = "replay"  # the same, drained from the agent's disk queue after an outage
     EVENTS = "events"  # traps and other events of one agent
     SELF = "self"  # the agent's own metrics (queue, polls, resources), same payload as a poll
+    # retained, written by the centre only, read by that agent only: its signed configuration
+    # (wire/remote_config.py); the collector neither subscribes to it nor ingests it
+    CONFIG = "config"
 
 
 _PER_DEVICE = frozenset({TopicKind.DATA, TopicKind.REPLAY})
@@ -65,6 +68,10 @@ def self_topic(agent: str) -> str:
 
 def events_topic(agent: str) -> str:
     return str(Topic(TopicKind.EVENTS, agent))
+
+
+def config_topic(agent: str) -> str:
+    return str(Topic(TopicKind.CONFIG, agent))
 
 
 def data_topic(agent: str, device: str, *, replay: bool = False) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from wire.messages import Labels, MetricType
+from wire.messages import ConfigRejection, Labels, MetricType
 from wire.names import (
     LABEL_NAME,
     METRIC_NAME,
@@ -192,3 +192,21 @@ def family_size(raw: Any) -> int:
         return 0
     entries = raw.get("values") if "values" in raw else raw.get("samples")
     return len(entries) if isinstance(entries, list) else 0
+
+
+def config_rejection_field(doc: Mapping[str, Any], key: str, limits: Limits) -> ConfigRejection | None:
+    """The optional ``config_rejected`` object of a birth; ``null`` or absent: None."""
+    raw = doc.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        fail("schema", "config_rejected must be an object")
+    revision = raw.get("revision")
+    if not isinstance(revision, int) or isinstance(revision, bool) or not 0 <= revision < 2**63:
+        fail("schema", "config_rejected.revision must be a non-negative integer")
+    reason, error = raw.get("reason"), raw.get("error", "")
+    if not isinstance(reason, str) or not isinstance(error, str):
+        fail("schema", "config_rejected.reason and .error must be strings")
+    return ConfigRejection(revision=revision, reason=check_text(reason[:32], "config_rejected"),
+                           error=check_text(error[: limits.max_label_length], "config_rejected"),
+                           ts=timestamp_field(raw))

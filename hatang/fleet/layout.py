@@ -7,6 +7,9 @@ broker/server.crt, .key    the broker's TLS certificate (Mosquitto's certfile/ke
 broker/ca.crt              a copy of ca/ca.crt for the broker (cafile)
 broker/mosquitto.passwd    the broker's password file (password_file): collector and agents
 secrets/collector-password the collector's MQTT password
+secrets/centre-password    the MQTT password of centre.hatang, which publishes the agents' configurations
+centre.key, centre.pub     the centre's signing key pair (`hatang fleet keygen`; centre.key 0600)
+pushed/<id>/<rev>.yaml     every configuration pushed to an agent, and .signed: the message published
 snmp/                      SNMP secret files handed to every office (community, v3 keys ...)
 agents/<id>.json           one record per enrolled agent (site, dates, certificate, revoked)
 enrol/<id>.tar.gz          the enrolment bundle last made for an agent (0600)
@@ -32,6 +35,7 @@ from typing import Any, TypeVar
 DEFAULT_DIR = Path("/etc/hatang/fleet")
 ENV_DIR = "HATANG_FLEET_DIR"
 COLLECTOR_USER = "collector.hatang"  # not a valid agent id (deploy/mosquitto/hatang.acl)
+CENTRE_USER = "centre.hatang"  # writes the agents' config topics: `hatang fleet push` (hatang.acl)
 T = TypeVar("T")
 RESTORE = "restore it from the backup of the fleet directory"
 BROKER_GROUP = "mosquitto"  # the broker reads the password file and its key as this group
@@ -153,6 +157,14 @@ class FleetDir:
     @property
     def collector_password(self) -> Path:
         return self.root / "secrets/collector-password"
+
+    @property
+    def centre_password(self) -> Path:
+        return self.root / "secrets/centre-password"
+
+    @property
+    def centre_key(self) -> Path:
+        return self.root / "centre.key"
 
     @property
     def snmp_dir(self) -> Path:

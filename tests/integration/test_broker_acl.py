@@ -16,7 +16,6 @@ have been read before the PUBACK.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,12 +25,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from tests.support.hatang import HatangProcess, one, parse, scrape, wait_for_series, write_yaml
+from tests.support.mqtt_recorder import Client
 from tests.support.services import (
     SHIPPED_MOSQUITTO,
     Mosquitto,
@@ -42,12 +39,13 @@ from tests.support.services import (
 from tests.support.waiting import wait_until
 from wire.codec import encode_batch
 from wire.messages import Family, PollBatch, Sample
-from wire.topics import data_topic, subscription
+from wire.topics import config_topic, data_topic, subscription
 
 pytestmark = pytest.mark.integration
 
 SHIPPED_ACL = SHIPPED_MOSQUITTO / "hatang.acl"
-PASSWORDS = {"xa-a": "mat-khau-a", "xa-b": "mat-khau-b", "collector.hatang": "mat-khau-trung-tam"}
+PASSWORDS = {"xa-a": "mat-khau-a", "xa-b": "mat-khau-b", "collector.hatang": "mat-khau-trung-tam",
+             "centre.hatang": "mat-khau-cau-hinh"}
 
 SUCCESS = 0
 NOT_AUTHORIZED = 135  # MQTT v5 reason code 0x87
@@ -76,111 +74,10 @@ def test_the_acl_and_settings_under_test_are_the_shipped_ones(broker: Mosquitto)
     config = broker.config_path.read_text()
     acl_path = next(line.split(None, 1)[1] for line in config.splitlines() if line.startswith("acl_file "))
     assert Path(acl_path).read_bytes() == SHIPPED_ACL.read_bytes()
-    assert "pattern write hatang/v1/agents/%u/#" in SHIPPED_ACL.read_text()
+    assert "pattern write hatang/v1/agents/%u/data/+" in SHIPPED_ACL.read_text()
+    assert "pattern read hatang/v1/agents/%u/config" in SHIPPED_ACL.read_text()
     for setting in ("use_username_as_clientid true", "persistence true", "autosave_interval 10"):
         assert setting in shipped_broker_settings() and setting in config
-
-
-# ---------------------------------------------------------------------------------------------- client
-
-
-class Client:
-    """A paho MQTT client (v5 unless told otherwise) on its own network thread, recording what the broker
-    answered: CONNACK, SUBACK and PUBACK reason codes, and the messages delivered to it."""
-
-    def __init__(self, broker: Mosquitto, username: str | None, password: str | None = None, *,
-                 protocol: MQTTProtocolVersion = mqtt.MQTTv5, client_id: str | None = None) -> None:
-        self.broker = broker
-        self.username = username
-        self.protocol = protocol
-        client_id = client_id or f"test-{username}-{uuid.uuid4().hex[:8]}"
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        self._lock = threading.Lock()
-        self._threaded = False
-        self.connack: int | None = None
-        self.acks: dict[int, int] = {}
-        self.subacks: dict[int, list[int]] = {}
-        self._messages: list[tuple[str, bytes]] = []
-        self.disconnects: list[int] = []  # reason codes of disconnections the broker caused
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_connect = self._on_connect
-        self._client.on_publish = self._on_publish
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
-
-    # paho callbacks (network thread)
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
-        with self._lock:
-            self.connack = reason.value
-
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
-        with self._lock:
-            self.disconnects.append(reason.value)
-
-    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
-        with self._lock:
-            self.acks[mid] = reason.value
-
-    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: list[ReasonCode],
-                      props: Any) -> None:
-        with self._lock:
-            self.subacks[mid] = [r.value for r in reasons]
-
-    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self._messages.append((message.topic, bytes(message.payload)))
-
-    # test side
-    def connect(self, *, threaded: bool = True, persistent: bool = False) -> int:
-        """Connect and return the CONNACK reason code (0 on success; paho maps 3.1.1 codes to v5 ones).
-        ``threaded`` False pumps the network loop here instead, so that a refused client does not sit in
-        paho's reconnect backoff. ``persistent``: an MQTT 5 session kept for 5 minutes (no clean start),
-        else a clean start."""
-        if persistent:
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = 300
-            self._client.connect(self.broker.host, self.broker.port, keepalive=30, clean_start=False,
-                                 properties=properties)
-        else:
-            self._client.connect(self.broker.host, self.broker.port, keepalive=30)
-        if threaded:
-            self._client.loop_start()
-            self._threaded = True
-
-        def connack() -> tuple[int] | None:
-            if not threaded:
-                self._client.loop(timeout=0.05)
-            return (self.connack,) if self.connack is not None else None
-
-        return wait_until(connack, TIMEOUT, interval=0.01, message=f"CONNACK for {self.username}")[0]
-
-    def close(self) -> None:
-        self._client.disconnect()
-        if self._threaded:
-            self._client.loop_stop()
-
-    def subscribe(self, topic: str, qos: int = 1) -> list[int]:
-        _, mid = self._client.subscribe(topic, qos=qos)
-        assert mid is not None
-        return wait_until(lambda: self.subacks.get(mid), TIMEOUT, message=f"SUBACK for {topic}")
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
-        """Publish and return the PUBACK reason code (QoS 1; always 0 under MQTT 3.1.1). With QoS 0 there
-        is no PUBACK: paho reports 0 once the packet is written."""
-        info = self._client.publish(topic, payload, qos=qos)
-        mid = info.mid
-        return wait_until(lambda: (self.acks[mid],) if mid in self.acks else None, TIMEOUT,
-                          message=f"PUBACK for {topic}")[0]
-
-    def messages(self) -> list[tuple[str, bytes]]:
-        with self._lock:
-            return list(self._messages)
-
-    def wait_for(self, topic: str, payload: bytes) -> None:
-        wait_until(lambda: (topic, payload) in self.messages(), TIMEOUT,
-                   message=f"{self.username} to receive {payload!r} on {topic}")
 
 
 @pytest.fixture
@@ -350,6 +247,41 @@ def test_the_collector_rejects_a_payload_claiming_another_agent_as_identity(
     log = authenticated_collector.process.log()
     assert ("rejected message on hatang/v1/agents/xa-a/data/sw: identity: "
             "payload claims xa-b/sw on xa-a/sw") in log
+
+
+def test_only_the_centre_writes_an_agents_config_and_only_that_agent_reads_it(connect: Any) -> None:
+    """docs/remote-config.md: the config topic is written by the centre's user only (an agent cannot
+    configure itself or another), read by its own agent only (not by another agent, not by the collector),
+    and retained, so that an agent connecting later gets it."""
+    collector = connect("collector.hatang")
+    collector.subscribe(subscription())
+    agent = connect("xa-a")
+    assert agent.subscribe(config_topic("xa-a")) == [1]
+    other = connect("xa-b")
+    other.subscribe(config_topic("xa-a"))
+    other.subscribe("hatang/v1/agents/+/config")
+    centre = connect("centre.hatang")
+    forged = b"forged-by-an-agent"
+    assert agent.publish(config_topic("xa-a"), forged) == NOT_AUTHORIZED
+    assert other.publish(config_topic("xa-a"), forged) == NOT_AUTHORIZED
+    assert collector.publish(config_topic("xa-a"), forged) == NOT_AUTHORIZED
+    for topic in (data_topic("xa-a", "sw"), "hatang/v1/agents/xa-a/status"):
+        assert centre.publish(topic, b"injected") == NOT_AUTHORIZED, topic
+    document = marker()
+    assert centre.publish(config_topic("xa-a"), document, retain=True) == SUCCESS
+    agent.wait_for(config_topic("xa-a"), document)
+    fence = marker()
+    assert agent.publish(data_topic("xa-a", "sw"), fence) == SUCCESS
+    collector.wait_for(data_topic("xa-a", "sw"), fence)
+    assert other.publish(data_topic("xa-b", "sw"), marker()) == SUCCESS  # round trip on other's connection
+    assert [m for m in collector.messages() if "/config" in m[0]] == []
+    assert other.messages() == []
+    assert [m for m in agent.messages() if m[1] == forged] == []
+    later = connect("xa-a")  # retained: delivered at subscription
+    later.subscribe(config_topic("xa-a"))
+    later.wait_for(config_topic("xa-a"), document)
+    assert centre.subscribe(config_topic("xa-a")) == [1]  # the centre reads it back (next revision)
+    centre.wait_for(config_topic("xa-a"), document)
 
 
 def test_the_collector_user_reads_but_cannot_publish_as_an_agent(connect: Any) -> None:

@@ -731,9 +731,10 @@ def shipped_broker_settings() -> str:
                      if line and not line.startswith("#") and line.split()[0] not in _HOST_SETTINGS)
 
 
-def start_shipped_mosquitto(workdir: Path, passwords: dict[str, str]) -> Mosquitto:
+def start_shipped_mosquitto(workdir: Path, passwords: dict[str, str], port: int | None = None) -> Mosquitto:
     """Mosquitto as shipped: the settings of deploy/mosquitto/hatang.conf, its ACL file (copied verbatim)
-    and a password file for ``passwords`` (user -> password); anonymous clients refused."""
+    and a password file for ``passwords`` (user -> password); anonymous clients refused. ``port``: to
+    start a broker again where the clients know it (outside the ephemeral range, free_tcp_port)."""
     passwd = require_binary("mosquitto_passwd", "mosquitto")
     workdir.mkdir(parents=True, exist_ok=True)
     acl = workdir / "hatang.acl"
@@ -744,4 +745,4 @@ def start_shipped_mosquitto(workdir: Path, passwords: dict[str, str]) -> Mosquit
                        check=True, timeout=30, capture_output=True)
     extra = (f"{shipped_broker_settings()}\npersistence_location {workdir}/\n"
              f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl}\n")
-    return start_mosquitto(workdir, extra_config=extra)
+    return start_mosquitto(workdir, extra_config=extra, port=port)

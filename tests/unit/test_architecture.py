@@ -38,7 +38,7 @@ ADAPTERS: dict[str, frozenset[str]] = {
     "pydantic": frozenset({"agent.config", "collector.config", "collector.inventory", "agent.profiles",
                            "hatang.configfile", "hatang.config_types"}),
     "yaml": frozenset({"hatang.yaml_loading"}),
-    "cryptography": frozenset({"hatang.fleet.certificates"}),
+    "cryptography": frozenset({"hatang.fleet.certificates", "hatang.signing", "agent.snmp.usm_crypto"}),
 }
 
 

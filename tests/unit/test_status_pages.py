@@ -202,7 +202,8 @@ def test_json_shape_is_plain_json(store: Store) -> None:
     assert set(province) == {"generated", "counts", "offices", "grafana"}
     assert set(province["offices"][0]) == {"agent", "name", "role", "province", "district", "commune",
                                            "latitude", "longitude", "state", "online", "last_seen",
-                                           "devices_up", "devices_total", "link", "version"}
+                                           "devices_up", "devices_total", "link", "version",
+                                           "config_version", "config_rejected", "buffer"}
     office = _office(store)
     assert office is not None
     assert set(office) == {"generated", "office", "agent", "device", "devices", "probes", "traps",

@@ -126,7 +126,7 @@ async def test_a_device_whose_address_does_not_resolve_is_polled_down_with_reaso
     ])
     engine = FakeEngine()
     scheduler = await service._build_scheduler(engine)  # type: ignore[arg-type]
-    pollers = {d.poller.name: d.poller for d in scheduler._devices}
+    pollers = {name: d.poller for name, d in scheduler.devices.items()}
     assert set(pollers) == {"khong-phan-giai", "core-switch"}
 
     for expected in (1, 2):  # each interval: reported down, resolution tried again

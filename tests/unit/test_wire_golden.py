@@ -44,7 +44,7 @@ NAMES = sorted(PAYLOADS)
 # Series about the agent as a whole. The collector's clock bookkeeping is never compared; up and info
 # only for status messages (what a poll or trap does to them is not part of its payload's meaning).
 CLOCK_SERIES = frozenset({"hatang_agent_last_seen_timestamp_seconds", "hatang_agent_clock_offset_seconds"})
-STATUS_SERIES = frozenset({"hatang_agent_up", "hatang_agent_info"})
+STATUS_SERIES = frozenset({"hatang_agent_up", "hatang_agent_info", "hatang_agent_config_rejected"})
 AGENT_SERIES = CLOCK_SERIES | STATUS_SERIES
 
 # (sample name, labels, value as float, timestamp in ms or None)
@@ -90,7 +90,12 @@ def facts(message: PollBatch | AgentStatus | TrapMessage) -> dict[str, Any]:
             ],
         }
     if isinstance(message, AgentStatus):
-        optional = {"profiles": {d: list(names) for d, names in message.profiles}} if message.profiles else {}
+        optional: dict[str, Any] = {"profiles": {d: list(names) for d, names in message.profiles}
+                                    } if message.profiles else {}
+        if message.config_rejected is not None:
+            rejected = message.config_rejected
+            optional["config_rejected"] = {"revision": rejected.revision, "reason": rejected.reason,
+                                           "error": rejected.error, "ts": rejected.ts}
         return {
             "agent": message.agent, "boot": message.boot_id, "online": message.online, "ts": message.ts,
             "version": message.version, "site": dict(message.site), "devices": list(message.devices),
@@ -333,13 +338,22 @@ def test_a_float_v_of_one_is_still_v1() -> None:
     assert decode_status(mutated) == decode_status(payload_of("status-birth.json"))
 
 
+def test_the_config_topic_is_ignored_not_counted_as_a_reject() -> None:
+    """The centre's signed configuration for an agent (docs/remote-config.md) is on the agent's
+    ``config`` topic: not for the collector, which ignores it without counting a reject."""
+    store, _, _ = ingest("status-birth.json", payload_of("status-birth.json"))
+    assert store.ingest("hatang/v1/agents/xa-dai-dinh/config", b'{"v":1,"type":"config"}') == "ignored"
+    assert store.ingest("hatang/v1/agents/xa-dai-dinh/config", b"", retained=True) == "ignored"
+    assert store.ingest("hatang/v1/agents/xa-dai-dinh/configuration", b"{}") == "rejected:topic"  # can fail
+
+
 def test_unknown_topics_are_rejected_and_counted() -> None:
     """A topic kind v1 does not know, under hatang/v1/agents/, is counted as a reject (reason
     ``topic``): a new topic there needs the collector to be upgraded first. Other trees are not
     even subscribed to."""
     birth = payload_of("status-birth.json")
     store, _, _ = ingest("status-birth.json", birth)
-    assert store.ingest("hatang/v1/agents/xa-dai-dinh/config", birth) == "rejected:topic"
+    assert store.ingest("hatang/v1/agents/xa-dai-dinh/configuration", birth) == "rejected:topic"
     assert store.ingest("hatang/v1/agents/xa-dai-dinh/status/extra", birth) == "rejected:topic"
     assert store.ingest("hatang/v2/agents/xa-dai-dinh/status", birth) == "rejected:topic"
     assert subscription() == "hatang/v1/agents/#"
