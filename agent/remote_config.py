@@ -18,6 +18,7 @@ agent is agent/service.py's job.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
@@ -62,7 +63,11 @@ def document_problems(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     and ``hatang fleet push``."""
     out = []
     for key in config:
-        if key not in MANAGED_KEYS:
+        if key not in AgentConfig.model_fields:
+            close = difflib.get_close_matches(str(key), MANAGED_KEYS, n=1)
+            out.append(("schema", str(key), f"unknown key; {f'did you mean {close[0]!r}? ' if close else ''}"
+                        f"the centre may set {', '.join(MANAGED_KEYS)}"))
+        elif key not in MANAGED_KEYS:
             out.append(("local_key", str(key), f"only the office's agent.yaml sets {key!r}; the centre may "
                         f"set {', '.join(MANAGED_KEYS)}"))
 
@@ -162,7 +167,8 @@ class RemoteConfig:
         try:
             config, warnings = load_with_warnings(self.local_path, merged, source=source)
         except ConfigError as exc:
-            files = all(key.endswith("_file") for key, _ in exc.problems if key)
+            # a problem without a key path is one of the whole document (a probe named like a device): schema
+            files = all(key.endswith("_file") for key, _ in exc.problems)
             raise Rejected("files" if files else "schema", _summary(exc), revision) from None
         return Accepted(revision, config, tuple(warnings), payload)
 

@@ -64,7 +64,7 @@ class LocalAgentSource(Protocol):
     @property
     def config_path(self) -> Path: ...
     @property
-    def config_hash(self) -> str: ...
+    def config_version(self) -> str: ...
     @property
     def boot_id(self) -> str: ...
     @property
@@ -170,13 +170,14 @@ def _probe_address(probe: ProbeConfig) -> str:
     return probe.address if probe.method == "icmp" else f"{probe.address} (tcp {probe.tcp_port})"
 
 
-def applied_config(config: AgentConfig, path: Path, config_hash: str) -> dict[str, Any]:
+def applied_config(config: AgentConfig, path: Path, config_version: str) -> dict[str, Any]:
     """The configuration the agent runs with, for a person: what may be shown, listed key by key (no
-    secret, no secret file path). ``config_version`` is the hash the birth message carries."""
+    secret, no secret file path). ``config_version`` is what the birth message carries: the revision of
+    the centre's configuration (remote_config), else a hash of agent.yaml."""
     mqtt, buffer, traps = config.mqtt, config.buffer, config.traps
     return {
         "file": str(path.absolute()),
-        "config_version": config_hash,
+        "config_version": config_version,
         "agent_id": config.agent_id,
         "mqtt": {"url": mqtt.url, "username": mqtt.username or config.agent_id, "protocol": mqtt.protocol,
                  "keepalive": mqtt.keepalive, "client_certificate": mqtt.cert_file is not None,
@@ -214,7 +215,7 @@ def snapshot(agent: LocalAgentSource, now: float | None = None) -> LocalSnapshot
         buffer=LocalBuffer(stats.depth, stats.bytes, stats.oldest, stats.dropped, stats.dropped_full,
                            config.buffer.max_bytes, config.buffer.max_age),
         devices=devices(config, agent.last_polls),
-        config=applied_config(config, agent.config_path, agent.config_hash),
+        config=applied_config(config, agent.config_path, agent.config_version),
     )
 
 

@@ -18,6 +18,7 @@ from hatang import __version__, config_paths, configfile
 from hatang.configfile import ConfigError, ConfigWarning, load_yaml
 
 if typing.TYPE_CHECKING:
+    from agent.config import AgentConfig
     from collector.config import CollectorConfig
 
 EXIT_CONFIG = 2
@@ -94,6 +95,23 @@ def config_kind(data: object) -> str:
     return "collector"
 
 
+def _remote_config_note(agent: AgentConfig, path: Path) -> str:
+    """``remote_config``: the centre's public key must load (ConfigError naming the key otherwise); say
+    which kept configuration the agent would start from, or why it would not."""
+    from agent.remote_config import RemoteConfig
+
+    remote = RemoteConfig(agent, path)
+    kept = remote.last_good()
+    if kept is not None:
+        return (f"; starts from revision {kept.revision} of the centre's configuration "
+                f"({len(kept.config.devices)} device(s), kept in {remote.state_file})")
+    if remote.rejection is not None:
+        print(f"WARNING: {remote.state_file}: the kept configuration from the centre is refused "
+              f"({remote.rejection.reason}: {remote.rejection.error}); the agent starts from {path} alone",
+              file=sys.stderr)
+    return "; configured from the centre (no configuration kept yet)"
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     path = Path(args.config)
     if args.skip_files and not os.environ.get(config_paths.CREDENTIALS_VARIABLE):
@@ -109,6 +127,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         else:
             agent, warnings = agent_config.load_with_warnings(path)
         summary = f"agent config for '{agent.agent_id}' with {len(agent.devices)} device(s)"
+        if agent.remote_config is not None and not args.skip_files:
+            summary += _remote_config_note(agent, path)
     else:
         from collector import config as collector_config
 

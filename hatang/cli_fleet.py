@@ -255,7 +255,9 @@ def _issue(fleet: FleetDir, settings: FleetSettings, record: AgentRecord, args: 
         ca_certificate_pem=fleet.ca_cert.read_bytes(),
         client_certificate_pem=cert.certificate_pem if cert else None,
         client_key_pem=cert.key_pem if cert else None,
-        snmp_secrets=_snmp_secrets(fleet), buffer_path=buffer_path)
+        snmp_secrets=_snmp_secrets(fleet), buffer_path=buffer_path,
+        centre_public_key_pem=(fleet.centre_public_key.read_bytes() if fleet.centre_public_key.exists()
+                               else None))
     _validate_agent_yaml(enrolment.agent_yaml(e), record.agent_id)
     # The fleet's copy is always the current one (tools such as the Ansible role read enrol/); -o writes
     # another copy where asked.

@@ -27,7 +27,7 @@ PUBLIC_FILE_KEYS = ("public_key_file",)  # ends like a secret's key, but anyone 
 # systemd hands a service its credentials (LoadCredential=) as files in this directory and names it in the
 # environment. A ``*_file`` path may start with ${CREDENTIALS_DIRECTORY}/ (docs/configuration.md).
 CREDENTIALS_VARIABLE = "CREDENTIALS_DIRECTORY"
-_CREDENTIALS_PREFIXES = ("${CREDENTIALS_DIRECTORY}/", "$CREDENTIALS_DIRECTORY/")
+CREDENTIAL_PREFIXES = ("${CREDENTIALS_DIRECTORY}/", "$CREDENTIALS_DIRECTORY/")
 
 
 def resolve(base: Path, path: Path, *, config_path: Path | str, key: str) -> Path:
@@ -35,7 +35,7 @@ def resolve(base: Path, path: Path, *, config_path: Path | str, key: str) -> Pat
     systemd gives the service, a relative path in ``base`` (the config file's directory). Raises
     :class:`ConfigError` when the credentials directory is named but not set."""
     text = str(path)
-    for prefix in _CREDENTIALS_PREFIXES:
+    for prefix in CREDENTIAL_PREFIXES:
         if text.startswith(prefix):
             directory = os.environ.get(CREDENTIALS_VARIABLE, "")
             if not directory:

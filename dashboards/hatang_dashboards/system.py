@@ -120,9 +120,12 @@ def system_board() -> Board:
     info = s.sel("hatang_agent_info")
     b.add("table", "Agent",
           "Mỗi dòng một agent: phiên bản, trạng thái, thời gian từ lần cuối nhận tin, lệch đồng hồ, hàng đợi "
-          "trên đĩa (số bản tin, tuổi bản tin cũ nhất), bản tin bị bỏ.\nOne row per agent: version, state, "
-          "time since last message, clock offset, disk queue, dropped messages.",
-          [target(f"max by (agent, version, province, commune) ({info})", ref="A", instant=True, table=True),
+          "trên đĩa (số bản tin, tuổi bản tin cũ nhất), bản tin bị bỏ; cấu hình: số phiên bản cấu hình từ "
+          "trung tâm đang chạy (hoặc mã băm của agent.yaml).\nOne row per agent: version, configuration "
+          "(revision from the centre, or a hash of agent.yaml), state, time since last message, clock offset, "
+          "disk queue, dropped messages.",
+          [target(f"max by (agent, version, config_version, province, commune) ({info})", ref="A",
+                  instant=True, table=True),
            target(f"max by (agent) ({agent_up})", ref="B", instant=True, table=True),
            target(f"max by (agent) (time() - {s.sel('hatang_agent_last_seen_timestamp_seconds')})", ref="C",
                   instant=True, table=True),
@@ -136,7 +139,8 @@ def system_board() -> Board:
                   f"increase({s.sel('hatang_agent_queue_dropped_full_total')}[$__range]))", ref="G",
                   instant=True, table=True)],
           w=24, h=9, transformations=merge_table(
-              {"agent": "Agent", "version": "Phiên bản", "province": "Tỉnh/Thành phố", "commune": "Xã/Phường",
+              {"agent": "Agent", "version": "Phiên bản", "config_version": "Cấu hình",
+               "province": "Tỉnh/Thành phố", "commune": "Xã/Phường",
                "Value #B": "Trạng thái", "Value #C": "Lần cuối nhận tin", "Value #D": "Lệch đồng hồ",
                "Value #E": "Hàng đợi (tin)", "Value #F": "Tin chờ lâu nhất", "Value #G": "Tin bị bỏ"},
               hide=("Value #A",)),

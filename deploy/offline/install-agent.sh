@@ -371,7 +371,7 @@ if [ -n "$ENROL" ]; then
   while IFS= read -r name; do
     clean=${name#./}
     case "$clean" in
-      agent.yaml|ca.crt|client.crt|DOC-TRUOC.txt) members+=("$name") ;;
+      agent.yaml|ca.crt|client.crt|centre.pub|DOC-TRUOC.txt) members+=("$name") ;;
       ""|secrets|secrets/) ;;
       secrets/*)
         base=${clean#secrets/}
@@ -525,7 +525,7 @@ if [ -n "$ENROL_DIR" ]; then
   fi
   put_file "$new" "$enrolled" 0640 "$OWNER_CONFIG" || true
   record "$enrolled"
-  for f in ca.crt client.crt; do
+  for f in ca.crt client.crt centre.pub; do
     if [ -f "$ENROL_DIR/$f" ]; then
       if put_file "$ENROL_DIR/$f" "$ETC/$f" 0644 "$OWNER_ROOT"; then info "Đã ghi $ETC/$f" "wrote $ETC/$f"; fi
       record "$ETC/$f"

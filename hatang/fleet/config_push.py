@@ -22,7 +22,8 @@ from typing import Any
 from agent.config import parse as parse_agent_config
 from agent.remote_config import document_problems
 from hatang.config_errors import ConfigError
-from hatang.fleet.layout import write_atomic
+from hatang.config_paths import CREDENTIAL_PREFIXES
+from hatang.fleet.layout import FleetError, write_atomic
 from hatang.signing import Signer
 from hatang.yaml_loading import load_yaml
 from wire.remote_config import (
@@ -59,8 +60,26 @@ def check_file(path: Path, agent_id: str) -> dict[str, Any]:
     problems = document_problems(data)
     if problems:
         raise ConfigError(path, [(key, text) for _, key, text in problems])
-    parse_agent_config(path, {**_stand_in(agent_id), **data}, source=path)
+    parse_agent_config(path, {**_stand_in(agent_id), **_without_credentials_directory(data)}, source=path)
     return data
+
+
+def _without_credentials_directory(value: Any) -> Any:
+    """``value`` with each ``*_file`` path under ``${CREDENTIALS_DIRECTORY}/`` made relative: systemd sets
+    that variable for the agent at the office, not where ``fleet push`` runs, and no file is checked here."""
+    if isinstance(value, list):
+        return [_without_credentials_directory(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if isinstance(key, str) and key.endswith("_file") and isinstance(item, str):
+            for prefix in CREDENTIAL_PREFIXES:
+                item = item.removeprefix(prefix)
+            out[key] = item
+        else:
+            out[key] = _without_credentials_directory(item)
+    return out
 
 
 def retained_revision(payload: bytes) -> int:
@@ -80,7 +99,14 @@ def history_revision(history: Path, agent_id: str) -> int:
     return max((int(p.stem) for p in directory.glob("*.signed") if p.stem.isdigit()), default=0)
 
 
+MAX_REVISION = 2**53 - 1  # what an agent accepts (wire/remote_config.py)
+
+
 def sign(config: dict[str, Any], agent_id: str, revision: int, signer: Signer) -> Signed:
+    if not 1 <= revision <= MAX_REVISION:
+        raise FleetError(f"revision {revision} is outside 1..{MAX_REVISION}: the configuration retained on "
+                         f"the broker claims a revision no agent accepts (not signed by this centre?); clear "
+                         f"it with an empty retained message on hatang/v1/agents/{agent_id}/config")
     body = encode_body(ConfigDocument(agent_id, revision, round(time.time(), 3), config))
     return Signed(revision, encode_envelope(Envelope(signer.key_id, body, signer.sign(body))))
 

@@ -3,7 +3,9 @@ certificate, and the secrets as files (MQTT password, client key, the fleet's SN
 agent reads through systemd credentials. Pure: builds bytes; the caller writes them.
 
 Members (no leading directory), as the offline installer (deploy/offline/install-agent.sh) expects:
-``agent.yaml``, ``ca.crt``, ``client.crt`` (optional), ``secrets/<name>`` (0600), ``DOC-TRUOC.txt``.
+``agent.yaml``, ``ca.crt``, ``client.crt`` (optional), ``centre.pub`` (optional: the centre's public
+signing key, when the fleet has one; agent.yaml then turns ``remote_config`` on), ``secrets/<name>``
+(0600), ``DOC-TRUOC.txt``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Enrolment:
     client_key_pem: bytes | None = None
     snmp_secrets: tuple[tuple[str, bytes], ...] = ()
     buffer_path: str = DEFAULT_BUFFER
+    centre_public_key_pem: bytes | None = None  # `hatang fleet keygen FLEET_DIR` made one
 
 
 def _q(value: str) -> str:
@@ -55,7 +58,12 @@ def agent_yaml(e: Enrolment) -> str:
         lines += ["  cert_file: client.crt", f"  key_file: ${{CREDENTIALS_DIRECTORY}}/{CLIENT_KEY_SECRET}"]
     # The text depends only on the agent's identity, never on the fleet's SNMP files: a rotated bundle
     # differs from the installed agent.yaml only where the agent's identity changed.
-    lines += [f"buffer: {{path: {_q(e.buffer_path)}}}",
+    lines.append(f"buffer: {{path: {_q(e.buffer_path)}}}")
+    if e.centre_public_key_pem is not None:
+        lines += ["# Devices, probes and traps may also come from the centre, signed by its key",
+                  "# (`hatang fleet push`, docs/remote-config.md); the last good one is kept in the buffer.",
+                  "remote_config: {public_key_file: centre.pub}"]
+    lines += [
               "# The office's devices (docs/configuration.md). The centre's SNMP secrets are files in",
               "# /etc/hatang/secrets (e.g. snmp-community). For example:",
               "#  - name: core-switch",
@@ -95,6 +103,8 @@ def bundle(e: Enrolment) -> bytes:
         ("DOC-TRUOC.txt", README.format(agent_id=e.agent_id).encode(), 0o644),
         (f"secrets/{PASSWORD_SECRET}", e.password.encode() + b"\n", 0o600),
     ]
+    if e.centre_public_key_pem is not None:
+        members.append(("centre.pub", e.centre_public_key_pem, 0o644))
     if e.client_certificate_pem is not None and e.client_key_pem is not None:
         members += [("client.crt", e.client_certificate_pem, 0o644),
                     (f"secrets/{CLIENT_KEY_SECRET}", e.client_key_pem, 0o600)]

@@ -167,6 +167,10 @@ class FleetDir:
         return self.root / "centre.key"
 
     @property
+    def centre_public_key(self) -> Path:
+        return self.root / "centre.pub"
+
+    @property
     def snmp_dir(self) -> Path:
         return self.root / "snmp"
 

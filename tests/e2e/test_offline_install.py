@@ -113,6 +113,7 @@ class Fleet:
         fleet = cls(work / "fleet")
         fleet.run("init", "--broker-url", "mqtts://127.0.0.1:8883", "--server-name", "localhost",
                   "--server-ip", "127.0.0.1", "--reload-command", "true")
+        fleet.run("keygen", str(fleet.root))  # the bundle then carries centre.pub (remote_config on)
         for name, text in SNMP_SECRETS.items():
             (fleet.root / "snmp" / name).write_text(text)
         return fleet
@@ -284,7 +285,8 @@ def test_config_and_secrets_files_and_modes(installed: Installed) -> None:
     etc = installed.root / "etc/hatang"
     enrol = members(installed.enrolment)
     assert (etc / "agent.yaml").read_bytes() == enrol["agent.yaml"]
-    for public in ("ca.crt", "client.crt"):
+    assert "centre.pub" in enrol and b"remote_config: {public_key_file: centre.pub}" in enrol["agent.yaml"]
+    for public in ("ca.crt", "client.crt", "centre.pub"):
         if public in enrol:
             assert (etc / public).read_bytes() == enrol[public]
             assert mode(etc / public) == 0o644

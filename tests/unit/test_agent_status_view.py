@@ -203,7 +203,7 @@ def test_the_snapshot_says_what_the_service_knows(service: AgentService) -> None
     assert router.errors == (LocalError("system", "timeout", TIMEOUT.error),)
     assert by_name["ups"].state == "waiting" and by_name["ups"].last_poll_ts is None
     assert by_name["cong-tinh"].kind == "probe" and by_name["cong-tinh"].address == "10.0.0.1 (tcp 443)"
-    assert snap.config["config_version"] == service.config_hash != ""
+    assert snap.config["config_version"] == service.config_version == service.config_hash != ""
     assert snap.config["devices"] == 3 and snap.config["probes"] == 1
     assert snap.config["traps"] == {"listen": "127.0.0.1:1162", "repoll": True, "users": 1, "communities": 1}
 

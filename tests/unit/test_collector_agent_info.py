@@ -21,8 +21,9 @@ SITE = (("commune", "Đại Đình"), ("district", "Tam Đảo"), ("province", "
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def _status(agent: str, online: bool, version: str, boot: str = "b1") -> bytes:
-    return encode_status(AgentStatus(agent, boot, online, T0, version, SITE, ("sw",)))
+def _status(agent: str, online: bool, version: str, boot: str = "b1", config_version: str = "") -> bytes:
+    return encode_status(AgentStatus(agent, boot, online, T0, version, SITE, ("sw",),
+                                     config_version=config_version))
 
 
 def _series(store: Store) -> Series:
@@ -54,7 +55,19 @@ def test_agent_info_carries_the_birth_version_and_site_labels() -> None:
     store = _store()
     assert store.ingest(status_topic("xa-dai-dinh"), _status("xa-dai-dinh", True, "1.4.2")) == "accepted"
     info = _info(_series(store))
-    assert info == {"xa-dai-dinh": ({"agent": "xa-dai-dinh", "version": "1.4.2", **dict(SITE)}, 1)}
+    assert info == {"xa-dai-dinh": ({"agent": "xa-dai-dinh", "version": "1.4.2", "config_version": "",
+                                     **dict(SITE)}, 1)}
+
+
+def test_agent_info_carries_the_applied_configuration_revision() -> None:
+    """docs/remote-config.md: the birth's config_version is the revision of the centre's configuration
+    the agent runs (or a hash of its agent.yaml); hatang_agent_info follows it without a second series."""
+    store = _store()
+    store.ingest(status_topic("xa-dai-dinh"), _status("xa-dai-dinh", True, "1.4.2", config_version="6"))
+    assert _info(_series(store))["xa-dai-dinh"][0]["config_version"] == "6"
+    store.ingest(status_topic("xa-dai-dinh"), _status("xa-dai-dinh", True, "1.4.2", config_version="7"))
+    info = _info(_series(store))
+    assert info["xa-dai-dinh"][0]["config_version"] == "7" and len(info) == 1
 
 
 def test_agent_info_is_typed_gauge_next_to_agent_up() -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from agent import config as agent_config
 from agent.config import AgentConfig
 from collector.config import CollectorConfig
-from hatang import cli, configfile
+from hatang import cli, configfile, signing
 from hatang.configfile import ConfigError
 from tests.support.services import unavailable
 
@@ -40,8 +40,11 @@ AGENT_FILES = {
     "traps.communities_file": "bay-1\nbay-2\n",
     "traps.users[0].auth_password_file": "trap-auth\n",
     "traps.users[0].priv_password_file": "trap-priv\n",
+    "remote_config.public_key_file": signing.generate()[1].decode(),
 }
-SECRETS = [key for key in AGENT_FILES if not key.endswith(("ca_file", "cert_file"))]
+SECRETS = [key for key in AGENT_FILES if not key.endswith(("ca_file", "cert_file", "public_key_file"))]
+# *_file keys the agent writes (they need not exist): checked by test_every_file_key_has_a_role
+AGENT_OUTPUT_FILES = {"remote_config.state_file"}
 
 
 def file_name(key: str) -> str:
@@ -70,6 +73,7 @@ def agent_doc(directory: Path) -> dict[str, Any]:
                   "users": [{"username": "bay", "auth_protocol": "SHA", "priv_protocol": "AES",
                              "auth_password_file": f["traps.users[0].auth_password_file"],
                              "priv_password_file": f["traps.users[0].priv_password_file"]}]},
+        "remote_config": {"public_key_file": f["remote_config.public_key_file"]},
     }
 
 
@@ -129,16 +133,20 @@ def file_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
 
 def test_every_file_key_of_the_agent_config_is_tested() -> None:
     assert {k.replace("devices[0].snmp.auth", "devices[1].snmp.auth").replace(
-        "devices[0].snmp.priv", "devices[1].snmp.priv") for k in file_keys(AgentConfig)} == set(AGENT_FILES)
+        "devices[0].snmp.priv", "devices[1].snmp.priv") for k in file_keys(AgentConfig)} == {
+            *AGENT_FILES, *AGENT_OUTPUT_FILES}
 
 
 @pytest.mark.parametrize("model", [AgentConfig, CollectorConfig])
 def test_every_file_key_has_a_role(model: type[BaseModel]) -> None:
     roles = {key: configfile.file_role(key.rpartition(".")[2]) for key in file_keys(model)}
     assert roles and None not in roles.values()
-    assert all(role != "output" for key, role in roles.items() if key != "state_file"), roles
+    assert all(role != "output" for key, role in roles.items() if not key.endswith("state_file")), roles
+    assert all(role == "output" for key, role in roles.items() if key.endswith("state_file")), roles
     assert all(role in ("secret", "secret_lines") for key, role in roles.items()
-               if "password" in key or "communit" in key or key.endswith("key_file")), roles
+               if "password" in key or "communit" in key or (key.endswith("key_file")
+               and not key.endswith("public_key_file"))), roles
+    assert all(role == "input" for key, role in roles.items() if key.endswith("public_key_file")), roles
 
 
 def test_all_files_present_and_private_load_without_warnings(site: Path) -> None:
@@ -475,10 +483,21 @@ def test_check_prints_warnings_on_stderr_and_exits_0(site: Path, capsys: pytest.
     (site / file_name("traps.communities_file")).chmod(0o644)
     assert cli.main(["check", "-c", str(site / "agent.yaml")]) == 0
     out, err = capsys.readouterr()
-    assert out == (f"{site / 'agent.yaml'}: OK: agent config for 'xa-dai-dinh' with 2 device(s) "
-                   "(1 warning(s) on stderr)\n")
+    assert out == (f"{site / 'agent.yaml'}: OK: agent config for 'xa-dai-dinh' with 2 device(s); configured "
+                   "from the centre (no configuration kept yet) (1 warning(s) on stderr)\n")
     assert err.startswith(f"WARNING: {site / 'agent.yaml'}: traps.communities_file: secret file ")
     assert err.count("\n") == 1
+
+
+def test_check_refuses_a_public_key_file_without_a_key(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/remote-config.md: the centre's public key is loaded at check time, not first at the agent's
+    first configuration."""
+    (site / file_name("remote_config.public_key_file")).write_text("not a key\n")
+    assert cli.main(["check", "-c", str(site / "agent.yaml")]) == 2
+    _, err = capsys.readouterr()
+    assert "remote_config.public_key_file:" in err and "holds no PEM public key" in err
 
 
 def test_check_exits_2_naming_the_file_key_and_fix(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
