@@ -272,8 +272,9 @@ def _reference_cpu(targets: list[tuple[str, tuple[str, ...]]], env: dict[str, st
     return Reference(per_poll, per_start, starts / (REFERENCE_ROUNDS * len(targets)), varbinds)
 
 
-def run(quick: bool = False, intervals: int = 3) -> list[Result]:
-    interval = 10.0 if quick else 60.0
+def run(quick: bool = False, intervals: int = 3, smoke: bool = False) -> list[Result]:
+    interval = 2.0 if smoke else 10.0 if quick else 60.0  # smoke: does it still run end to end?
+    intervals = 1 if smoke else intervals
     mode = "quick: 10 s interval, " if quick else ""
     devices = len(SIM_DEVICES) + 1
     require(("mosquitto", "mosquitto"), ("snmpd", "snmpd"), ("snmpbulkwalk", "snmp"), ("snmpget", "snmp"))

@@ -302,9 +302,10 @@ async def _mqtt_hop(host: str, port: int, count: int) -> list[float]:
     return latencies
 
 
-def run(quick: bool = False, traps: int | None = None, polls: int | None = None) -> list[Result]:
-    traps = traps if traps is not None else (30 if quick else 200)
-    polls = polls if polls is not None else (30 if quick else 200)
+def run(quick: bool = False, traps: int | None = None, polls: int | None = None,
+        smoke: bool = False) -> list[Result]:
+    traps = traps if traps is not None else (5 if smoke else 30 if quick else 200)
+    polls = polls if polls is not None else (5 if smoke else 30 if quick else 200)
     mode = " (quick)" if quick else ""
     require(("mosquitto", "mosquitto"))
     load = machine_load()

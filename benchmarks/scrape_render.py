@@ -80,8 +80,8 @@ def lines_of(text: bytes, prefix: bytes) -> set[bytes]:
     return {line for line in text.splitlines() if line.startswith(prefix)}
 
 
-def run(quick: bool = False, series: int | None = None) -> list[Result]:
-    series = series or (100_000 if quick else 1_000_000)
+def run(quick: bool = False, series: int | None = None, smoke: bool = False) -> list[Result]:
+    series = series or (10_000 if smoke else 100_000 if quick else 1_000_000)
     store, metrics = filled_store(series)
     total = sum(len(m.samples) for m in metrics)
     now = time.time()

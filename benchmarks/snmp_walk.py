@@ -53,8 +53,8 @@ def free_port() -> int:
 
 
 class ResponderProcess:
-    def __init__(self, rows: int) -> None:
-        argv = [sys.executable, "-m", "benchmarks._bulk_responder", "--rows", str(rows)]
+    def __init__(self, rows: int, module: str = "benchmarks._bulk_responder") -> None:
+        argv = [sys.executable, "-m", module, "--rows", str(rows)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
@@ -103,11 +103,14 @@ def interface_columns() -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-async def agent_polls(port: int, rounds: int, fast: bool) -> tuple[float, int]:
+V2C = Credentials("2c", "public")
+
+
+async def agent_polls(port: int, rounds: int, fast: bool, creds: Credentials = V2C) -> tuple[float, int]:
     """CPU seconds of ``rounds`` full polls (after one warm-up poll) and the number of samples."""
     engine = SnmpEngine(fast_path=fast)
     try:
-        target = await engine.target("127.0.0.1", port, Credentials("2c", "public"), timeout=5.0, retries=1,
+        target = await engine.target("127.0.0.1", port, creds, timeout=5.0, retries=1,
                                      max_repetitions=REPS)
         profile = load_profiles()["interfaces"]
         # labels every poll, like snmp_exporter's lookups (the agent normally re-reads them every 10th)
@@ -129,7 +132,7 @@ async def agent_polls(port: int, rounds: int, fast: bool) -> tuple[float, int]:
         engine.close()
 
 
-def snmp_exporter_config(columns: list[str]) -> dict[str, object]:
+def snmp_exporter_config(columns: list[str], auth: dict[str, str] | None = None) -> dict[str, object]:
     label_columns = {"ifName": "1.3.6.1.2.1.31.1.1.1.1", "ifAlias": "1.3.6.1.2.1.31.1.1.1.18",
                      "ifDescr": "1.3.6.1.2.1.2.2.1.2", "ifType": "1.3.6.1.2.1.2.2.1.3"}
     lookups = [{"labels": ["ifIndex"], "labelname": name, "oid": oid,
@@ -138,17 +141,19 @@ def snmp_exporter_config(columns: list[str]) -> dict[str, object]:
     metrics = [{"name": f"c{oid.replace('.', '_')}", "oid": oid, "type": "gauge", "help": oid,
                 "indexes": [{"labelname": "ifIndex", "type": "gauge"}], "lookups": lookups}
                for oid in columns if oid not in label_columns.values()]
-    return {"bench": {"walk": columns, "metrics": metrics, "version": 2, "max_repetitions": REPS,
-                      "retries": 1, "timeout": "10s", "auth": {"community": "public"}}}
+    return {"bench": {"walk": columns, "metrics": metrics, "version": 3 if auth else 2,
+                      "max_repetitions": REPS, "retries": 1, "timeout": "10s",
+                      "auth": auth or {"community": "public"}}}
 
 
-def run_snmp_exporter(port: int, rounds: int, responder: ResponderProcess) -> Result:
+def run_snmp_exporter(port: int, rounds: int, responder: ResponderProcess, auth: dict[str, str] | None = None,
+                      name: str = "snmp_exporter 0.21 (Go), same columns + lookups") -> Result:
     binary = shutil.which("prometheus-snmp-exporter")
     if binary is None:
         raise RuntimeError("prometheus-snmp-exporter missing (Debian package prometheus-snmp-exporter)")
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "snmp.yml"
-        config.write_text(yaml.safe_dump(snmp_exporter_config(interface_columns())))
+        config.write_text(yaml.safe_dump(snmp_exporter_config(interface_columns(), auth)))
         http_port = free_port()
         argv = [binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{http_port}"]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -174,7 +179,7 @@ def run_snmp_exporter(port: int, rounds: int, responder: ResponderProcess) -> Re
         finally:
             proc.kill()
             proc.wait()
-    return Result(BENCH, "snmp_exporter 0.21 (Go), same columns + lookups", cpu / meter.varbinds * 1e6, UNIT,
+    return Result(BENCH, name, cpu / meter.varbinds * 1e6, UNIT,
                   notes=f"{series} series per scrape; responder CPU "
                         f"{meter.responder_cpu / meter.varbinds * 1e6:.2f} ms / 1,000 varbinds")
 
@@ -197,8 +202,10 @@ def run_snmpbulkwalk(port: int, rounds: int, responder: ResponderProcess) -> Res
                         f"{meter.responder_cpu / meter.varbinds * 1e6:.2f} ms / 1,000 varbinds")
 
 
-def run(quick: bool = False, rows: int = 2000, rounds: int | None = None) -> list[Result]:
-    rounds = rounds or (2 if quick else 5)
+def run(quick: bool = False, rows: int = 2000, rounds: int | None = None,
+        smoke: bool = False) -> list[Result]:
+    rounds = rounds or (1 if smoke else 2 if quick else 5)
+    rows = 200 if smoke else rows
     responder = ResponderProcess(rows)
     try:
         exporter = run_snmp_exporter(responder.port, rounds, responder)
@@ -225,9 +232,55 @@ def run(quick: bool = False, rows: int = 2000, rounds: int | None = None) -> lis
         budget = Result(BENCH, "agent core share for 200 devices x 500 varbinds / 60 s", core_share * 100,
                         "% of one core", goal="< 100 %", met=core_share < 1.0,
                         notes="computed from the fast path's CPU per varbind above")
-        return [fast_result, pysnmp_result, bulkwalk, exporter, budget]
+        # SNMPv3 beside snmp_exporter with the same users (the pysnmp v3 row only in full runs: ~40 s)
+        v3 = run_v3(rows, rounds, pysnmp=not (quick or smoke))
+        return [fast_result, pysnmp_result, bulkwalk, exporter, budget, *v3]
     finally:
         responder.close()
+
+
+# SNMPv3 authPriv (issue #19 goal 2): the same walk behind USM, the same users for every client
+V3_USERS = {"SHA256/AES-128": ("bench256", "SHA256", "AES", "AES"),
+            "SHA512/AES-256": ("bench512", "SHA512", "AES256", "AES256")}  # ours, snmp_exporter's priv name
+
+
+def run_v3(rows: int, rounds: int, pysnmp: bool = True) -> list[Result]:
+    """The agent's v3 fast path and snmp_exporter (gosnmp) on benchmarks/_bulk_responder_v3.py, per user;
+    the pysnmp path (the agent's v3 before the fast path) for the first user when ``pysnmp``."""
+    from benchmarks._bulk_responder_v3 import AUTH_PASSWORD, PRIV_PASSWORD
+
+    responder = ResponderProcess(rows, "benchmarks._bulk_responder_v3")
+    results: list[Result] = []
+    try:
+        for label, (user, auth, priv, exporter_priv) in V3_USERS.items():
+            exporter_auth = {"username": user, "security_level": "authPriv",
+                             "password": AUTH_PASSWORD.decode(), "auth_protocol": auth,
+                             "priv_protocol": exporter_priv,
+                             "priv_password": PRIV_PASSWORD.decode()}
+            exporter = run_snmp_exporter(responder.port, rounds, responder, exporter_auth,
+                                         f"snmp_exporter 0.21 (Go), v3 {label}, same columns + lookups")
+            creds = Credentials("3", username=user, auth_protocol=auth, auth_password=AUTH_PASSWORD.decode(),
+                                priv_protocol=priv, priv_password=PRIV_PASSWORD.decode())
+            subjects = [(True, f"hatang agent, v3 fast path ({label})")]
+            if pysnmp and not results:
+                subjects.append((False, f"hatang agent on pysnmp, v3 ({label})"))
+            for fast, name in subjects:
+                with Meter(responder) as meter:
+                    cpu, samples = asyncio.run(agent_polls(responder.port, rounds, fast, creds))
+                varbinds = meter.varbinds * rounds / (rounds + 1)
+                result = Result(BENCH, name, cpu / varbinds * 1e6, UNIT, reference="snmp_exporter v3",
+                                reference_value=exporter.value,
+                                notes=f"full poll: walk + mapping + JSON payload, {samples} samples per "
+                                      f"poll; responder CPU "
+                                      f"{meter.responder_cpu / meter.varbinds * 1e6:.2f} ms / 1,000 varbinds")
+                if fast:
+                    result.goal = "<= 1.0x snmp_exporter (same v3 user)"
+                    result.met = result.value <= exporter.value
+                results.append(result)
+            results.append(exporter)
+    finally:
+        responder.close()
+    return results
 
 
 def main() -> None:
@@ -235,9 +288,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--v3-only", action="store_true", help="only the SNMPv3 rows")
     args = parser.parse_args()
     from benchmarks.common import table
 
+    if args.v3_only:
+        print(table(run_v3(args.rows, args.rounds)))
+        return
     print(table(run(args.quick, args.rows, args.rounds)))
 
 

@@ -11,8 +11,9 @@ The rules are exactly those of :func:`wire.codec.decode_batch` (same :class:`~wi
 reasons) and the text exactly that of :func:`hatang.textformat.render_lines`;
 tests/unit/test_collector_ingest.py checks both against the reference on generated and fuzzed payloads.
 
-Polls that are not served but remote-written (late ones, push mode) take the slow path instead:
-decoded by :func:`wire.codec.decode_families`, then :func:`to_series`.
+Polls that are not served but remote-written (late ones, push mode) become remote-write series in
+collector/late_series.py, with the same rules; :func:`to_series` over the reference decoder's families
+is its reference.
 """
 
 from __future__ import annotations
@@ -254,7 +255,8 @@ def poll_success_series(base: Labels, up: bool, ts_ms: int) -> Series:
 
 
 def to_series(families: Sequence[Family], base: Labels, ts_ms: int) -> list[Series]:
-    """Every sample of a poll as a remote-write series stamped with the poll time."""
+    """Every sample of a poll as a remote-write series stamped with the poll time (the reference of
+    collector/late_series.py, which makes the same series straight from the decoded JSON)."""
     return [
         Series((("__name__", family.name), *base, *sample.labels), ((float(sample.value), ts_ms),))
         for family in families

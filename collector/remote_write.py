@@ -21,7 +21,6 @@ import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cramjam
 
@@ -61,34 +60,55 @@ def _field_bytes(number: int, payload: bytes) -> bytes:
     return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
-@lru_cache(maxsize=1 << 17)
-def _label_field(name: str, value: str) -> bytes:
-    """``TimeSeries.labels`` field (1) holding one ``Label``. Cached: the same label pairs (agent,
-    device, site, interface names) repeat in every poll, and this is most of the encoding cost."""
-    return _field_bytes(1, _field_bytes(1, name.encode()) + _field_bytes(2, value.encode()))
+class _LabelFields(dict[tuple[str, str], bytes]):
+    """``TimeSeries.labels`` field (1) holding one ``Label``, by (name, value). Cached: the same label
+    pairs (agent, device, site, interface names) repeat in every poll, and this is most of the encoding
+    cost. A dict with ``__missing__`` so that ``map`` looks up a whole series' labels in C."""
+
+    def __missing__(self, label: tuple[str, str]) -> bytes:
+        name, value = label
+        field = _field_bytes(1, _field_bytes(1, name.encode()) + _field_bytes(2, value.encode()))
+        if len(self) >= MAX_LABEL_FIELDS:
+            self.clear()
+        self[label] = field
+        return field
 
 
-@lru_cache(maxsize=1 << 12)
-def _timestamp_tail(timestamp_ms: int) -> bytes:
-    return b"\x10" + _varint(timestamp_ms & _MASK64)  # Sample.timestamp: field 2, int64 varint
+MAX_LABEL_FIELDS = 1 << 17
+_label_fields = _LabelFields()
+_join = b"".join
 
 
-def _sample_field(value: float, timestamp_ms: int) -> bytes:
-    # Sample.value: field 1, double (wire type 1, fixed 64-bit little endian); then the timestamp.
-    # The Sample is at most 1 + 8 + 11 bytes: its length is one varint byte.
-    payload = b"\x09" + _double(value) + _timestamp_tail(timestamp_ms)
-    return b"\x12" + _SMALL[len(payload)] + payload  # TimeSeries.samples: field 2
+def _sample_parts(timestamp_ms: int) -> tuple[bytes, bytes]:
+    """What comes before and after the value in a ``TimeSeries.samples`` field (2) of this timestamp:
+    the field's tag and length (a Sample is at most 1 + 8 + 11 bytes: one length byte) and
+    Sample.value's tag (field 1, double: fixed 64-bit little endian); then Sample.timestamp (field 2,
+    int64 varint)."""
+    tail = b"\x10" + _varint(timestamp_ms & _MASK64)
+    return b"\x12" + _SMALL[9 + len(tail)] + b"\x09", tail
 
 
 def encode_write_request(series: Iterable[Series]) -> bytes:
     """Serialize a ``prometheus.WriteRequest``. Labels are sorted by name, as the protocol requires."""
-    out = bytearray()
+    field = _label_fields.__getitem__
+    stamps: dict[int, tuple[bytes, bytes]] = {}
+    out: list[bytes] = []
+    append = out.append
     for s in series:
-        parts = [_label_field(name, value) for name, value in sorted(s.labels)]
-        parts += [_sample_field(float(value), ts) for value, ts in s.samples]
-        body = b"".join(parts)
-        out += b"\x0a" + _varint(len(body)) + body  # WriteRequest.timeseries: field 1
-    return bytes(out)
+        parts = list(map(field, sorted(s.labels)))
+        for value, ts in s.samples:
+            head_tail = stamps.get(ts)
+            if head_tail is None:
+                head_tail = stamps[ts] = _sample_parts(ts)
+            parts += (head_tail[0], _double(float(value)), head_tail[1])
+        body = _join(parts)
+        size = len(body)
+        if size < 0x4000:  # WriteRequest.timeseries: field 1, then the length as a varint
+            append(b"\x0a" + _SMALL[size] if size < 0x80 else bytes((0x0A, (size & 0x7F) | 0x80, size >> 7)))
+        else:
+            append(b"\x0a" + _varint(size))
+        append(body)
+    return _join(out)
 
 
 def compress(payload: bytes) -> bytes:

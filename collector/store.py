@@ -34,16 +34,16 @@ from collector.ingest import (
     poll_success_line,
     poll_success_series,
     render_families,
-    to_series,
     trim_cache,
 )
 from collector.inventory import Inventory
+from collector.late_series import late_series
 from collector.logguard import RejectLog
 from collector.remote_write import Series
 from collector.selfmetrics import CollectorMetrics
 from collector.sequence import SequenceTracker
 from hatang.textformat import format_labels
-from wire.codec import decode_families, decode_status, decode_trap, family_size, load_batch
+from wire.codec import decode_status, decode_trap, family_size, load_batch
 from wire.messages import AgentStatus, Labels
 from wire.topics import TopicError, TopicKind, parse_topic
 from wire.validation import DecodeError, Limits
@@ -329,10 +329,7 @@ class Store:
         # validate (and render) every family before the message counts as seen, so that a rejected
         # message leaves no trace in the sequence tracker
         if late or self.push:
-            families = decode_families(raw_metrics, self.limits, raw_label_sets)
-            series = to_series(families, base, ts_ms)
-            for family in families:
-                state.meta[family.name] = (family.type, family.help)
+            series, state.meta = late_series(raw_metrics, base, ts_ms, self.limits, raw_label_sets)
             if state.polls_device:
                 series.append(poll_success_series(base, batch.up, ts_ms))
         else:
@@ -382,7 +379,7 @@ class Store:
         assert state.unserved is not None and self.late_sink is not None
         raw_metrics, raw_label_sets, base, ts_ms = state.unserved
         state.unserved = None
-        series = to_series(decode_families(raw_metrics, self.limits, raw_label_sets), base, ts_ms)
+        series = late_series(raw_metrics, base, ts_ms, self.limits, raw_label_sets)[0]
         if state.polls_device:
             series.append(poll_success_series(base, state.up, ts_ms))
         self.late_sink(series)
