@@ -219,6 +219,11 @@ def _value(tag: int, content: bytes) -> SnmpValue:
     raise BerError(f"unknown value tag 0x{tag:02x}")
 
 
+# Public names of the primitives above, for the other decoders (agent/snmp/trap_decode.py).
+expect_tlv = _header  # (content start, content end) of the TLV at pos, whose tag must be ``tag``
+decode_value = _value  # an SnmpValue from a value's tag and content octets
+
+
 def decode_response(data: bytes) -> Response:
     """A v1/v2c Response-PDU. Raises :class:`BerError` for anything else or anything malformed."""
     end = len(data)

@@ -1,17 +1,24 @@
-"""SNMP trap and inform receiver: the trap side of pysnmp (:mod:`agent.snmp.pysnmp_session` is the poll side).
+"""SNMP trap and inform receiver: our own UDP socket, our own BER decoder for v1/v2c, pysnmp for v3 only.
 
-This is the only other module that imports pysnmp. Everything that leaves it is plain data: a
-:class:`~agent.snmp.trap_events.TrapEvent` per accepted notification, handed to a callback; errors are
-:class:`TrapListenError`.
+The socket and the v1/v2c fast path are :class:`agent.snmp.trap_listener.TrapListener`; this module
+adds the SNMPv3 side (:class:`PysnmpNotifications`) and is, with :mod:`agent.snmp.pysnmp_session`, the
+only one that imports pysnmp (lazily: a v1/v2c-only receiver never loads it).
 
-* SNMPv1 traps, SNMPv2c traps and informs, SNMPv3 traps and informs (USM, auth and privacy protocols
-  named as in :mod:`agent.snmp.credentials`).
-* It runs inside the caller's asyncio loop: its own pysnmp ``SnmpEngine`` (built in
-  :meth:`TrapReceiver.start`, ~0.1-0.4 s once), a UDP socket we bind ourselves (so a taken or
-  privileged port fails at once with a clear :class:`TrapListenError`), and pysnmp's
-  ``NotificationReceiver`` (which acknowledges informs).
-  ``open_dispatcher()`` is never called: it would run a loop of its own.
-* Informs are acknowledged before the callback runs (pysnmp sends the response first).
+Everything that leaves it is plain data: a :class:`~agent.snmp.trap_events.TrapEvent` per accepted
+notification, handed to a callback; errors are :class:`TrapListenError`.
+
+* SNMPv1 traps, SNMPv2c traps and informs: decoded by :mod:`agent.snmp.trap_decode` (tens of
+  microseconds a trap; pysnmp took ~1.5 ms, so a storm of linkDown/linkUp from every access switch
+  behind a flapping core link overwhelmed it). Informs are acknowledged (the Response-PDU of RFC 3416
+  4.2.7) before the callback runs, as pysnmp did.
+* SNMPv3 traps and informs (USM, auth and privacy protocols named as in :mod:`agent.snmp.credentials`):
+  only when v3 users are configured, by a pysnmp ``SnmpEngine`` (:class:`PysnmpNotifications`, built in
+  :meth:`TrapReceiver.start`, ~0.1-0.4 s once) fed the datagrams whose version field says 3. pysnmp is
+  imported then and only then: a v1/v2c-only receiver never loads it. ``open_dispatcher()`` is never
+  called: it would run a loop of its own.
+* It runs inside the caller's asyncio loop on a UDP socket we bind ourselves (so a taken or privileged
+  port fails at once with a clear :class:`TrapListenError`) with a large receive buffer (a storm
+  arrives faster than one loop turn).
 * SNMPv3 **informs** work without configuring the sender's engine id: the sender discovers ours first
   (RFC 3414 4), and the keys are localised to our engine id. SNMPv3 **traps** are sent with the
   *sender's* engine id as the authoritative one, so each sending device's engine id must be configured
@@ -23,50 +30,46 @@ This is the only other module that imports pysnmp. Everything that leaves it is 
   (and, for traps, the engine id) could inject unauthenticated notifications.
 * Community strings never appear in events: v1/v2c events carry the community's *index* in the
   configured list (``communities[0]``), and RFC 3584's ``snmpTrapCommunity.0`` varbind is dropped.
+  A wrong community is counted in ``rejected`` and dropped (an inform is not acknowledged).
+* Malformed datagrams are counted in ``rejected`` and logged once per sender (then at debug level).
 
-Conversion from SNMP values to :class:`TrapEvent` is pure (:mod:`agent.snmp.trap_events`) and
-unit-tested without sockets; only :class:`TrapReceiver` touches pysnmp and the network.
+Conversion from SNMP values to :class:`TrapEvent` is pure (:mod:`agent.snmp.trap_events`).
+:class:`PysnmpNotifications` is also the reference the fast path is differential-tested and benchmarked
+against (it can take v1/v2c datagrams too: a :class:`TrapReceiver` subclass with empty
+``fast_versions`` sends everything there, as before the fast path existed).
 """
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import ipaddress
 import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pysnmp.carrier.asyncio.dgram import udp, udp6
-from pysnmp.entity import config as pysnmp_config
-from pysnmp.entity import engine as pysnmp_engine
-from pysnmp.entity.rfc3413 import ntfrcv
-from pysnmp.proto import rfc1902
-from pysnmp.proto.api import v1, v2c
-
 from agent.snmp.ber import repair_unsigned
 from agent.snmp.credentials import level_rank
-from agent.snmp.pysnmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, convert
 from agent.snmp.trap_events import TrapEvent, V3User, build_event, engine_id_bytes, v1_varbinds
+from agent.snmp.trap_listener import VERSION_NAMES, SlowPath, TrapListener, TrapListenError, WarnOnce
 from agent.snmp.values import SnmpValue
+
+__all__ = ["PysnmpNotifications", "TrapListenError", "TrapReceiver"]
 
 log = logging.getLogger("hatang.agent.traps")
 
 
-class TrapListenError(Exception):
-    """The receiver could not bind its UDP address (taken, needs privileges, no such address)."""
+class TrapReceiver(TrapListener):
+    """Receive SNMP notifications on ``listen`` and call ``on_trap(event)`` for each accepted one (see
+    :class:`TrapListener`); SNMPv3 ones too when ``v3_users`` are configured (through pysnmp)."""
+
+    def _make_slow_path(self) -> SlowPath | None:
+        if not self._users and {0, 1} <= self.fast_versions:
+            return None  # v1/v2c only: no pysnmp
+        return PysnmpNotifications(self._communities, self._users, self._engine_id, self._family,
+                                   self._deliver)
 
 
 # ------------------------------------------------------------------------------------------- pysnmp side
-
-
-def _plain(name: Any, value: Any, network_address: Any = None) -> tuple[str, SnmpValue]:
-    if network_address is not None and value.tagSet == network_address.tagSet:
-        value = value.getComponent()  # SNMPv1 NetworkAddress is a CHOICE around IpAddress
-    return ".".join(str(n) for n in name), convert(value)  # the poller's conversion: the same kinds
-
 
 # pysnmp MIB counters that mean "a datagram was refused" (the discovery step usmStatsUnknownEngineIDs is
 # not one: every v3 inform starts with it).
@@ -86,130 +89,36 @@ _REJECT_COUNTERS = (
 )
 
 
-class TrapReceiver:
-    """Receive SNMP notifications on ``listen`` and call ``on_trap(event)`` for each accepted one.
+class PysnmpNotifications:
+    """A pysnmp ``SnmpEngine`` with a ``NotificationReceiver``, fed datagrams by :meth:`feed` (it reads no
+    socket: it answers through the asyncio transport given to :meth:`attach`). Builds a
+    :class:`TrapEvent` per accepted notification and hands it to ``deliver``. Imports pysnmp.
 
-    ``on_trap`` runs on the event loop, synchronously, once per notification: keep it short (put the
-    event in a queue, call ``Scheduler.poll_now``); an exception in it is logged and swallowed.
+    SNMPv3 for :class:`TrapReceiver`; for v1/v2c too, as the reference of the fast path."""
 
-    Counters (plain attributes/properties, monotonic): ``received`` notifications delivered to
-    ``on_trap``; ``rejected`` datagrams refused (unknown community, unknown v3 user or engine id,
-    wrong digest, undecryptable, too low a security level, not SNMP, malformed); ``datagrams`` seen.
-    """
+    def __init__(self, communities: Sequence[str], users: Sequence[V3User], engine_id: bytes | None,
+                 family: int, deliver: Callable[[TrapEvent], None]) -> None:
+        from pysnmp.carrier.asyncio.dgram import udp, udp6
+        from pysnmp.entity import config
+        from pysnmp.entity import engine as pysnmp_engine
+        from pysnmp.entity.rfc3413 import ntfrcv
+        from pysnmp.proto import rfc1902
 
-    def __init__(
-        self,
-        listen: tuple[str, int],
-        communities: Sequence[str],
-        v3_users: Sequence[V3User],
-        on_trap: Callable[[TrapEvent], None],
-        *,
-        engine_id: str | None = None,
-    ) -> None:
-        host, port = listen
-        try:
-            self._family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-        except ValueError:
-            raise ValueError(f"trap listen address {host!r} is not an IP address") from None
-        if not 0 <= port <= 65535:
-            raise ValueError(f"trap listen port {port} is not 0..65535")
-        self._listen = (host, port)
-        self._communities = list(communities)
-        if any(not c for c in self._communities):
-            raise ValueError("empty community string")
-        self._users = list(v3_users)
-        self._engine_id = engine_id_bytes(engine_id) if engine_id is not None else None
-        self._on_trap = on_trap
+        from agent.snmp.pysnmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+
+        self._deliver = deliver
+        self._rejected_here = 0
+        self._warn = WarnOnce()
         self._required_level: dict[str, int] = {}
-        for user in self._users:
+        for user in users:
             level = level_rank(user.security_level)
             self._required_level[user.username] = min(level, self._required_level.get(user.username, level))
-        self.received = 0
-        self.datagrams = 0
-        self._rejected_here = 0
-        self._engine: Any = None  # kept after close() so that the counters stay readable
-        self._transport: Any = None
-        self._receiver: Any = None
-        self._bound: tuple[str, int] | None = None
-        self._sock: socket.socket | None = None
-        self._closed = False
-        self._warned: set[tuple[str, ...]] = set()
-
-    # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def bound(self) -> tuple[str, int]:
-        """The address actually bound (the real port when ``listen`` asked for port 0)."""
-        if self._bound is None:
-            raise RuntimeError("TrapReceiver is not started")
-        return self._bound
-
-    @property
-    def engine_id(self) -> str:
-        """Our SNMP engine id in hex (what senders discover for v3 informs)."""
-        if self._engine is None:
-            raise RuntimeError("TrapReceiver is not started")
-        return bytes(self._engine.snmpEngineID.asOctets()).hex()
-
-    @property
-    def rejected(self) -> int:
-        if self._engine is None:
-            return self._rejected_here
-        builder = self._engine.get_mib_builder()
-        total = self._rejected_here
-        for module, name in _REJECT_COUNTERS:
-            try:
-                (counter,) = builder.import_symbols(module, name)
-            except Exception:  # pragma: no cover - a counter missing from a pysnmp version
-                continue
-            total += int(counter.syntax)
-        return total
-
-    def _bind(self) -> socket.socket:
-        host, port = self._listen
-        sock = socket.socket(self._family, socket.SOCK_DGRAM)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            where = f"udp {host}:{port}" if self._family == socket.AF_INET else f"udp [{host}]:{port}"
-            if exc.errno == errno.EADDRINUSE:
-                hint = "another program (snmptrapd? another agent?) already listens there"
-            elif exc.errno == errno.EACCES:
-                hint = ("ports below 1024 need root or CAP_NET_BIND_SERVICE (systemd: "
-                        "AmbientCapabilities=CAP_NET_BIND_SERVICE), or listen on a port >= 1024")
-            elif exc.errno == errno.EADDRNOTAVAIL:
-                hint = "no interface of this host has that address"
-            else:
-                hint = exc.strerror or str(exc)
-            raise TrapListenError(f"cannot listen for SNMP traps on {where}: {hint} ({exc})") from exc
-        sock.setblocking(False)
-        return sock
-
-    async def start(self) -> None:
-        """Bind the UDP address and start receiving. Raises :class:`TrapListenError` when binding fails."""
-        if self._engine is not None or self._closed:
-            raise RuntimeError("a TrapReceiver starts once; make a new one")
-        sock = self._sock = self._bind()
-        try:
-            await self._start_engine(sock)
-        except BaseException:
-            self.close()
-            sock.close()
-            raise
-        name = sock.getsockname()
-        self._bound = (str(name[0]), int(name[1]))
-        log.info("listening for SNMP traps on udp %s:%d (%d communities, %d v3 users, engine id %s)",
-                 self._bound[0], self._bound[1], len(self._communities), len(self._users), self.engine_id)
-
-    async def _start_engine(self, sock: socket.socket) -> None:
-        engine_id = rfc1902.OctetString(self._engine_id) if self._engine_id is not None else None
-        self._engine = engine = pysnmp_engine.SnmpEngine(snmpEngineID=engine_id)
-        config = pysnmp_config
-        for index, community in enumerate(self._communities):
+        self._engine = engine = pysnmp_engine.SnmpEngine(
+            snmpEngineID=rfc1902.OctetString(engine_id) if engine_id is not None else None)
+        for index, community in enumerate(communities):
             config.add_v1_system(engine, f"communities[{index}]", community)
         seen: set[str] = set()
-        for user in self._users:
+        for user in users:
             auth = AUTH_PROTOCOLS[user.auth_protocol] if user.auth_protocol else config.USM_AUTH_NONE
             priv = PRIV_PROTOCOLS[user.priv_protocol] if user.priv_protocol else config.USM_PRIV_NONE
             keys = {"authProtocol": auth, "authKey": user.auth_password or None,
@@ -220,58 +129,58 @@ class TrapReceiver:
             if user.engine_id is not None:  # for traps: keys localised to the sender's engine id
                 config.add_v3_user(engine, user.username, **keys,
                                    securityEngineId=rfc1902.OctetString(engine_id_bytes(user.engine_id)))
-        if self._family == socket.AF_INET:
-            domain, transport = udp.DOMAIN_NAME, _make_transport(udp.UdpAsyncioTransport, self)
+        if family == socket.AF_INET:
+            domain, transport = udp.DOMAIN_NAME, udp.UdpAsyncioTransport()
         else:
-            domain, transport = udp6.DOMAIN_NAME, _make_transport(udp6.Udp6AsyncioTransport, self)
-        self._receiver = receiver = ntfrcv.NotificationReceiver(engine, self._on_notification)
+            domain, transport = udp6.DOMAIN_NAME, udp6.Udp6AsyncioTransport()
+        self._receiver: Any = ntfrcv.NotificationReceiver(engine, self._on_notification)
         # Put our security-level gate in front of the receiver (it would acknowledge first, then call us).
         dispatcher = engine.message_dispatcher
-        dispatcher.unregister_context_engine_id(b"", receiver.SUPPORTED_PDU_TYPES)
-        dispatcher.register_context_engine_id(b"", receiver.SUPPORTED_PDU_TYPES, self._gate)
+        dispatcher.unregister_context_engine_id(b"", self._receiver.SUPPORTED_PDU_TYPES)
+        dispatcher.register_context_engine_id(b"", self._receiver.SUPPORTED_PDU_TYPES, self._gate)
         config.add_transport(engine, domain, transport)
-        self._transport = transport
-        # Everything is registered before the socket is handed to the loop: no datagram finds it half-set.
-        await asyncio.get_running_loop().create_datagram_endpoint(lambda: transport, sock=sock)
+        self._transport: Any = transport
 
-    def close(self) -> None:
-        """Stop receiving and release the socket. Safe to call more than once; counters stay readable."""
-        if self._closed:
+    @property
+    def engine_id(self) -> str:
+        return bytes(self._engine.snmpEngineID.asOctets()).hex()
+
+    @property
+    def rejected(self) -> int:
+        builder = self._engine.get_mib_builder()
+        total = self._rejected_here
+        for module, name in _REJECT_COUNTERS:
+            try:
+                (counter,) = builder.import_symbols(module, name)
+            except Exception:  # pragma: no cover - a counter missing from a pysnmp version
+                continue
+            total += int(counter.syntax)
+        return total
+
+    def attach(self, transport: Any) -> None:
+        """Send answers (inform acknowledgements, discovery reports) through this asyncio transport (or
+        anything with ``sendto(data, address)``)."""
+        self._transport.connection_made(transport)
+
+    def feed(self, datagram: bytes, address: Any) -> None:
+        """One datagram, processed now (an acknowledgement is sent and the event delivered before this
+        returns). Exceptions from pysnmp are counted as rejections, never raised."""
+        callback = self._transport._callback_function
+        if callback is None:
             return
-        self._closed = True
-        engine, receiver, transport = self._engine, self._receiver, self._transport
-        self._receiver = self._transport = None
         try:
-            if engine is not None and receiver is not None:
-                engine.message_dispatcher.unregister_context_engine_id(b"", receiver.SUPPORTED_PDU_TYPES)
-            if engine is not None and engine.transport_dispatcher is not None:
-                engine.close_dispatcher()  # unregisters and closes the transport, stops pysnmp's timer task
-        finally:
-            if transport is not None and transport.transport is not None:
-                transport.transport.close()  # stops reading now, closes the socket on the next loop turn
-            if self._sock is not None:
-                self._sock.close()  # release the port before close() returns
-
-    def _warn_once(self, key: tuple[str, ...], message: str, *args: object) -> None:
-        """Log a warning the first time for ``key`` (a sender, a user), then at debug level: a device
-        repeating the same mistake every few seconds must not flood the log."""
-        if key in self._warned:
-            log.debug(message, *args)
-            return
-        if len(self._warned) < 10_000:
-            self._warned.add(key)
-        log.warning(message + " (further ones at debug level)", *args)
-
-    # ------------------------------------------------------------------ receiving
-
-    def _datagram(self, dispatch: Callable[[], None]) -> None:
-        """Called per datagram by the transport: count it, and never let pysnmp raise into the loop."""
-        self.datagrams += 1
-        try:
-            dispatch()
+            callback(self._transport, address, repair_unsigned(datagram))  # v1/v2c only; v3 is authenticated
         except Exception as exc:
             self._rejected_here += 1
-            log.debug("SNMP datagram dropped: %r", exc)
+            log.debug("SNMP datagram dropped by pysnmp: %r", exc)
+
+    def close(self) -> None:
+        engine, receiver = self._engine, self._receiver
+        self._receiver = None
+        if receiver is not None:
+            engine.message_dispatcher.unregister_context_engine_id(b"", receiver.SUPPORTED_PDU_TYPES)
+        if engine.transport_dispatcher is not None:
+            engine.close_dispatcher()  # unregisters the transport, stops pysnmp's timer task
 
     def _gate(self, snmp_engine: Any, mp_model: Any, security_model: Any, security_name: Any,
               security_level: Any, *rest: Any) -> None:
@@ -280,10 +189,10 @@ class TrapReceiver:
             required = self._required_level.get(str(security_name), 4)
             if int(security_level) < required:
                 self._rejected_here += 1
-                self._warn_once(("level", str(security_name)),
-                                "SNMPv3 notification from user %r refused: security level %d is below the "
-                                "configured %d (1 noAuthNoPriv, 2 authNoPriv, 3 authPriv)",
-                                str(security_name), int(security_level), required)
+                self._warn(("level", str(security_name)),
+                           "SNMPv3 notification from user %r refused: security level %d is below the "
+                           "configured %d (1 noAuthNoPriv, 2 authNoPriv, 3 authPriv)",
+                           str(security_name), int(security_level), required)
                 return
         receiver = self._receiver
         if receiver is not None:
@@ -295,20 +204,18 @@ class TrapReceiver:
             event = self._event(snmp_engine, varbinds)
         except Exception as exc:
             self._rejected_here += 1
-            self._warn_once(("malformed", type(exc).__name__), "malformed SNMP notification dropped: %s", exc)
+            self._warn(("malformed", type(exc).__name__), "malformed SNMP notification dropped: %s", exc)
             return
-        self.received += 1
-        try:
-            self._on_trap(event)
-        except Exception:
-            log.exception("trap callback failed for %s from %s", event.trap_name, event.source)
+        self._deliver(event)
 
     def _event(self, snmp_engine: Any, varbinds: Any) -> TrapEvent:
+        from pysnmp.proto.api import v1, v2c
+
         context = snmp_engine.observer.get_execution_context("rfc3412.receiveMessage:request")
         source = str(context["transportAddress"][0])
         mp_model = int(context["messageProcessingModel"])
         pdu = context["pdu"]
-        version = {0: "1", 1: "2c", 3: "3"}.get(mp_model, str(mp_model))
+        version = VERSION_NAMES.get(mp_model, str(mp_model))
         inform = pdu.tagSet == v2c.InformRequestPDU.tagSet
         if mp_model == 0:
             api = v1.apiTrapPDU
@@ -326,17 +233,9 @@ class TrapReceiver:
                            security_name=str(context["securityName"]), varbinds=plain, inform=inform)
 
 
-def _make_transport(base: Any, owner: TrapReceiver) -> Any:
-    """A pysnmp asyncio UDP transport whose datagrams go through ``owner._datagram`` (counted, exceptions
-    caught) after :func:`agent.snmp.ber.repair_unsigned` (v1/v2c only; v3 bytes are authenticated)."""
+def _plain(name: Any, value: Any, network_address: Any = None) -> tuple[str, SnmpValue]:
+    from agent.snmp.pysnmp_session import convert
 
-    class _Transport(base):  # type: ignore[misc]  # pysnmp is untyped
-        def datagram_received(self, datagram: bytes, address: Any) -> None:
-            callback = self._callback_function
-            if callback is None:
-                return
-            fixed = repair_unsigned(datagram)  # negative Counter32 etc. from buggy v1/v2c devices
-            self.loop.call_soon(owner._datagram, lambda: callback(self, address, fixed))
-
-    return _Transport()
-
+    if network_address is not None and value.tagSet == network_address.tagSet:
+        value = value.getComponent()  # SNMPv1 NetworkAddress is a CHOICE around IpAddress
+    return ".".join(str(n) for n in name), convert(value)  # the poller's conversion: the same kinds

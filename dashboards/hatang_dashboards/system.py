@@ -122,8 +122,8 @@ def system_board() -> Board:
           "Mỗi dòng một agent: phiên bản, trạng thái, thời gian từ lần cuối nhận tin, lệch đồng hồ, hàng đợi "
           "trên đĩa (số bản tin, tuổi bản tin cũ nhất), bản tin bị bỏ; cấu hình: số phiên bản cấu hình từ "
           "trung tâm đang chạy (hoặc mã băm của agent.yaml).\nOne row per agent: version, configuration "
-          "(revision from the centre, or a hash of agent.yaml), state, time since last message, clock offset, "
-          "disk queue, dropped messages.",
+          "(revision from the centre, or a hash of agent.yaml), state, time since last message, clock "
+          "offset, disk queue, dropped messages.",
           [target(f"max by (agent, version, config_version, province, commune) ({info})", ref="A",
                   instant=True, table=True),
            target(f"max by (agent) ({agent_up})", ref="B", instant=True, table=True),
