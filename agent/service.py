@@ -18,6 +18,7 @@ from agent.events import device_addresses, probe_outcome
 from agent.poller import PollOutcome
 from agent.profiles import Profile, load_profiles
 from agent.queue import DiskQueue, QueueLocked
+from agent.queue_writer import QueueWriter
 from agent.remote_config import Accepted, Rejected, RemoteConfig
 from agent.scheduler import ScheduledDevice, Scheduler
 from agent.self_metrics import agent_self_metrics
@@ -104,6 +105,7 @@ class AgentService:
             redeliver_window=mqtt.redeliver_window,
             on_config=self._config_arrived if self.remote is not None else None,
         )
+        self.writer = QueueWriter(self.queue, self.uplink.notify)
         self.scheduler: Scheduler | None = None
         self._addresses = device_addresses(config)
         self.trap_receiver: TrapReceiver | None = None
@@ -133,13 +135,7 @@ class AgentService:
         self._warn_if_too_large(device, payload, batch)
         if channel != SELF_CHANNEL:
             self.last_polls[device] = replace(outcome, families=(), problems=())
-        self._append(channel, payload, interval)
-
-    def _append(self, channel: str, payload: bytes, live_for: float) -> None:
-        """Into the disk queue. A queue that cannot write (disk full) loses the message; it logs that
-        once per episode and counts it (``dropped_full``), and the collector sees the sequence gap."""
-        if self.queue.append(channel, payload, live_for=live_for):
-            self.uplink.notify()
+        self.writer.append(channel, payload, interval)  # in sequence order, traps in batches
 
     def _warn_if_too_large(self, device: str, payload: bytes, batch: PollBatch) -> None:
         """A poll over the collector's default limits is rejected there unless they were raised: say so,
@@ -168,7 +164,7 @@ class AgentService:
             trap_oid=event.trap_oid, trap_name=event.trap_name, if_index=event.if_index,
             uptime=event.uptime, varbinds=event.varbinds, site=self._site,
         )
-        self._append(EVENTS_CHANNEL, encode_trap(message), 60.0)
+        self.writer.append_batched(EVENTS_CHANNEL, encode_trap(message), 60.0)
 
     async def _run_probe(self, probe: ProbeConfig) -> None:
         while True:
@@ -377,6 +373,7 @@ class AgentService:
                 await asyncio.gather(*producers, return_exceptions=True)
                 if self.trap_receiver is not None:
                     self.trap_receiver.close()
+                self.writer.flush()
                 await self.uplink.finish(self._status(online=False))
                 uplink.cancel()
                 raise _Stop
@@ -390,6 +387,7 @@ class AgentService:
             if close_page is not None:
                 await close_page()
             engine.close()
+            self.writer.flush()  # traps that arrived just before a stop that was not clean
             self.queue.close()
             log.info("agent %s stopped; boot %s made %d message(s)", self.config.agent_id, self.boot_id,
                      self._seq)

@@ -343,14 +343,12 @@ class Uplink:
             now = time.time()
             live = self._queue.peek_live(now, DRAIN_BATCH)
             if live:
-                for message in live:
-                    await self._send(client, message, replay=False)
+                await self._send(client, live, replay=False)
                 continue
             allowed = pacer.available()
             backlog = self._queue.peek_backlog(now, min(DRAIN_BATCH, allowed)) if allowed else []
             if backlog:
-                for message in backlog:
-                    await self._send(client, message, replay=True)
+                await self._send(client, backlog, replay=True)
                 pacer.spend(len(backlog))
                 continue
             if allowed or not self._queue.peek_backlog(now, 1):
@@ -358,21 +356,38 @@ class Uplink:
             else:  # backlog waits for the pacer or new live data
                 await self._idle(client, pacer.wait_time())
 
-    async def _send(self, client: Connection, message: QueuedMessage, *, replay: bool) -> None:
+    def _topic(self, message: QueuedMessage, replay: bool) -> str:
         if message.device == SELF_CHANNEL:
-            topic = self_topic(self._agent)
-        elif message.device == EVENTS_CHANNEL:
-            topic = events_topic(self._agent)
-        else:
-            topic = data_topic(self._agent, message.device, replay=replay)
-        await self._publish(client, topic, message.payload)
-        self._queue.ack([message.id], keep_for=self._redeliver_window)
-        self._acked = self._acked or self._redeliver_window > 0
+            return self_topic(self._agent)
+        if message.device == EVENTS_CHANNEL:
+            return events_topic(self._agent)
+        return data_topic(self._agent, message.device, replay=replay)
+
+    async def _send(self, client: Connection, messages: list[QueuedMessage], *, replay: bool) -> None:
+        """Publish a batch pipelined (sent in order, then the PUBACKs awaited: not one round trip per
+        message). The messages before the first failure (a refusal, a lost connection) leave the queue;
+        that failure is raised, and the rest stay queued in order (one the broker took after it is sent
+        twice: the collector drops the duplicate by its sequence number)."""
+        topics = [self._topic(m, replay) for m in messages]
+        results = await asyncio.gather(*(client.publish_acked(topic, m.payload)
+                                         for topic, m in zip(topics, messages, strict=True)),
+                                       return_exceptions=True)
+        settled = next((i for i, r in enumerate(results) if not (isinstance(r, PubAck) and r.accepted)),
+                       len(results))
+        accepted = [m.id for m in messages[:settled]]
+        if accepted:
+            self._queue.ack(accepted, keep_for=self._redeliver_window)
+            self._acked = self._acked or self._redeliver_window > 0
+            self.published += len(accepted)
+            self.replayed += len(accepted) if replay else 0
+        if settled < len(results):
+            failure = results[settled]
+            if isinstance(failure, BaseException):
+                raise failure
+            raise PublishRejected(topics[settled], failure)
         if self._state == "refused":
             log.info("broker %s accepts the agent's messages again", self._settings.url)
             self._set_state("connected")
-        self.published += 1
-        self.replayed += replay
 
     async def finish(self, goodbye: bytes, timeout: float = 5.0) -> None:
         """On a clean stop, after the producers stopped: publish ``goodbye`` (the offline status) as the

@@ -59,11 +59,16 @@ def _uplink(queue: DiskQueue, rate: float = 1000.0, redeliver_window: float = 0.
 
 
 async def _drain_until(uplink: Uplink, client: FakeConnection, count: int) -> None:
+    """Drain until ``count`` messages were published and the uplink settled them (acknowledged in the
+    queue, or the drain ended on a refusal or a lost connection): it publishes a batch pipelined and
+    settles it when every PUBACK is in."""
     client.want = count
     task = asyncio.create_task(uplink._drain(client))
     try:
         async with asyncio.timeout(5):
             await client.enough.wait()
+            while not task.done() and uplink.published < count:
+                await asyncio.sleep(0)  # a condition with the deadline above, not a delay
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
