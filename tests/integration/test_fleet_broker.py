@@ -395,3 +395,33 @@ def test_a_renewed_broker_certificate_is_served_after_the_reload(fleet: Fleet, t
 def reloads(fleet: Fleet) -> int:
     """How many reloads the broker has done (it logs "Reloading config." when it handles SIGHUP)."""
     return fleet.broker.log().count("Reloading config.")
+
+
+def test_a_push_with_the_fleets_defaults_reaches_the_agent_over_tls(fleet: Fleet, tmp_path: Path,
+                                                                      clients: list[Client]) -> None:
+    """docs/remote-config.md: after `keygen` into the fleet directory, `hatang fleet push AGENT FILE`
+    needs no option: the broker URL, its CA, the centre's user and password (made by `init`) and the
+    key all come from the fleet directory; the enrolment bundle then carries centre.pub, with which the
+    agent's side verifies what arrives."""
+    fleet.hatang("keygen", str(fleet.root))
+    bundle = unpack(fleet.enrol("xa-a"), tmp_path / "xa-a")
+    assert (bundle.directory / "centre.pub").read_bytes() == (fleet.root / "centre.pub").read_bytes()
+    assert "remote_config: {public_key_file: centre.pub}" in (bundle.directory / "agent.yaml").read_text()
+    agent = Client(fleet.tls_port, "xa-a", bundle.password, ca=bundle.ca)
+    clients.append(agent)
+    assert agent.connect() == SUCCESS
+    agent.subscribe("hatang/v1/agents/xa-a/config")
+    document = tmp_path / "xa-a.yaml"
+    document.write_text("devices:\n  - {name: core-switch, address: 192.0.2.1, "
+                        "snmp: {community_file: \"${CREDENTIALS_DIRECTORY}/snmp-community\"}}\n")
+    assert "revision 1 for xa-a published" in fleet.hatang("push", "xa-a", str(document), "--wait", "0.5")
+    payload = agent.wait_for("hatang/v1/agents/xa-a/config")
+    from hatang.signing import load_verifiers
+    from wire.remote_config import decode_body, decode_envelope
+
+    envelope = decode_envelope(payload)
+    [verifier] = load_verifiers(bundle.directory / "centre.pub")
+    assert envelope.key_id == verifier.key_id and verifier.verify(envelope.body, envelope.signature)
+    assert decode_body(envelope.body).config["devices"][0]["name"] == "core-switch"
+    assert (fleet.root / "pushed" / "xa-a" / "000001.signed").read_bytes() == payload
+    assert "revision 2 for xa-a" in fleet.hatang("push", "xa-a", str(document), "--wait", "0.5")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -238,3 +239,17 @@ def test_what_sign_makes_of_a_checked_file_is_accepted_by_the_agent(tmp_path: Pa
     assert [d.name for d in accepted.config.devices] == ["core-switch", "ups"]
     assert accepted.config.devices[0].snmp.community_file == office / "secrets" / "core-switch.community"
     assert [p.name for p in accepted.config.probes] == ["gateway"]
+
+
+def test_the_documented_example_passes_the_centres_checks(tmp_path: Path) -> None:
+    """The configuration shown in docs/remote-config.md and docs/vi/cau-hinh-tu-trung-tam.md is one
+    `hatang fleet push` accepts (a flow mapping with an unquoted ${...} would not even be YAML)."""
+    root = Path(__file__).resolve().parents[2]
+    for doc in ("docs/remote-config.md", "docs/vi/cau-hinh-tu-trung-tam.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        examples = [block for block in re.findall(r"```yaml\n(.*?)```", text, re.S) if "devices:" in block]
+        assert examples, doc
+        for number, example in enumerate(examples):
+            path = tmp_path / f"{Path(doc).stem}-{number}.yaml"
+            path.write_text(example, encoding="utf-8")
+            assert check_file(path, "xa-dai-dinh")["devices"], doc
