@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
-from collections import Counter
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from agent.snmp.ber import (
     GET,
@@ -35,121 +33,46 @@ from agent.snmp.ber import (
 )
 from agent.snmp.credentials import Credentials
 from agent.snmp.errors import SnmpAddressError, SnmpError, timeout_error
+from agent.snmp.udp_requests import Address, RequestTimeout, UdpRequests
 from agent.snmp.values import OID
 
 log = logging.getLogger("hatang.agent.snmp")
 
-Address = tuple[str, int]
 
+class CommunityTransport(UdpRequests[Response, Response]):
+    """The one socket of every v1/v2c device (agent/snmp/udp_requests.py): an answer is a Response-PDU
+    with the request's request-id, community and SNMP version."""
 
-class RequestTimeout(Exception):
-    """No usable response within timeout x tries."""
-
-
-class CommunityTransport(asyncio.DatagramProtocol):
     def __init__(self) -> None:
-        self._transport: asyncio.DatagramTransport | None = None
-        self._pending: dict[int, tuple[Address, bytes, int | None, asyncio.Future[Response]]] = {}
-        self._next_id = int.from_bytes(os.urandom(3), "big")
-        self.received: Counter[Address] = Counter()  # datagrams per sender
-        self.malformed = 0
+        super().__init__()
         self.repaired = 0  # responses with a negative unsigned integer read as unsigned
-        self.receive_buffer: int | None = None
-
-    # ---------------------------------------------------------------- socket
-
-    async def open(self, receive_buffer: int) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-            except OSError as exc:  # pragma: no cover - platform without the option
-                log.debug("cannot set SO_RCVBUF: %s", exc)
-            self.receive_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            sock.bind(("0.0.0.0", 0))
-            sock.setblocking(False)
-            loop = asyncio.get_running_loop()
-            await loop.create_datagram_endpoint(lambda: self, sock=sock)
-        except BaseException:
-            sock.close()
-            raise
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        sender: Address = (str(addr[0]), int(addr[1]))
-        self.received[sender] += 1
+        sender = self.sender(addr)
         try:
             response = decode_response(data)
         except BerError as exc:
-            self.malformed += 1
-            log.debug("dropped malformed datagram from %s:%s: %s", sender[0], sender[1], exc)
+            self.dropped_malformed(sender, exc)
             return
-        entry = self._pending.get(response.request_id)
-        if entry is None:
-            return  # a late or duplicate answer
-        address, community, version, future = entry
-        if (address != sender or community != response.community
-                or (version is not None and version != response.version) or future.done()):
-            return
-        if response.repaired:
-            self.repaired += 1
-        future.set_result(response)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("SNMP socket error: %s", exc)  # ICMP port unreachable etc.: the request times out
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        for _, _, _, future in self._pending.values():
-            if not future.done():  # not cancel(): a CancelledError in a caller nobody cancelled
-                future.set_exception(RequestTimeout("socket closed"))
-        self._pending.clear()
-
-    @property
-    def idle(self) -> bool:
-        return not self._pending
-
-    # ---------------------------------------------------------------- requests
+        self.deliver(response.request_id, sender, response)
 
     def request_id(self) -> int:
-        self._next_id = (self._next_id + 1) & 0x7FFFFFFF
-        return self._next_id
+        return self.next_id()
 
     async def request(self, address: Address, community: bytes, request_id: int, datagram: bytes,
                       timeout: float, tries: int, *, version: int | None = None) -> Response:
         """Send ``datagram`` (which carries ``request_id``) up to ``tries`` times; the response or
         :class:`RequestTimeout`. ``version`` (0 = v1, 1 = v2c; None: any) is the SNMP version an answer
         must have. Cancelling the caller withdraws the request at once."""
-        if self._transport is None:
-            raise RequestTimeout("socket closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Response] = loop.create_future()
-        self._pending[request_id] = (address, community, version, future)
-        try:
-            for _ in range(max(1, tries)):
-                transport = self._transport
-                if transport is None:  # closed while we waited
-                    raise RequestTimeout("socket closed")
-                try:
-                    transport.sendto(datagram, address)
-                except OSError as exc:
-                    log.debug("cannot send to %s:%s: %s", address[0], address[1], exc)
-                try:
-                    # not asyncio.wait_for: on 3.11 it swallows the caller's cancellation when the
-                    # answer arrives in the same loop iteration, and a fast device always does that
-                    async with asyncio.timeout(timeout):
-                        return await asyncio.shield(future)
-                except TimeoutError:
-                    continue
-            raise RequestTimeout(f"no answer from {address[0]}:{address[1]}")
-        finally:
-            self._pending.pop(request_id, None)
-            if not future.done():
-                future.cancel()
+
+        def accept(response: Response) -> Response | None:
+            if response.community != community or (version is not None and version != response.version):
+                return None
+            if response.repaired:
+                self.repaired += 1
+            return response
+
+        return await self.send_request(address, request_id, datagram, accept, timeout, tries)
 
 
 async def resolve(host: str, port: int) -> Address:

@@ -27,21 +27,18 @@ A session talks to its device as RFC 3414 4 describes:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import socket
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from agent.snmp import usm, usm_crypto
 from agent.snmp.ber import GET, GET_BULK, GET_NEXT, BerError, Response, discovery_request, tlv
-from agent.snmp.community import Address, RequestTimeout
 from agent.snmp.credentials import Credentials
 from agent.snmp.errors import SnmpError, timeout_error, v3_error
+from agent.snmp.udp_requests import Address, RequestTimeout, UdpRequests
 from agent.snmp.values import OID, oid_text
 
 log = logging.getLogger("hatang.agent.snmp")
@@ -62,104 +59,27 @@ V3Answer = Response | V3Report
 Accept = Callable[[usm.Message], V3Answer | None]  # None: not a usable answer to this request
 
 
-class V3Transport(asyncio.DatagramProtocol):
-    """The one UDP socket of every SNMPv3 session: msgIDs, retransmission, cancellation."""
-
-    def __init__(self) -> None:
-        self._transport: asyncio.DatagramTransport | None = None
-        self._pending: dict[int, tuple[Address, Accept, asyncio.Future[V3Answer]]] = {}
-        self._next_id = int.from_bytes(os.urandom(3), "big")
-        self.received: Counter[Address] = Counter()  # datagrams per sender
-        self.malformed = 0
-        self.unusable = 0  # well-formed SNMPv3 messages that answered nothing (wrong digest, request-id ...)
-        self.receive_buffer: int | None = None
-
-    async def open(self, receive_buffer: int) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-            except OSError as exc:  # pragma: no cover - platform without the option
-                log.debug("cannot set SO_RCVBUF: %s", exc)
-            self.receive_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            sock.bind(("0.0.0.0", 0))
-            sock.setblocking(False)
-            await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=sock)
-        except BaseException:
-            sock.close()
-            raise
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
+class V3Transport(UdpRequests[usm.Message, V3Answer]):
+    """The one UDP socket of every SNMPv3 session (agent/snmp/udp_requests.py): requests by msgID; what
+    answers one is for the request's ``accept`` to say (user, engine, digest, request-id)."""
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        sender: Address = (str(addr[0]), int(addr[1]))
-        self.received[sender] += 1
+        sender = self.sender(addr)
         try:
             message = usm.decode_message(data)
         except BerError as exc:
-            self.malformed += 1
-            log.debug("dropped malformed datagram from %s:%s: %s", sender[0], sender[1], exc)
+            self.dropped_malformed(sender, exc)
             return
-        entry = self._pending.get(message.msg_id)
-        if entry is None:
-            return  # a late or duplicate answer
-        address, accept, future = entry
-        if address != sender or future.done():
-            return
-        answer = accept(message)
-        if answer is None:
-            self.unusable += 1
-            return
-        future.set_result(answer)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("SNMPv3 socket error: %s", exc)  # ICMP port unreachable etc.: the request times out
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        for _, _, future in self._pending.values():
-            if not future.done():
-                future.set_exception(RequestTimeout("socket closed"))
-        self._pending.clear()
-
-    @property
-    def idle(self) -> bool:
-        return not self._pending
+        self.deliver(message.msg_id, sender, message)
 
     def message_id(self) -> int:
-        self._next_id = (self._next_id + 1) & 0x7FFFFFFF
-        return self._next_id
+        return self.next_id()
 
     async def request(self, address: Address, msg_id: int, datagram: bytes, accept: Accept, timeout: float,
                       tries: int) -> V3Answer:
         """Send ``datagram`` (which carries ``msg_id``) up to ``tries`` times; the first answer that
         ``accept`` takes, or :class:`RequestTimeout`. Cancelling the caller withdraws the request."""
-        if self._transport is None:
-            raise RequestTimeout("socket closed")
-        future: asyncio.Future[V3Answer] = asyncio.get_running_loop().create_future()
-        self._pending[msg_id] = (address, accept, future)
-        try:
-            for _ in range(max(1, tries)):
-                transport = self._transport
-                if transport is None:
-                    raise RequestTimeout("socket closed")
-                try:
-                    transport.sendto(datagram, address)
-                except OSError as exc:
-                    log.debug("cannot send to %s:%s: %s", address[0], address[1], exc)
-                try:
-                    async with asyncio.timeout(timeout):  # not wait_for: see agent.snmp.community
-                        return await asyncio.shield(future)
-                except TimeoutError:
-                    continue
-            raise RequestTimeout(f"no answer from {address[0]}:{address[1]}")
-        finally:
-            self._pending.pop(msg_id, None)
-            if not future.done():
-                future.cancel()
+        return await self.send_request(address, msg_id, datagram, accept, timeout, tries)
 
 
 _REPORT_DETAILS = {"unknownEngineID": "Unknown SNMP engine ID encountered"}  # pysnmp's words
