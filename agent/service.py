@@ -328,7 +328,7 @@ class AgentService:
         if traps is None:
             return
         communities, users = trap_receiver_args(traps, self.config_path)
-        from agent.snmp.traps import TrapReceiver  # pysnmp: only for an agent that receives traps
+        from agent.snmp.traps import TrapReceiver  # only for an agent that receives traps (v3: cryptography)
 
         self.trap_receiver = TrapReceiver(traps.host_port(), communities, users, self.on_trap,
                                           engine_id=traps.engine_id)

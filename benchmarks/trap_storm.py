@@ -26,6 +26,9 @@ References in the same run, the same storm: Debian ``snmptrapd`` (``-f -Lf /dev/
 path (a TrapReceiver subclass that sends every datagram to pysnmp, as before the fast path) on a shorter
 storm (it handles a few hundred traps per second): traps per CPU second.
 
+SNMPv3 rows (in process, no socket): the storm's traps as authPriv SNMPv3 traps (SHA-256/AES-128,
+SHA-512/AES-256) fed to the receiver's v3 side, our USM (agent.snmp.trap_v3) beside pysnmp's, CPU per trap.
+
     python -m benchmarks.trap_storm [--quick] [--rate 5000] [--seconds 10]
 """
 
@@ -363,7 +366,89 @@ def run(quick: bool = False, rate: float = GOAL_RATE, seconds: float | None = No
                f"{int(pysnmp['sent'])} traps at {pysnmp['rate']:,.0f}/s: {int(pysnmp['received'])} received "
                f"({storm_rate(pysnmp):,.0f}/s), lost {lost(pysnmp)}",
                {"lost": float(lost(pysnmp)), "rate": storm_rate(pysnmp)}),
+        *v3_rows(quick),
     ]
+
+
+# ------------------------------------------------------------------------------ SNMPv3 (in process)
+
+V3_SENDER = bytes.fromhex("80001f8880c0ffee0019")
+V3_COMBINATIONS = (("SHA256", "AES"), ("SHA512", "AES256"))
+
+
+def _v3_datagrams(auth: str, priv: str) -> list[bytes]:
+    """The storm's traps as SNMPv3 authPriv traps of user "bench" from engine V3_SENDER (what snmptrap -v3
+    sends: the sender authoritative, its boots and time, a fresh salt each)."""
+    from agent.snmp import usm, usm_crypto
+    from agent.snmp.ber import expect_tlv, tlv, tlv_header
+    from agent.snmp.credentials import Credentials
+
+    security = usm.check_credentials(Credentials("3", username="bench", auth_protocol=auth,
+                                                 auth_password="bench-auth-1", priv_protocol=priv,
+                                                 priv_password="bench-priv-1"))
+    keys, salts, cipher = usm.localized_keys(security, V3_SENDER), usm.Salts(19), usm.PRIV[priv][0]
+    out = []
+    for i, v2c in enumerate(_datagrams()):
+        pos, end = expect_tlv(v2c, 0, len(v2c), 0x30)
+        for _ in range(2):  # version, community: the rest is the PDU
+            pos = tlv_header(v2c, pos, end)[2]
+        salt = salts.next(cipher, 3)
+        scoped = usm_crypto.encrypt(cipher, keys.priv, 3, 1000 + i, salt,
+                                    usm.encode_scoped_pdu(V3_SENDER, b"", v2c[pos:end]))
+        datagram, offset = usm.encode_message(i + 1, usm.FLAG_AUTH | usm.FLAG_PRIV, V3_SENDER, 3, 1000 + i,
+                                              b"bench", security.mac_length, salt, tlv(0x04, scoped))
+        out.append(usm_crypto.sign(usm.AUTH[auth][0], keys.auth, security.mac_length, datagram, offset))
+    return out
+
+
+def v3_cpu_per_trap(auth: str, priv: str, fast: bool, count: int) -> float:
+    """µs of CPU per SNMPv3 trap through the receiver's v3 side (no socket): our USM or pysnmp's (which
+    wants a running loop, as in the agent)."""
+    return asyncio.run(_v3_cpu_per_trap(auth, priv, fast, count))
+
+
+async def _v3_cpu_per_trap(auth: str, priv: str, fast: bool, count: int) -> float:
+    from agent.snmp.trap_events import TrapEvent, V3User
+    from agent.snmp.trap_v3 import V3Notifications
+    from agent.snmp.traps import PysnmpNotifications
+
+    class Discard:
+        def sendto(self, data: bytes, address: object = None) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    events: list[TrapEvent] = []
+    user = V3User("bench", auth, "bench-auth-1", priv, "bench-priv-1", engine_id=V3_SENDER.hex())
+    receiver = (V3Notifications([user], None, events.append) if fast
+                else PysnmpNotifications([], [user], None, socket.AF_INET, events.append))
+    receiver.attach(Discard())
+    datagrams = _v3_datagrams(auth, priv)
+    try:
+        start = time.process_time()
+        for i in range(count):
+            receiver.feed(datagrams[i % len(datagrams)], ("127.0.0.1", 40000))
+        cpu = time.process_time() - start
+    finally:
+        receiver.close()
+    if len(events) != count or receiver.rejected:
+        raise BenchError(f"SNMPv3 {auth}/{priv}: {len(events)} of {count} traps accepted")
+    return cpu / count * 1e6
+
+
+def v3_rows(quick: bool) -> list[Result]:
+    """SNMPv3 authPriv traps through our USM beside the pysnmp path, the same datagrams, in process."""
+    rows = []
+    for auth, priv in V3_COMBINATIONS:
+        fast = v3_cpu_per_trap(auth, priv, True, 1000 if quick else 5000)
+        ref = v3_cpu_per_trap(auth, priv, False, 100 if quick else 500)
+        rows.append(Result(BENCHMARK, f"SNMPv3 {auth}/{priv} traps, receiver v3 side, CPU per trap"
+                           f"{' (quick)' if quick else ''}", fast, "µs CPU per trap",
+                           "pysnmp path, same datagrams", ref, "", None,
+                           "in process, no socket: usm.decode_message, HMAC, decryption, decode and "
+                           "TrapEvent (agent.snmp.trap_v3) against PysnmpNotifications.feed"))
+    return rows
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ straight into an SNMPv2-style varbind list (``(OID text, SnmpValue)``), the v1 t
 RFC 3584 3.1 by :func:`agent.snmp.trap_events.v1_varbinds`. :func:`inform_response` builds the
 Response-PDU that acknowledges an inform (RFC 3416 4.2.7: same request-id, error-status and error-index
 0, the varbinds echoed). :func:`message_version` peeks at a datagram's version field, so that the
-receiver can hand SNMPv3 datagrams to pysnmp. Primitives (TLV headers, values, OIDs) are in
+receiver can hand SNMPv3 datagrams to the USM side (:mod:`agent.snmp.trap_v3`), which reads the PDU of
+a ScopedPDU with :func:`decode_v2_pdu`. Primitives (TLV headers, values, OIDs) are in
 :mod:`agent.snmp.ber`.
 
 It gives the same varbinds as pysnmp with :func:`agent.snmp.ber.repair_unsigned` in front (what the
@@ -118,6 +119,25 @@ def decode_notification(data: bytes) -> Notification:
         raise BerError("trailing bytes after the PDU")
     if pdu_type == TRAP_V1:
         return _v1_trap(data, pos, end, community)
+    request_id, varbinds, varbind_list = _v2_pdu_body(data, pos, end)
+    return Notification(1, community, pdu_type, request_id, varbinds,
+                        varbind_list if pdu_type == INFORM else b"")
+
+
+def decode_v2_pdu(pdu: bytes) -> tuple[int, int, Varbinds, bytes]:
+    """(PDU type, request-id, varbinds, the raw VarBindList TLV) of an SNMPv2-Trap-PDU or InformRequest-PDU
+    given as a whole TLV (the PDU of an SNMPv3 ScopedPDU), with the checks of the v2c path."""
+    end = len(pdu)
+    if not end or pdu[0] not in (TRAP_V2, INFORM):
+        raise BerError(f"PDU type 0x{pdu[0] if end else 0:02x} is not an SNMPv2 notification")
+    pos, pdu_end = expect_tlv(pdu, 0, end, pdu[0])
+    if pdu_end != end:
+        raise BerError("trailing bytes after the PDU")
+    request_id, varbinds, varbind_list = _v2_pdu_body(pdu, pos, end)
+    return pdu[0], request_id, varbinds, varbind_list
+
+
+def _v2_pdu_body(data: bytes, pos: int, end: int) -> tuple[int, Varbinds, bytes]:
     request_id, pos = _integer(data, pos, end)
     if request_id not in _INT32:
         raise BerError("request-id outside Integer32")
@@ -129,8 +149,7 @@ def decode_notification(data: bytes) -> Notification:
     pos, list_end = expect_tlv(data, pos, end, 0x30)
     if list_end != end:
         raise BerError("trailing bytes after the varbinds")
-    return Notification(1, community, pdu_type, request_id, _varbinds(data, pos, end, 1),
-                        data[list_start:end] if pdu_type == INFORM else b"")
+    return request_id, _varbinds(data, pos, end, 1), data[list_start:end]
 
 
 def _v1_trap(data: bytes, pos: int, end: int, community: bytes) -> Notification:

@@ -5,8 +5,8 @@ loop turn), decodes SNMPv1 traps and SNMPv2c traps and informs with :mod:`agent.
 acknowledges informs (the Response-PDU of RFC 3416 4.2.7, before the callback runs), checks the community
 and turns each notification into a :class:`~agent.snmp.trap_events.TrapEvent`. Datagrams of another
 SNMP version go to a :class:`SlowPath` when the subclass makes one (:class:`agent.snmp.traps.TrapReceiver`:
-pysnmp for SNMPv3), else they are refused. It imports no pysnmp; see :mod:`agent.snmp.traps` for the
-receiver's whole behaviour.
+our own USM, :mod:`agent.snmp.trap_v3`, for SNMPv3; pysnmp as the reference), else they are
+refused. It imports no pysnmp; see :mod:`agent.snmp.traps` for the receiver's whole behaviour.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ log = logging.getLogger("hatang.agent.traps")
 
 RECEIVE_BUFFER = 8 * 1024 * 1024  # bytes asked for; the kernel caps it at net.core.rmem_max
 VERSION_NAMES = {0: "1", 1: "2c", 3: "3"}
+VERSION_BER = frozenset({0, 1})  # the versions decoded here; SNMPv3 needs the USM of a SlowPath
 
 
 class TrapListenError(Exception):
@@ -51,7 +52,8 @@ class WarnOnce:
 
 
 class SlowPath(Protocol):
-    """What handles the datagrams the fast path does not (SNMPv3): fed one datagram at a time."""
+    """What handles the datagrams the BER path here does not (SNMPv3: :class:`agent.snmp.trap_v3.
+    V3Notifications`, or pysnmp as the reference): fed one datagram at a time."""
 
     @property
     def engine_id(self) -> str: ...
@@ -77,7 +79,8 @@ class TrapListener(asyncio.DatagramProtocol):
     wrong digest, undecryptable, too low a security level, not SNMP, malformed); ``datagrams`` seen.
     """
 
-    #: SNMP message versions decoded here (0 v1, 1 v2c); other versions go to pysnmp when it runs.
+    #: SNMP message versions on the fast path (0 v1, 1 v2c decoded here; 3 by the subclass's own USM);
+    #: other versions go to pysnmp when it runs.
     fast_versions: ClassVar[frozenset[int]] = frozenset({0, 1})
 
     def __init__(
@@ -220,7 +223,7 @@ class TrapListener(asyncio.DatagramProtocol):
         self.datagrams += 1
         try:
             version = message_version(data)
-            if version in self.fast_versions:
+            if version in self.fast_versions and version in VERSION_BER:
                 self._fast(data, addr)
             elif self._slow is not None:
                 self._slow.feed(data, addr)

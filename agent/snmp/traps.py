@@ -1,8 +1,11 @@
-"""SNMP trap and inform receiver: our own UDP socket, our own BER decoder for v1/v2c, pysnmp for v3 only.
+"""SNMP trap and inform receiver: our own UDP socket, our own BER decoder for v1/v2c, our own USM for v3.
 
-The socket and the v1/v2c fast path are :class:`agent.snmp.trap_listener.TrapListener`; this module
-adds the SNMPv3 side (:class:`PysnmpNotifications`) and is, with :mod:`agent.snmp.pysnmp_session`, the
-only one that imports pysnmp (lazily: a v1/v2c-only receiver never loads it).
+The socket and the v1/v2c fast path are :class:`agent.snmp.trap_listener.TrapListener`, the SNMPv3 side
+:class:`agent.snmp.trap_v3.V3Notifications` (USM of :mod:`agent.snmp.usm`); this module puts them
+together in :class:`TrapReceiver` and keeps the pysnmp receiver (:class:`PysnmpNotifications`), the
+reference the fast path is differential-tested against. It is, with :mod:`agent.snmp.pysnmp_session`,
+the only module that imports pysnmp (lazily: only a receiver that routes a version to pysnmp loads it;
+the shipped :class:`TrapReceiver` never does).
 
 Everything that leaves it is plain data: a :class:`~agent.snmp.trap_events.TrapEvent` per accepted
 notification, handed to a callback; errors are :class:`TrapListenError`.
@@ -12,10 +15,11 @@ notification, handed to a callback; errors are :class:`TrapListenError`.
   behind a flapping core link overwhelmed it). Informs are acknowledged (the Response-PDU of RFC 3416
   4.2.7) before the callback runs, as pysnmp did.
 * SNMPv3 traps and informs (USM, auth and privacy protocols named as in :mod:`agent.snmp.credentials`):
-  only when v3 users are configured, by a pysnmp ``SnmpEngine`` (:class:`PysnmpNotifications`, built in
-  :meth:`TrapReceiver.start`, ~0.1-0.4 s once) fed the datagrams whose version field says 3. pysnmp is
-  imported then and only then: a v1/v2c-only receiver never loads it. ``open_dispatcher()`` is never
-  called: it would run a loop of its own.
+  only when v3 users are configured, by :class:`agent.snmp.trap_v3.V3Notifications` (RFC 3414 3.2 as
+  pysnmp's receiver applies it: see that module), fed the datagrams whose version field says 3; it
+  imports ``cryptography`` (through :mod:`agent.snmp.usm_crypto`), never pysnmp. The reference,
+  :class:`PysnmpNotifications`, is a pysnmp ``SnmpEngine`` fed the same datagrams (``open_dispatcher()``
+  is never called: it would run a loop of its own).
 * It runs inside the caller's asyncio loop on a UDP socket we bind ourselves (so a taken or privileged
   port fails at once with a clear :class:`TrapListenError`) with a large receive buffer (a storm
   arrives faster than one loop turn).
@@ -45,7 +49,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from agent.snmp.ber import repair_unsigned
 from agent.snmp.credentials import level_rank
@@ -60,11 +64,20 @@ log = logging.getLogger("hatang.agent.traps")
 
 class TrapReceiver(TrapListener):
     """Receive SNMP notifications on ``listen`` and call ``on_trap(event)`` for each accepted one (see
-    :class:`TrapListener`); SNMPv3 ones too when ``v3_users`` are configured (through pysnmp)."""
+    :class:`TrapListener`); SNMPv3 ones too when ``v3_users`` are configured (our own USM).
+
+    ``fast_versions`` says which versions take the fast path; a subclass that leaves one out sends it to
+    pysnmp (:class:`PysnmpNotifications`, the reference of the differential tests)."""
+
+    fast_versions: ClassVar[frozenset[int]] = frozenset({0, 1, 3})
 
     def _make_slow_path(self) -> SlowPath | None:
         if not self._users and {0, 1} <= self.fast_versions:
-            return None  # v1/v2c only: no pysnmp
+            return None  # v1/v2c only: no USM, no pysnmp
+        if {0, 1, 3} <= self.fast_versions:
+            from agent.snmp.trap_v3 import V3Notifications  # cryptography: only with v3 users
+
+            return V3Notifications(self._users, self._engine_id, self._deliver)
         return PysnmpNotifications(self._communities, self._users, self._engine_id, self._family,
                                    self._deliver)
 
