@@ -100,7 +100,7 @@ class AgentService:
             config.agent_id,
             self.queue,
             birth=lambda: self._status(online=True),
-            will=self._status(online=False),
+            will=lambda: self._status(online=False),
             replay_rate=buffer.replay_rate,
             redeliver_window=mqtt.redeliver_window,
             on_config=self._config_arrived if self.remote is not None else None,
@@ -112,8 +112,7 @@ class AgentService:
 
     @property
     def config_version(self) -> str:
-        """What the birth says the agent runs: the revision of the centre's configuration (remote_config),
-        else a short hash of agent.yaml."""
+        """The birth's: the revision of the centre's configuration (remote_config), else agent.yaml's hash."""
         return str(self.remote.revision) if self.remote is not None else self.config_hash
 
     def _status(self, *, online: bool) -> bytes:
@@ -244,8 +243,12 @@ class AgentService:
             await self._config_arrived_event.wait()
             self._config_arrived_event.clear()
             payload, self._config_payload = self._config_payload, None
-            if payload:  # b"": the retained configuration was cleared; the one applied stays
+            if not payload:  # b"": the retained configuration was cleared; the one applied stays
+                continue
+            try:
                 await self._handle_config(payload, engine)
+            except Exception:  # a fault here must never stop the polls: logged, the agent goes on
+                log.exception("a configuration from the centre could not be handled")
 
     async def _handle_config(self, payload: bytes, engine: SnmpEngine) -> None:
         remote = self.remote

@@ -122,7 +122,7 @@ class Uplink:
         queue: DiskQueue,
         *,
         birth: Callable[[], bytes],
-        will: bytes,
+        will: bytes | Callable[[], bytes],
         replay_rate: float = 20.0,
         redeliver_window: float = DEFAULT_REDELIVER_WINDOW,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
@@ -135,7 +135,7 @@ class Uplink:
         self._agent = agent_id
         self._queue = queue
         self._birth = birth
-        self._will = will
+        self._will = will if callable(will) else lambda: will  # made at each connection (the revision)
         self._on_config = on_config  # the agent's config topic is followed while connected
         self._config_refused = False  # the broker refused the subscription (logged once)
         self._replay_rate = replay_rate
@@ -177,7 +177,7 @@ class Uplink:
     def _make_client(self, *, probe: bool = False) -> MqttConnection:
         """The connection of the agent, or (``probe``) a bare one: anonymous and without a will."""
         return make_connection(self._settings, protocol=self._protocol,
-                               will=(status_topic(self._agent), self._will), probe=probe)
+                               will=(status_topic(self._agent), self._will()), probe=probe)
 
     def _requeue(self) -> None:
         """The broker may not have saved what it accepted lately: send it again."""
