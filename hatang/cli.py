@@ -154,6 +154,11 @@ def _cmd_poll(args: argparse.Namespace) -> int:
     path = Path(args.config)
     config = agent_config.load(path)
     setup_logging("error")
+    if config.remote_config is not None:  # the devices the agent runs: the centre's kept configuration
+        from agent.remote_config import RemoteConfig
+
+        kept = RemoteConfig(config, path).last_good()
+        config = kept.config if kept is not None else config
     try:
         print(asyncio.run(poll_once(config, path, args.device)), end="")
     except UnknownDeviceError as exc:

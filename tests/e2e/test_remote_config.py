@@ -205,6 +205,8 @@ def test_an_office_configured_from_the_centre(office: Office, processes: list[Ha
     _wait_metric(collector, "hatang_agent_config_rejections_total", 1, agent=AGENT, reason="unknown_key")
     removed = wait_for_series(collector + "/metrics", "hatang_agent_info", timeout=1, agent=AGENT)
     assert one(removed, "hatang_device_up", agent=AGENT, device="sw-3") == 1
+    polled = run_hatang(["poll", "-c", str(office.config), "--device", "sw-3"])  # the kept configuration's
+    assert polled.returncode == 0 and "sw-3" in polled.stdout, polled.stderr
 
     # 4. restarted while the broker is down: it runs the last good configuration (revision 4, with sw-3)
     office.agent.stop()
