@@ -11,7 +11,9 @@ PUBACK in time) and :class:`MqttConnectError` (the broker answered CONNECT with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -31,6 +33,12 @@ __all__ = ["Connection", "MqttConnectError", "MqttConnection", "MqttError", "Pub
 
 UNSUPPORTED_PROTOCOL = (0x84, 1)  # MQTT 5 "Unsupported protocol version"; MQTT 3.1.1 CONNACK code 1
 CONNECT_TIMEOUT = 10  # seconds, and the default wait for a PUBACK
+# QoS 1 messages paho sends before their PUBACKs (its default, 20, made a pipelined batch of the uplink
+# wait for round trips); Mosquitto accepts up to 65,535 (max_inflight_messages in its config is 20 for
+# messages it sends, not for those it receives)
+MAX_INFLIGHT = 1000
+KEEPALIVE_SLACK = 0.05  # seconds past a keep-alive deadline, so that paho sees it as passed
+NO_DEADLINE_RECHECK = 1.0  # seconds: paho's housekeeping before CONNACK or with no deadline ahead (aiomqtt's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,7 @@ def make_connection(settings: BrokerSettings, *, protocol: str, will: tuple[str,
         keepalive=settings.keepalive,
         tls_context=tls_context(settings) if address.tls else None,
         timeout=CONNECT_TIMEOUT,
+        max_inflight_messages=MAX_INFLIGHT,
     )
 
 
@@ -104,11 +113,12 @@ class MqttConnection(aiomqtt.Client):
       and returns a dead connection. Here the replaced future is read and ``__aenter__`` raises. A
       connection closed before CONNACK fails at once instead of after the connect timeout.
     - :attr:`session_present`: CONNACK's session-present flag.
+    - paho's housekeeping (:meth:`_misc_loop`) at the keep-alive deadlines instead of every second.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._closed_early: BaseException | None = None
-        self._acks: dict[int, PubAck] = {}
+        self._ack_waiters: dict[int, asyncio.Future[PubAck]] = {}  # message id -> its PUBACK, to come
         self.session_present: bool | None = None
         super().__init__(*args, **kwargs)
 
@@ -143,6 +153,10 @@ class MqttConnection(aiomqtt.Client):
             error = self._closed_early
             self._lock.release()  # __aexit__ is not called when __aenter__ raises
             raise MqttError(f"the broker closed the connection right after CONNACK: {error}")
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):  # paho leaves Nagle on: a pipelined batch waited for TCP ACKs
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -164,12 +178,42 @@ class MqttConnection(aiomqtt.Client):
                 reason_code, "the broker closed the connection before CONNACK"))
             return
         super()._on_disconnect(client, userdata, flags, reason_code, properties)
+        waiters, self._ack_waiters = self._ack_waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(MqttError(f"connection lost: {reason_code}"))
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: ReasonCode,
                     properties: Properties) -> None:
-        if mid in self._pending_publishes:
-            self._acks[mid] = PubAck(int(reason_code.value), str(reason_code))
+        waiter = self._ack_waiters.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(PubAck(int(reason_code.value), str(reason_code)))
         super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    async def _misc_loop(self) -> None:
+        """paho's housekeeping (``loop_misc``: a PINGREQ when nothing was sent or received for a
+        keep-alive period, the connection's end when its PINGRESP does not come within another) at the
+        moments it can act, not every second as aiomqtt does: an idle agent woke 60 times a minute for
+        nothing, and on a virtual machine each wake-up after a long sleep costs a few hundred
+        microseconds of CPU or more (benchmarks/agent_footprint.py)."""
+        while self._client.loop_misc() == paho.MQTT_ERR_SUCCESS:
+            await asyncio.sleep(self._misc_delay())
+
+    def _misc_delay(self) -> float:
+        """Seconds until paho's next keep-alive deadline (sending a message or receiving bytes moves it
+        later, so waking early only finds nothing to do). Until CONNACK, aiomqtt's second: an MQTT 5
+        broker may shorten the keep-alive in it (Server Keep Alive)."""
+        client = self._client
+        keepalive = client.keepalive
+        if not client.is_connected():
+            return NO_DEADLINE_RECHECK
+        if keepalive <= 0:  # no keep-alive: loop_misc has nothing to do but notice a closed socket
+            return float(CONNECT_TIMEOUT)
+        deadline = min(client._last_msg_out, client._last_bytes_received) + keepalive
+        if client._ping_t > 0:  # a PINGREQ waits for its PINGRESP
+            deadline = min(deadline, client._ping_t + keepalive)
+        delay = deadline - paho.time_func()
+        return min(float(keepalive), delay + KEEPALIVE_SLACK) if delay > 0 else NO_DEADLINE_RECHECK
 
     async def receive(self, topic: str) -> AsyncIterator[bytes]:
         """Subscribe to ``topic`` with QoS 1 and yield the payload of each message on it (its retained
@@ -193,16 +237,15 @@ class MqttConnection(aiomqtt.Client):
             self._raise_if_lost()
             raise MqttCodeError(info.rc, "Could not publish message")
         wait = self.timeout if timeout is None else timeout
-        confirmation = asyncio.Event()
-        with self._pending_call(info.mid, confirmation, self._pending_publishes):
-            waiter = asyncio.ensure_future(confirmation.wait())
-            try:
-                await asyncio.wait((waiter, self._disconnected), timeout=wait,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-        ack = self._acks.pop(info.mid, None)
-        if ack is not None:
-            return ack
-        self._raise_if_lost()
-        raise MqttError(f"no PUBACK within {wait:g} s")
+        # One future per message, completed by paho's PUBACK callback or failed when the connection is
+        # lost (_on_disconnect): a pipelined batch costs no event, task or asyncio.wait per message.
+        waiter: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
+        self._ack_waiters[info.mid] = waiter
+        try:
+            async with asyncio.timeout(wait):
+                return await waiter
+        except TimeoutError:
+            self._raise_if_lost()
+            raise MqttError(f"no PUBACK within {wait:g} s") from None
+        finally:
+            self._ack_waiters.pop(info.mid, None)

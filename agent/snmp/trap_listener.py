@@ -31,6 +31,10 @@ VERSION_NAMES = {0: "1", 1: "2c", 3: "3"}
 VERSION_BER = frozenset({0, 1})  # the versions decoded here; SNMPv3 needs the USM of a SlowPath
 
 
+READ_BURST = 64  # datagrams read per wake-up of the socket
+MAX_DATAGRAM = 65535
+
+
 class TrapListenError(Exception):
     """The receiver could not bind its UDP address (taken, needs privileges, no such address)."""
 
@@ -218,6 +222,24 @@ class TrapListener(asyncio.DatagramProtocol):
         log.debug("SNMP trap socket error: %s", exc)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        """One datagram, then those already waiting (up to READ_BURST): in a storm the receiver reads
+        ahead of the loop's other work (the uplink publishing what it queued), so the socket's buffer
+        does not overflow while the CPU goes to publishing; what is read is queued on disk at once."""
+        self._datagram(data, addr)
+        sock = self._sock
+        for _ in range(READ_BURST - 1):
+            if sock is None or self._closed:
+                return
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.error_received(exc)
+                return
+            self._datagram(data, addr)
+
+    def _datagram(self, data: bytes, addr: Any) -> None:
         if self._closed:
             return
         self.datagrams += 1
