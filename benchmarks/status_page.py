@@ -150,11 +150,11 @@ def timed(fn: Callable[[], object], rounds: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def run(quick: bool = False, offices: int | None = None) -> list[Result]:
-    offices = offices or (10 if quick else 100)
+def run(quick: bool = False, offices: int | None = None, smoke: bool = False) -> list[Result]:
+    offices = offices or (2 if smoke else 10 if quick else 100)
     store, history, now = filled_store(offices)
     agent = "xa-0000"
-    rounds = 5 if quick else 20
+    rounds = 1 if smoke else 5 if quick else 20
     metrics_s, body = timed(lambda: exposition.render_bytes(store, now), 3)
     office_s, page = timed(lambda: status_pages.office_page(
         status_model.office(store, history, agent, now) or {}, "bench"), rounds)
