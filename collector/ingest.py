@@ -128,18 +128,24 @@ def _plain_texts(values: list[Any]) -> list[str] | None:
     return list(map(str, values))  # str() of a float is its repr(), as render_lines writes it
 
 
-def _value_text(value: Any, at: str) -> str:
-    """One value as exposition text, with decode_batch's verdict."""
+def checked_value(value: Any, at: str) -> int | float:
+    """One sample value with decode_batch's verdict (an int in the 64-bit range or a finite float);
+    raises DecodeError. Shared by the live path here and the late/push path (collector/late_series.py)."""
     kind = type(value)
     if kind is int:
         if not MIN_INT <= value <= MAX_INT:
             raise _fail(f"{at}: value is outside the 64-bit range")
-        return str(value)
+        return int(value)
     if kind is float:
         if not abs(value) <= MAX_ABS_FLOAT:  # also false for NaN
             raise _fail(f"{at}: value must be finite and at most {MAX_ABS_FLOAT:g}")
-        return repr(value)
+        return float(value)
     raise _fail(f"{at}: value must be a number")
+
+
+def _value_text(value: Any, at: str) -> str:
+    """One value as exposition text (str() of a float is its repr()), with decode_batch's verdict."""
+    return str(checked_value(value, at))
 
 
 def _cached_fragment(raw_labels: Any, cache: LabelCache, where: str, limits: Limits) -> str:

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from itertools import repeat
 from typing import Any
 
+from collector.ingest import checked_value
 from collector.remote_write import Series
 from wire.codec import (
-    MAX_ABS_FLOAT,
     MAX_INT,
     MIN_INT,
     DecodeError,
@@ -131,16 +131,7 @@ def _floats(values: list[Any], where: str) -> list[float]:
 
 
 def _float(value: Any, at: str) -> float:
-    kind = type(value)
-    if kind is int:
-        if not MIN_INT <= value <= MAX_INT:
-            raise _fail(f"{at}: value is outside the 64-bit range")
-        return float(value)
-    if kind is float:
-        if not abs(value) <= MAX_ABS_FLOAT:  # also false for NaN
-            raise _fail(f"{at}: value must be finite and at most {MAX_ABS_FLOAT:g}")
-        return float(value)
-    raise _fail(f"{at}: value must be a number")
+    return float(checked_value(value, at))
 
 
 def _compact(raw: dict[str, Any], where: str, sets: list[Labels], distinct: bool
