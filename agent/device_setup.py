@@ -119,5 +119,9 @@ class ResolvingTarget:
     async def walk(self, root: OID, *, max_rows: int = 100_000) -> list[tuple[OID, SnmpValue]]:
         return await (await self.resolve()).walk(root, max_rows=max_rows)
 
+    async def walk_columns(self, roots: Sequence[OID], *, max_rows: int = 100_000
+                           ) -> list[list[tuple[OID, SnmpValue]]]:
+        return await (await self.resolve()).walk_columns(roots, max_rows=max_rows)
+
     async def get_next(self, oid: OID) -> tuple[OID, SnmpValue] | None:
         return await (await self.resolve()).get_next(oid)

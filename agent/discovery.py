@@ -375,9 +375,9 @@ class _RateLimited:
         await self._bucket.take()
         return await self._session.get_next(oid)
 
-    async def get_bulk(self, oid: OID, max_repetitions: int) -> Reply:
+    async def get_bulk(self, oids: Sequence[OID], max_repetitions: int) -> Reply:
         await self._bucket.take()
-        return await self._session.get_bulk(oid, max_repetitions)
+        return await self._session.get_bulk(oids, max_repetitions)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,11 @@ class TablePlan:
     slow_columns: tuple[OID, ...]  # labels (and their `via` columns), multiply_by and scale_from columns
     zero_fallbacks: frozenset[OID] = frozenset()  # value columns whose fallback is also read where they are 0
 
+    @property
+    def walked_columns(self) -> tuple[OID, ...]:
+        """The columns read every poll (value and filter columns), each once."""
+        return tuple(dict.fromkeys((*(column for column, _ in self.metric_columns), *self.filter_columns)))
+
 
 def table_plan(table: TableSpec) -> TablePlan:
     metric: dict[tuple[OID, OID | None], None] = {}

@@ -41,7 +41,7 @@ from agent import mapping
 from agent.counter_sanity import CounterSanity, log_message
 from agent.critical import compile_patterns, critical_family
 from agent.profiles import POLL_ERRORS_METRIC, Profile, TableSpec, UptimeSpec
-from agent.snmp.values import OID, SnmpValue, oid_text
+from agent.snmp.values import OID, SnmpValue, oids_text
 from agent.uptime import Epoch, UptimeState, observe
 from wire.messages import ERROR_REASONS, Family, Labels, ProfileError, Sample
 
@@ -55,6 +55,10 @@ class SnmpReader(Protocol):
     async def get(self, oids: Sequence[OID]) -> list[tuple[OID, SnmpValue]]: ...
 
     async def walk(self, root: OID, *, max_rows: int = ...) -> list[tuple[OID, SnmpValue]]: ...
+
+    # walk of each root, side by side (several columns of a table per request); the i-th list is roots[i]'s
+    async def walk_columns(self, roots: Sequence[OID], *, max_rows: int = ...
+                           ) -> list[list[tuple[OID, SnmpValue]]]: ...
 
     # one GETNEXT; None at the end of the MIB view (used only to identify a device with profiles: auto)
     async def get_next(self, oid: OID) -> tuple[OID, SnmpValue] | None: ...
@@ -277,13 +281,16 @@ class DevicePoller:
         progress.answered = True
         return dict(result)
 
-    async def _walk(self, column: OID, progress: _Progress) -> dict[str, SnmpValue]:
+    async def _walk_columns(self, columns: Sequence[OID], progress: _Progress
+                            ) -> dict[OID, dict[str, SnmpValue]]:
+        """The columns' rows by index, the columns read side by side (a few requests for a whole table)."""
         try:
-            result = await self._reader.walk(column, max_rows=self._max_rows)
+            result = await self._reader.walk_columns(columns, max_rows=self._max_rows)
         except self._timeout_errors as exc:
             raise DeviceNotAnswering(str(exc), getattr(exc, "reason", "timeout")) from exc
         progress.answered = True
-        return mapping.rows_by_index(column, result)
+        return {column: mapping.rows_by_index(column, rows)
+                for column, rows in zip(columns, result, strict=True)}
 
     async def _poll_profile(self, position: int, profile: Profile, progress: _Progress) -> None:
         """Read a profile; its scalars, then each table, join ``progress.families`` as they complete."""
@@ -337,7 +344,7 @@ class DevicePoller:
             if fallback is None:
                 continue
             if not columns[column]:
-                columns[fallback] = await self._walk(fallback, progress)
+                columns.update(await self._walk_columns((fallback,), progress))
                 continue
             wanted = rows - columns[column].keys()
             if column in plan.zero_fallbacks:
@@ -356,11 +363,10 @@ class DevicePoller:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = mapping.table_plan(table)
-        columns: dict[OID, dict[str, SnmpValue]] = {}
         where = f"profile {profile.name}, table {table.name}"
-        for column in (*(c for c, _ in plan.metric_columns), *plan.filter_columns):
-            progress.doing = f"{where} (column {oid_text(column)})"
-            columns[column] = await self._walk(column, progress)
+        walked = plan.walked_columns
+        progress.doing = f"{where} (column{'s' if len(walked) > 1 else ''} {oids_text(walked)})"
+        columns = await self._walk_columns(walked, progress)
         progress.doing = f"{where} (fallback and label columns)"
         await self._read_fallbacks(plan, columns, progress)
         indices = mapping.row_indices(table, columns)
@@ -370,9 +376,8 @@ class DevicePoller:
         else:
             read_at = self._monotonic()
             slow = {}
-            if indices:  # an absent table needs no labels
-                for column in plan.slow_columns:
-                    slow[column] = await self._walk(column, progress)
+            if indices and plan.slow_columns:  # an absent table needs no labels
+                slow = await self._walk_columns(plan.slow_columns, progress)
             cache = self._caches[key] = _LabelCache(slow, indices, read_at)
         return mapping.map_table(table, {**cache.slow, **columns}, epoch=self._epoch(), bad=bad)
 

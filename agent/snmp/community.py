@@ -109,8 +109,8 @@ class CommunitySession:
     async def get_next(self, oid: OID) -> Response:
         return await self._request(GET_NEXT, (oid,), 0)
 
-    async def get_bulk(self, oid: OID, max_repetitions: int) -> Response:
-        return await self._request(GET_BULK, (oid,), max_repetitions)
+    async def get_bulk(self, oids: Sequence[OID], max_repetitions: int) -> Response:
+        return await self._request(GET_BULK, oids, max_repetitions)
 
     async def _request(self, pdu: int, oids: Sequence[OID], max_repetitions: int) -> Response:
         transport = self._transport

@@ -323,10 +323,10 @@ class PysnmpSession:
         return await self._request(hlapi.next_cmd(self._owner.engine, self._auth, self._target, self._context,
                                                   *self._objects((oid,)), lookupMib=False))
 
-    async def get_bulk(self, oid: OID, max_repetitions: int) -> PysnmpReply:
+    async def get_bulk(self, oids: Sequence[OID], max_repetitions: int) -> PysnmpReply:
         await self._pin_engine_id()
         return await self._request(hlapi.bulk_cmd(self._owner.engine, self._auth, self._target,
-                                                  self._context, 0, max_repetitions, *self._objects((oid,)),
+                                                  self._context, 0, max_repetitions, *self._objects(oids),
                                                   lookupMib=False))
 
     async def _request(self, call: Awaitable[Any]) -> PysnmpReply:

@@ -16,6 +16,12 @@ the end and ``noSuch*`` with increasing OIDs as values, halve max-repetitions on
 timeout of a bulk request to a device that answered before, retry once with max-repetitions 1 (devices
 that silently drop large responses; it then grows back by doubling after every 50 good responses, up to
 half the size that got no answer). A device that dies mid-walk therefore costs one extra timeout.
+
+:meth:`SnmpTarget.walk_columns` walks several subtrees (a table's columns) side by side: each GETBULK
+carries the next OID of every subtree not yet finished, with about ``COLUMN_FACTOR`` x max-repetitions
+varbinds in all; each subtree is judged as above on its own varbinds (the i-th varbind of a response
+belongs to the (i mod n)-th OID asked, RFC 3416). A tooBig at one repetition makes the target ask one
+OID per GETBULK from then on.
 """
 
 from __future__ import annotations
@@ -34,11 +40,14 @@ from agent.snmp.errors import (
     wrong_next_count,
 )
 from agent.snmp.session import Reply, Session
-from agent.snmp.values import OID, SnmpValue, oid_text
+from agent.snmp.values import OID, SnmpValue, oid_text, oids_text
 
 log = logging.getLogger("hatang.agent.snmp")
 
 DEFAULT_MAX_REPETITIONS = 10
+# A GETBULK of several subtrees asks for about this many times max-repetitions varbinds in all (the
+# device answers them in one datagram: 80 varbinds of a table are about 2-3 kB).
+COLUMN_FACTOR = 8
 _GROW_AFTER = 50  # successful bulk responses before max-repetitions is raised again after a silent drop
 _ABSENT = frozenset({"no_such_object", "no_such_instance"})
 _NO_SUCH_OBJECT = SnmpValue("no_such_object", None)
@@ -57,6 +66,7 @@ class SnmpTarget:
         self.max_repetitions = max(1, max_repetitions)
         self._reps_ceiling = self.max_repetitions  # lowered for good by tooBig
         self._good_bulks = 0
+        self._several = True  # several OIDs per GETBULK (False for good after tooBig for one row of them)
         self.max_walk_time = max_walk_time
         self.answered = False  # has this device ever answered (any response, even an error)?
 
@@ -118,21 +128,32 @@ class SnmpTarget:
 
     # ---------------------------------------------------------------- one step of a walk
 
-    async def _next_rows(self, oid: OID) -> list[tuple[OID, SnmpValue]]:
-        """The rows after ``oid`` (one GETNEXT or GETBULK); empty only at SNMPv1's noSuchName."""
+    async def _next_rows(self, oids: Sequence[OID]) -> tuple[int, list[tuple[OID, SnmpValue]]]:
+        """The rows after the first ``n`` of ``oids`` (one GETNEXT, or one GETBULK of ``n`` OIDs): ``n`` and
+        the varbinds, repetition by repetition (RFC 3416: the i-th varbind belongs to ``oids[i % n]``).
+        The varbinds are empty only at SNMPv1's noSuchName (v1 asks one OID at a time).
+
+        A GETBULK asks for ``max_repetitions`` rows of one OID, or about ``COLUMN_FACTOR`` times as many
+        varbinds spread over several OIDs; tooBig and silent drops shrink both (see the module doc).
+        """
         if self._v1:
+            oid = oids[0]
             reply = await self.session.get_next(oid)
             self.answered = True
             if reply.error_status == _NO_SUCH_NAME:  # noSuchName: end of the MIB view
-                return []
+                return 1, []
             if reply.error_status:
                 raise self._status_error(reply)
             self._check_count(oid, reply, bulk=False)
-            return reply.varbinds
+            return 1, reply.varbinds
+        single = len(oids) == 1 or not self._several
         while True:
             reps = self.max_repetitions
+            budget = reps if single else reps * COLUMN_FACTOR
+            n = min(len(oids), budget)
+            asked = oids[:n]
             try:
-                reply = await self.session.get_bulk(oid, reps)
+                reply = await self.session.get_bulk(asked, max(1, budget // n))
             except SnmpTimeout:
                 if reps > 1 and self.answered:  # once: _silent_drop sets max-repetitions to 1
                     self._silent_drop(reps)
@@ -142,11 +163,14 @@ class SnmpTarget:
             if reply.error_status == _TOO_BIG and reps > 1:  # tooBig: the device says so
                 self._too_big(reps)
                 continue
+            if reply.error_status == _TOO_BIG and n > 1:  # even one row of these: one column at a time
+                single, self._several = True, False
+                continue
             if reply.error_status:
                 raise self._status_error(reply)
-            self._check_count(oid, reply, bulk=True)
+            self._check_count(asked[0], reply, bulk=True)
             self._good_bulk()
-            return reply.varbinds
+            return n, reply.varbinds
 
     def _check_count(self, oid: OID, reply: Reply, bulk: bool) -> None:
         error = wrong_next_count(self._where(), oid, len(reply.varbinds), bulk)
@@ -191,41 +215,81 @@ class SnmpTarget:
         seconds (default: the target's ``max_walk_time``; None: no cap of its own, the caller's deadline
         applies).
         """
-        limit = max_time if max_time is not None else self.max_walk_time
-        rows: list[tuple[OID, SnmpValue]] = []
-        if limit is None:
-            await self._walk_into(root, max_rows, rows)
-            return rows
-        try:
-            async with asyncio.timeout(limit):
-                await self._walk_into(root, max_rows, rows)
-        except TimeoutError:
-            raise SnmpWalkTooLong(f"walk of {oid_text(root)} on {self._where()} took longer than {limit:g} s "
-                                  f"({len(rows)} rows so far); walk abandoned") from None
+        [rows] = await self.walk_columns((root,), max_rows=max_rows, max_time=max_time)
         return rows
 
-    async def _walk_into(self, root: OID, max_rows: int, rows: list[tuple[OID, SnmpValue]]) -> None:
-        cursor = root
-        depth = len(root)
+    async def walk_columns(
+        self, roots: Sequence[OID], *, max_rows: int = 100_000, max_time: float | None = None
+    ) -> list[list[tuple[OID, SnmpValue]]]:
+        """:meth:`walk` of each subtree in ``roots``, side by side: one GETBULK carries the next OID of
+        every subtree not yet finished (the columns of a table are read row by row, as net-snmp's
+        ``snmptable`` does), so a table of ``c`` columns costs about ``c`` times fewer requests than
+        walking its columns one by one. SNMPv1 walks them one by one (GETNEXT). Each subtree is judged as
+        :meth:`walk` judges it; ``max_rows`` is per subtree, ``max_time`` for them all. The rows of
+        ``roots[i]`` are the i-th list.
+        """
+        limit = max_time if max_time is not None else self.max_walk_time
+        walks = [_Walk(root) for root in roots]
+        if limit is None:
+            await self._walk_into(walks, max_rows)
+            return [w.rows for w in walks]
+        try:
+            async with asyncio.timeout(limit):
+                await self._walk_into(walks, max_rows)
+        except TimeoutError:
+            what, rows = oids_text([w.root for w in walks]), sum(len(w.rows) for w in walks)
+            raise SnmpWalkTooLong(f"walk of {what} on {self._where()} took longer than {limit:g} s "
+                                  f"({rows} rows so far); walk abandoned") from None
+        return [w.rows for w in walks]
+
+    async def _walk_into(self, walks: list[_Walk], max_rows: int) -> None:
         v1 = self._v1
-        while True:
-            batch = await self._next_rows(cursor)
-            if not batch:
-                return  # SNMPv1 noSuchName: the end of the MIB view
-            asked = cursor
-            for oid, value in batch:
-                if value.kind == "end_of_mib_view":  # carries the requested OID, not a greater one
-                    return
-                if oid <= cursor:
-                    if oid == cursor and ((v1 and rows) or value.kind in _ABSENT):
-                        log.debug("%s repeated %s while walking %s: taken as the end", self._where(),
-                                  oid_text(oid), oid_text(root))
-                        return
-                    raise not_increasing(self._where(), root, asked, cursor, oid)
-                if oid[:depth] != root:
-                    return  # past the subtree: the rest of a GETBULK response is not ours to judge
-                if len(rows) >= max_rows:
-                    raise SnmpTooManyRows(f"more than {max_rows} rows under {oid_text(root)} on "
-                                          f"{self._where()}; walk abandoned")
-                rows.append((oid, value))
-                cursor = oid
+        where = self._where()
+        # SNMPv1 has no GETBULK: its subtrees are walked one after the other
+        groups = [[w] for w in walks] if v1 else [walks]
+        for group in groups:
+            active = [w for w in group if not w.done]
+            while active:
+                n, batch = await self._next_rows([w.cursor for w in active])
+                if not batch:  # SNMPv1 noSuchName: the end of the MIB view
+                    active[0].done = True
+                for w in active[:n]:
+                    w.asked = w.cursor
+                for k, (oid, value) in enumerate(batch):
+                    w = active[k % n]
+                    if w.done:
+                        continue  # past its subtree: the rest is not ours to judge
+                    cursor = w.cursor
+                    if value.kind == "end_of_mib_view":  # carries the requested OID, not a greater one
+                        w.done = True
+                        continue
+                    if oid <= cursor:
+                        if oid == cursor and ((v1 and w.rows) or value.kind in _ABSENT):
+                            log.debug("%s repeated %s while walking %s: taken as the end", where,
+                                      oid_text(oid), oid_text(w.root))
+                            w.done = True
+                            continue
+                        raise not_increasing(where, w.root, w.asked, cursor, oid)
+                    if oid[:w.depth] != w.root:
+                        w.done = True  # past the subtree: the rest of a GETBULK response is not ours
+                        continue
+                    if len(w.rows) >= max_rows:
+                        raise SnmpTooManyRows(f"more than {max_rows} rows under {oid_text(w.root)} on "
+                                              f"{where}; walk abandoned")
+                    w.rows.append((oid, value))
+                    w.cursor = oid
+                active = [w for w in active if not w.done]
+
+
+class _Walk:
+    """One subtree being walked: its rows so far, where the next request starts, whether it ended."""
+
+    __slots__ = ("asked", "cursor", "depth", "done", "root", "rows")
+
+    def __init__(self, root: OID) -> None:
+        self.root = root
+        self.depth = len(root)
+        self.cursor = root  # the last OID taken (the root before the first)
+        self.asked = root  # the OID the latest request asked after
+        self.done = False
+        self.rows: list[tuple[OID, SnmpValue]] = []

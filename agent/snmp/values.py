@@ -21,3 +21,9 @@ ABSENT_KINDS = frozenset({"no_such_object", "no_such_instance", "end_of_mib_view
 
 def oid_text(oid: OID) -> str:
     return ".".join(map(str, oid))
+
+
+def oids_text(oids: tuple[OID, ...] | list[OID], *, shown: int = 3) -> str:
+    """``1.3.6.1.2.1.2.2.1.10, 1.3.6.1.2.1.2.2.1.16 and 5 more``: a few OIDs, for messages."""
+    more = f" and {len(oids) - shown} more" if len(oids) > shown else ""
+    return ", ".join(map(oid_text, oids[:shown])) + more

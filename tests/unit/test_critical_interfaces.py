@@ -23,6 +23,7 @@ from agent.poller import DevicePoller
 from agent.profiles import load_profiles, parse_oid
 from agent.snmp.values import OID, SnmpValue
 from hatang.configfile import ConfigError
+from tests.support.sequential_walks import SequentialWalks
 from wire.messages import Family, Sample
 
 IF_NAME = parse_oid("1.3.6.1.2.1.31.1.1.1.1")
@@ -182,7 +183,7 @@ def text(value: str) -> SnmpValue:
     return SnmpValue("octets", value.encode())
 
 
-class Reader:
+class Reader(SequentialWalks):
     async def get(self, oids: object) -> list[tuple[OID, SnmpValue]]:
         return []
 

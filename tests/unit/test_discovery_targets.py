@@ -379,8 +379,8 @@ class _FakeSession:
     async def get_next(self, oid: OID) -> _Reply:
         return _Reply([(oid, SnmpValue("end_of_mib_view", None))])
 
-    async def get_bulk(self, oid: OID, max_repetitions: int) -> _Reply:
-        return await self.get_next(oid)
+    async def get_bulk(self, oids: Sequence[OID], max_repetitions: int) -> _Reply:
+        return await self.get_next(oids[0])
 
 
 class _FakeEngine:

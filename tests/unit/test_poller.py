@@ -13,6 +13,7 @@ from agent.poller import DevicePoller, PollOutcome, SnmpReader
 from agent.profiles import Profile, load_profiles, parse_oid
 from agent.scheduler import ScheduledDevice, Scheduler
 from agent.snmp.values import OID, SnmpValue
+from tests.support.sequential_walks import SequentialWalks
 from wire.messages import Family
 
 COUNTER64_MAX = 2**64 - 1
@@ -57,7 +58,7 @@ def standard_device() -> tuple[dict[OID, SnmpValue], dict[OID, list[tuple[OID, S
     return scalars, walks
 
 
-class FakeReader:
+class FakeReader(SequentialWalks):
     """Canned answers; optional errors per call kind; records every request."""
 
     def __init__(
@@ -216,7 +217,7 @@ async def test_deadline_ends_a_hanging_poll_with_an_error(profiles: dict[str, Pr
     [error] = outcome.errors
     assert (error.profile, error.reason) == ("*", "deadline")
     assert error.error.startswith("poll deadline of 0.2s exceeded while reading profile interfaces, table "
-                                  "interfaces (column 1.3.6.1.2.1.31.1.1.1.6)")
+                                  "interfaces (columns 1.3.6.1.2.1.31.1.1.1.6, ")
     assert outcome.up is True  # the GET was answered before the walk hung
     assert "hatang_device_uptime_seconds" in families_by_name(outcome)  # the finished profile is kept
     assert "hatang_interface_in_bytes_total" not in families_by_name(outcome)

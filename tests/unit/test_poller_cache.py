@@ -14,6 +14,7 @@ from agent.poller import DevicePoller
 from agent.profiles import Profile, load_profiles, parse_oid
 from agent.snmp.values import OID, SnmpValue
 from agent.uptime import WRAP_SECONDS
+from tests.support.sequential_walks import SequentialWalks
 from wire.messages import Family
 
 SYS_UPTIME = parse_oid("1.3.6.1.2.1.1.3.0")
@@ -37,7 +38,7 @@ class Clocks:
         self.mono += seconds
 
 
-class FakeDevice:
+class FakeDevice(SequentialWalks):
     """Tables by column (row index -> value), sysUpTime in seconds; counts requests per OID."""
 
     def __init__(self, clocks: Clocks, ports: Sequence[int] = (1, 2), uptime: float = 5000.0) -> None:

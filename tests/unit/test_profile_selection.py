@@ -31,6 +31,7 @@ from agent.snmp.errors import SnmpNotIncreasing, SnmpTimeout, SnmpWrongOid
 from agent.snmp.target import SnmpTarget
 from agent.snmp.values import OID, SnmpValue
 from hatang.configfile import ConfigError, validate
+from tests.support.sequential_walks import SequentialWalks
 from tests.support.waiting import async_wait_until
 from tests.unit.test_snmp_target import END, FakeSession, Resp
 from wire.codec import DecodeError, decode_status, encode_status
@@ -267,7 +268,7 @@ def text(value: str) -> SnmpValue:
     return SnmpValue("octets", value.encode())
 
 
-class Device:
+class Device(SequentialWalks):
     """An SnmpReader over sorted rows; counts requests; ``silent`` raises a timeout for every request."""
 
     def __init__(self, rows: Mapping[str, SnmpValue], *, silent: bool = False,

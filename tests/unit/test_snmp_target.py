@@ -92,8 +92,8 @@ class FakeSession:
     async def get_next(self, oid: OID) -> Resp:
         return await self._answer(Req("next", (oid,)))
 
-    async def get_bulk(self, oid: OID, max_repetitions: int) -> Resp:
-        return await self._answer(Req("bulk", (oid,), max_repetitions))
+    async def get_bulk(self, oids: Sequence[OID], max_repetitions: int) -> Resp:
+        return await self._answer(Req("bulk", tuple(oids), max_repetitions))
 
     @property
     def reps(self) -> list[int]:
@@ -125,16 +125,21 @@ class FakeSession:
                     return Resp([(o, NULL) for o in req.oids], 2, i, "noSuchName")
             return Resp([(o, table.get(o, NO_SUCH_OBJECT)) for o in req.oids])
         varbinds: list[VB] = []
-        cursor = req.oids[0]
-        for _ in range(req.reps if req.kind == "bulk" else 1):
-            row = next(((o, v) for o, v in self.rows if o > cursor), None)
-            if row is None:
-                if v1:
-                    return Resp([(cursor, NULL)], 2, 1, "noSuchName")
-                varbinds.append((cursor, END))
+        cursors = list(req.oids)
+        for _ in range(req.reps if req.kind == "bulk" else 1):  # repetition by repetition (RFC 3416)
+            ended = 0
+            for j, cursor in enumerate(cursors):
+                row = next(((o, v) for o, v in self.rows if o > cursor), None)
+                if row is None:
+                    if v1:
+                        return Resp([(cursor, NULL)], 2, 1, "noSuchName")
+                    varbinds.append((cursor, END))
+                    ended += 1
+                    continue
+                varbinds.append(row)
+                cursors[j] = row[0]
+            if ended == len(cursors):
                 break
-            varbinds.append(row)
-            cursor = row[0]
         return Resp(varbinds)
 
 

@@ -17,6 +17,7 @@ from agent.service import AgentService
 from agent.snmp.errors import SnmpAddressError
 from hatang import cli
 from tests.support.hatang import write_yaml
+from tests.support.sequential_walks import SequentialWalks
 from wire.codec import decode_batch, decode_status
 
 SITE = {"province": "Vĩnh Phúc", "district": "Tam Đảo", "commune": "Đại Đình"}
@@ -87,7 +88,7 @@ def test_a_birth_too_large_lists_no_devices_and_says_so_once(service_for: Any,
 # ---------------------------------------------------------------------------------------------- address
 
 
-class FakeTarget:
+class FakeTarget(SequentialWalks):
     """Answers every GET with nothing: the device answered (up) but has no data for the profile."""
 
     def __init__(self) -> None:

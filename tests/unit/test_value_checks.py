@@ -16,6 +16,7 @@ from agent.poller import DevicePoller, PollOutcome
 from agent.profiles import Profile, load_profiles, parse_oid
 from agent.snmp.values import OID, SnmpValue
 from agent.transforms import apply_scale, numeric, unusable
+from tests.support.sequential_walks import SequentialWalks
 from tests.unit.test_poller_cache import IF, IFX, Clocks, FakeDevice, families, make
 from wire.codec import decode_batch, encode_batch
 from wire.messages import ERROR_REASONS, Family, PollBatch, ProfileError
@@ -195,7 +196,7 @@ def test_every_poll_publishes_problem_counts_for_every_reason(profiles: dict[str
     assert "hatang_device_poll_errors_total" not in {f.name for f in outcome.families}
 
 
-class _SlowTable:
+class _SlowTable(SequentialWalks):
     """A v1-like device: fast scalars and ifXTable, a never-ending ifTable walk."""
 
     def __init__(self, device: FakeDevice, slow: OID) -> None:
