@@ -31,6 +31,7 @@ import logging
 from collections.abc import Sequence
 
 from agent.snmp.errors import (
+    SnmpNotIncreasing,
     SnmpTimeout,
     SnmpTooManyRows,
     SnmpWalkTooLong,
@@ -150,7 +151,7 @@ class SnmpTarget:
         while True:
             reps = self.max_repetitions
             budget = reps if single else reps * COLUMN_FACTOR
-            n = min(len(oids), budget)
+            n = 1 if single else min(len(oids), budget)
             asked = oids[:n]
             try:
                 reply = await self.session.get_bulk(asked, max(1, budget // n))
@@ -229,18 +230,41 @@ class SnmpTarget:
         ``roots[i]`` are the i-th list.
         """
         limit = max_time if max_time is not None else self.max_walk_time
-        walks = [_Walk(root) for root in roots]
+        walks = [_Walk(root) for root in sorted(set(roots))]  # in OID order: see _walk_all
         if limit is None:
-            await self._walk_into(walks, max_rows)
-            return [w.rows for w in walks]
+            await self._walk_all(walks, max_rows)
+        else:
+            try:
+                async with asyncio.timeout(limit):
+                    await self._walk_all(walks, max_rows)
+            except TimeoutError:
+                what, rows = oids_text([w.root for w in walks]), sum(len(w.rows) for w in walks)
+                raise SnmpWalkTooLong(f"walk of {what} on {self._where()} took longer than {limit:g} s "
+                                      f"({rows} rows so far); walk abandoned") from None
+        found = {w.root: w.rows for w in walks}
+        return [found[root] for root in roots]
+
+    async def _walk_all(self, walks: list[_Walk], max_rows: int) -> None:
+        """Walk the subtrees (in OID order). A device that answers a GETBULK of several OIDs in another
+        order than RFC 3416's (column by column instead of row by row) shows it by an OID that does not
+        increase in some column, since the columns are asked in OID order: such a walk is done again
+        one subtree at a time, and if that works, the device is asked one OID per GETBULK from then on."""
+        several = len(walks) > 1 and self._several and not self._v1
         try:
-            async with asyncio.timeout(limit):
+            await self._walk_into(walks, max_rows)
+        except SnmpNotIncreasing as exc:
+            if not several:
+                raise
+            self._several = False
+            for w in walks:
+                w.restart()
+            try:
                 await self._walk_into(walks, max_rows)
-        except TimeoutError:
-            what, rows = oids_text([w.root for w in walks]), sum(len(w.rows) for w in walks)
-            raise SnmpWalkTooLong(f"walk of {what} on {self._where()} took longer than {limit:g} s "
-                                  f"({rows} rows so far); walk abandoned") from None
-        return [w.rows for w in walks]
+            except SnmpNotIncreasing:
+                self._several = True  # broken one subtree at a time as well: not the order's fault
+                raise exc from None
+            log.info("%s answers a GETBULK of several OIDs out of order (%s); asking one OID per GETBULK",
+                     self._where(), exc)
 
     async def _walk_into(self, walks: list[_Walk], max_rows: int) -> None:
         v1 = self._v1
@@ -289,7 +313,10 @@ class _Walk:
     def __init__(self, root: OID) -> None:
         self.root = root
         self.depth = len(root)
-        self.cursor = root  # the last OID taken (the root before the first)
-        self.asked = root  # the OID the latest request asked after
+        self.restart()
+
+    def restart(self) -> None:
+        self.cursor = self.root  # the last OID taken (the root before the first)
+        self.asked = self.root  # the OID the latest request asked after
         self.done = False
         self.rows: list[tuple[OID, SnmpValue]] = []

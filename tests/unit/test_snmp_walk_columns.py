@@ -4,12 +4,14 @@ answers a GETBULK of several OIDs repetition by repetition, as RFC 3416 orders i
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from agent.snmp.errors import SnmpError, SnmpNotIncreasing, SnmpTooManyRows
 from agent.snmp.target import COLUMN_FACTOR, SnmpTarget
 from agent.snmp.values import OID, SnmpValue
-from tests.unit.test_snmp_target import END, VB, FakeSession, Req, Resp, column
+from tests.unit.test_snmp_target import END, VB, FakeSession, Req, Resp, Rewrite, column
 
 TABLE: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 COLUMNS: list[OID] = [(*TABLE, c) for c in (2, 3, 5, 10, 16)]
@@ -158,3 +160,46 @@ async def test_a_silent_drop_retries_with_one_row_of_each_column() -> None:  # [
     first, second, *_ = bulks(session)
     assert first.reps > 3 and (len(second.oids), second.reps) == (len(COLUMNS), 1)
     assert target.max_repetitions == 1
+
+
+def column_major(device: list[VB]) -> Rewrite:
+    """A device that answers a GETBULK of several OIDs column by column instead of row by row."""
+    def rewrite(req: Req, reply: Resp) -> Resp:
+        if req.kind != "bulk" or len(req.oids) == 1:
+            return reply
+        varbinds: list[VB] = []
+        for cursor in req.oids:
+            after = [vb for vb in device if vb[0] > cursor][:req.reps]
+            varbinds.extend(after + [(cursor, END)] * (req.reps - len(after)))
+        return Resp(varbinds)
+    return rewrite
+
+
+@pytest.mark.parametrize("order", [COLUMNS, COLUMNS[::-1]])
+async def test_a_device_answering_column_by_column_is_walked_one_column_at_a_time(
+        order: list[OID], caplog: pytest.LogCaptureFixture) -> None:  # [device]
+    device = table(12)
+    session = FakeSession(device, rewrite=column_major(device))
+    target = SnmpTarget(session)
+    with caplog.at_level(logging.INFO, "hatang.agent.snmp"):
+        assert await target.walk_columns(order) == [column(c, 12) for c in order]
+    assert "answers a GETBULK of several OIDs out of order" in caplog.text
+    session.requests.clear()
+    assert await target.walk_columns(order) == [column(c, 12) for c in order]  # no second try needed
+    assert all(len(r.oids) == 1 for r in session.requests)
+
+
+async def test_a_column_broken_on_its_own_still_fails_and_several_columns_stay_on() -> None:  # [device]
+    broken = COLUMNS[2]
+
+    def echo(req: Req, reply: Resp) -> Resp:  # the device echoes the root of one column
+        return Resp([(broken, SnmpValue("integer", 0)) if oid[:len(broken)] == broken else (oid, value)
+                     for oid, value in reply.varbinds])
+
+    session = FakeSession(table(5), rewrite=echo)
+    target = SnmpTarget(session)
+    with pytest.raises(SnmpNotIncreasing, match=r"while walking 1\.3\.6\.1\.2\.1\.2\.2\.1\.5 "):
+        await target.walk_columns(COLUMNS)
+    session.requests.clear()
+    assert await target.walk_columns(COLUMNS[:2]) == [column(c, 5) for c in COLUMNS[:2]]
+    assert len(bulks(session)[0].oids) == 2
