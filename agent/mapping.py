@@ -165,25 +165,25 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
               bad: list[BadValue] | None = None) -> list[Family]:
     """One family per metric; one sample per row index that has a value (or fallback value).
     Unusable values are appended to ``bad`` when given."""
-    indices = _indices(table, columns)
-    row_labels: dict[str, list[tuple[str, str]]] = {}
-    for index in indices:
+    specs = table.metrics
+    samples: list[list[Sample]] = [[] for _ in specs]
+    const = [tuple(spec.const_labels.items()) for spec in specs]
+    empty: Column = {}
+    for index in _indices(table, columns):  # row by row: one getter and one label set per row
         pairs = [(table.index_label, index)]
         pairs.extend((name, _row_label(columns, label, index)) for name, label in table.labels.items())
-        row_labels[index] = pairs
+        labels = tuple(sorted(pairs))
+        report = None if bad is None else functools.partial(_report_cell, bad, index)
 
-    families: list[Family] = []
-    for spec in table.metrics:
-        samples = []
-        for index in indices:
-            report = None if bad is None else functools.partial(_report_cell, bad, index)
-            number = metric_value(spec, lambda column: columns.get(column, {}).get(index),  # noqa: B023
-                                  epoch, report)
+        def get(column: OID, index: str = index) -> SnmpValue | None:
+            return columns.get(column, empty).get(index)
+
+        for spec, extra, out in zip(specs, const, samples, strict=True):
+            number = metric_value(spec, get, epoch, report)
             if number is not None:
-                samples.append(Sample(_with_const(row_labels[index], spec), number))
-        if samples:
-            families.append(Family(spec.name, _metric_type(spec), spec.help, tuple(samples)))
-    return merge_families(families)
+                out.append(Sample(tuple(sorted((*labels, *extra))) if extra else labels, number))
+    return merge_families(Family(spec.name, _metric_type(spec), spec.help, tuple(out))
+                          for spec, out in zip(specs, samples, strict=True) if out)
 
 
 def _row_label(columns: Mapping[OID, Column], label: LabelSpec, index: str) -> str:

@@ -195,6 +195,16 @@ def _first(spec: MetricSpec, get: Getter, report: Report | None) -> tuple[float 
     The fallback is read where the primary value is absent or unusable, and where the primary reads 0
     if the fallback says ``when_primary_zero`` (ifHighSpeed 0 beside a real ifSpeed). A present value
     that is not a number is reported when no source gives a number."""
+    primary = spec.source
+    if spec.fallback is None and primary is not None:  # the usual case, without the loop below
+        value = get(primary.parsed)
+        number = raw_number(value)
+        if number is not None:
+            return number, primary
+        problem = None if report is None else unusable(value)
+        if problem is not None and report is not None:
+            report(spec.name, primary.parsed, problem)
+        return None, None
     found: tuple[float, Source] | None = None
     bad: tuple[OID, str] | None = None
     for source in (spec.source, spec.fallback):

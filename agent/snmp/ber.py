@@ -48,6 +48,7 @@ _EXCEPTIONS = {
     0x82: SnmpValue("end_of_mib_view", None),
 }
 _NULL = SnmpValue("null", None)
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")  # the first byte of a multi-byte sub-identifier in an OID
 
 ERROR_NAMES = (
     "noError", "tooBig", "noSuchName", "badValue", "readOnly", "genErr", "noAccess", "wrongType",
@@ -155,9 +156,8 @@ def _integer(data: bytes, pos: int, end: int) -> tuple[int, int]:
     return int.from_bytes(data[start:stop], "big", signed=True), stop
 
 
-def _oid_slow(content: bytes) -> OID:
-    if not content or content[-1] & 0x80:
-        raise BerError("bad OID")
+def _arcs(content: bytes) -> list[int]:
+    """The sub-identifiers of base-128 content that starts an arc and ends one."""
     arcs: list[int] = []
     value = 0
     started = False
@@ -170,6 +170,13 @@ def _oid_slow(content: bytes) -> OID:
             arcs.append(value)
             value = 0
             started = False
+    return arcs
+
+
+def _oid_slow(content: bytes) -> OID:
+    if not content or content[-1] & 0x80:
+        raise BerError("bad OID")
+    arcs = _arcs(content)
     first = arcs[0]
     head = (first // 40, first % 40) if first < 80 else (2, first - 80)
     return (*head, *arcs[1:])
@@ -183,7 +190,13 @@ def decode_oid_content(content: bytes) -> OID:
         if first < 80:
             return (1, first - 40, *content[1:])
         return (2, first - 80, *content[1:])
-    return _oid_slow(content)
+    high = _HIGH_BYTE.search(content)
+    if high is None or high.start() == 0 or content[-1] & 0x80:
+        return _oid_slow(content)
+    # one-byte arcs, then the first multi-byte one (a row index >= 128, the usual case): the prefix as
+    # it is, the rest arc by arc (the byte before it, below 0x80, ended an arc)
+    split = high.start()
+    return (*decode_oid_content(content[:split]), *_arcs(content[split:]))
 
 
 def _value(tag: int, content: bytes) -> SnmpValue:
