@@ -126,6 +126,8 @@ def label_text(value: SnmpValue | None) -> str:
     if not stripped:
         return ""
     text = stripped.decode("utf-8", errors="replace")
+    if text.isprintable() and "\ufffd" not in text:  # the usual case: no control character, nothing invalid
+        return " ".join(text.split())[:MAX_LABEL_CHARS]
     bad = sum(1 for ch in text if ch == "\ufffd" or _is_control(ch))
     if bad and bad * 3 >= len(text):
         return _hex(raw)
