@@ -212,4 +212,5 @@ def _report_cell(bad: list[BadValue], index: str, metric: str, oid: OID, problem
 def rows_by_index(column: OID, varbinds: list[tuple[OID, SnmpValue]]) -> dict[str, SnmpValue]:
     """Walk result of one column -> {row index: value}."""
     depth = len(column)
-    return {".".join(map(str, oid[depth:])): value for oid, value in varbinds}
+    return {str(oid[depth]) if len(oid) == depth + 1 else ".".join(map(str, oid[depth:])): value
+            for oid, value in varbinds}

@@ -279,6 +279,17 @@ class MetricSpec(_Strict):
     def source(self) -> Source | None:
         return None if self.oid is None else Source(oid=self.oid, scale=self.scale)
 
+    @cached_property
+    def plain(self) -> Source | None:
+        """The source, when the value is its number scaled and nothing else applies (no fallback, filter,
+        equals, add, multiply_by, scale_from, as_timestamp, unknown, valid or as_unsigned): the mapping's
+        short path (agent/transforms.py metric_value)."""
+        if (self.fallback is not None or self.filter or self.equals is not None or self.add is not None
+                or self.multiply_by is not None or self.scale_from is not None or self.as_timestamp
+                or self.unknown or self.valid is not None or self.as_unsigned):
+            return None
+        return self.source
+
     def helper_oids(self) -> list[OID]:
         """OIDs (columns) read besides the value: multiply_by, add, scale_from, filter."""
         oids = [parse_oid(self.multiply_by)] if self.multiply_by else []

@@ -199,14 +199,8 @@ def _first(spec: MetricSpec, get: Getter, report: Report | None) -> tuple[float 
     that is not a number is reported when no source gives a number."""
     primary = spec.source
     if spec.fallback is None and primary is not None:  # the usual case, without the loop below
-        value = get(primary.parsed)
-        number = raw_number(value)
-        if number is not None:
-            return number, primary
-        problem = None if report is None else unusable(value)
-        if problem is not None and report is not None:
-            report(spec.name, primary.parsed, problem)
-        return None, None
+        number = _number(spec, primary, get, report)
+        return (None, None) if number is None else (number, primary)
     found: tuple[float, Source] | None = None
     bad: tuple[OID, str] | None = None
     for source in (spec.source, spec.fallback):
@@ -228,6 +222,17 @@ def _first(spec: MetricSpec, get: Getter, report: Report | None) -> tuple[float 
             report(spec.name, *bad)
         return None, None
     return found
+
+
+def _number(spec: MetricSpec, source: Source, get: Getter, report: Report | None) -> float | None:
+    """The raw number at ``source``; an unusable value there is reported."""
+    value = get(source.parsed)
+    number = raw_number(value)
+    if number is None and report is not None:
+        problem = unusable(value)
+        if problem is not None:
+            report(spec.name, source.parsed, problem)
+    return number
 
 
 def checked_raw(spec: MetricSpec, number: float, oid: OID, report: Report | None) -> float | None:
@@ -255,6 +260,13 @@ def metric_value(spec: MetricSpec, get: Getter, epoch: Epoch | None = None,
 
     Unusable values (a type that is not a number, a reading outside the profile's ``valid`` range)
     are passed to ``report`` as (metric, OID, problem); absent and ``unknown`` ones are not."""
+    plain = spec.plain
+    if plain is not None:  # a column's number scaled, nothing else: most table metrics
+        raw = _number(spec, plain, get, report)
+        if raw is None:
+            return None
+        number = apply_scale(raw, plain.scale)
+        return number if math.isfinite(number) else None
     if spec.filter and not passes(spec.filter, get):
         return None
     raw, source = _first(spec, get, report)

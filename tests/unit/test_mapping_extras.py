@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from agent import mapping, uptime
 from agent.mapping import map_scalars, map_table, table_plan
-from agent.profiles import Profile, TableSpec, load_profiles, parse_oid
+from agent.profiles import MetricSpec, Profile, TableSpec, load_profiles, parse_oid
 from agent.snmp.values import SnmpValue
 from agent.transforms import label_text
 from agent.uptime import WRAP_SECONDS, Epoch, UptimeState, observe, stamp_to_unix
@@ -372,3 +372,29 @@ def test_stamp_to_unix_places_stamps_in_the_right_epoch() -> None:
     wrapped = Epoch(start=BOOT + WRAP_SECONDS, uptime=1000.0, boot_time=BOOT)
     assert stamp_to_unix(50_000.0, wrapped) == pytest.approx(BOOT + 50_000.0)  # before the wrap
     assert stamp_to_unix(10.0, wrapped) == pytest.approx(BOOT + WRAP_SECONDS + 10.0)
+
+
+# --- the short path of plain metrics (MetricSpec.plain) ---------------------------------------------
+
+# MetricSpec fields that MetricSpec.plain looks at (any of them set: the full path), and the ones that do
+# not change a value. A new field must be put in one of the two, after deciding whether plain must see it.
+PLAIN_RULES = {"fallback", "filter", "equals", "add", "multiply_by", "scale_from", "as_timestamp", "unknown",
+               "valid", "as_unsigned"}
+NOT_A_VALUE_RULE = {"name", "type", "help", "oid", "scale", "labels", "const_labels"}
+
+
+def test_plain_looks_at_every_field_that_changes_a_value() -> None:
+    assert set(MetricSpec.model_fields) == PLAIN_RULES | NOT_A_VALUE_RULE
+
+
+@pytest.mark.parametrize("rule", sorted(PLAIN_RULES))
+def test_a_metric_with_any_value_rule_takes_the_full_path(rule: str) -> None:
+    settings: dict[str, object] = {
+        "fallback": {"oid": "1.3.6.1.2.1.2.2.1.10"},
+        "filter": [{"oid": "1.3.6.1.2.1.2.2.1.8", "any_of": ["1"]}],
+        "equals": [1], "add": "1.3.6.1.2.1.2.2.1.10", "multiply_by": "1.3.6.1.2.1.2.2.1.10",
+        "scale_from": {"si_prefix": "1.3.6.1.2.1.99.1.1.1.2"}, "as_timestamp": True, "unknown": [-1],
+        "valid": {"min": 0}, "as_unsigned": True}
+    base = {"name": "hatang_x", "type": "gauge", "help": "x", "oid": "1.3.6.1.2.1.31.1.1.1.6"}
+    assert MetricSpec.model_validate(base).plain is not None
+    assert MetricSpec.model_validate({**base, rule: settings[rule]}).plain is None
