@@ -169,19 +169,26 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
     samples: list[list[Sample]] = [[] for _ in specs]
     const = [tuple(spec.const_labels.items()) for spec in specs]
     empty: Column = {}
+    cell: list[BadValue] = []  # what one metric reported in one row
+    found: list[tuple[int, BadValue]] = []  # (metric's position, unusable value): reported metric by metric
     for index in _indices(table, columns):  # row by row: one getter and one label set per row
         pairs = [(table.index_label, index)]
         pairs.extend((name, _row_label(columns, label, index)) for name, label in table.labels.items())
         labels = tuple(sorted(pairs))
-        report = None if bad is None else functools.partial(_report_cell, bad, index)
+        report = None if bad is None else functools.partial(_report_cell, cell, index)
 
         def get(column: OID, index: str = index) -> SnmpValue | None:
             return columns.get(column, empty).get(index)
 
-        for spec, extra, out in zip(specs, const, samples, strict=True):
+        for position, (spec, extra, out) in enumerate(zip(specs, const, samples, strict=True)):
             number = metric_value(spec, get, epoch, report)
+            if cell:
+                found.extend((position, value) for value in cell)
+                cell.clear()
             if number is not None:
                 out.append(Sample(tuple(sorted((*labels, *extra))) if extra else labels, number))
+    if bad is not None:
+        bad.extend(value for _, value in sorted(found, key=lambda item: item[0]))
     return merge_families(Family(spec.name, _metric_type(spec), spec.help, tuple(out))
                           for spec, out in zip(specs, samples, strict=True) if out)
 

@@ -27,6 +27,7 @@ OID per GETBULK from then on.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 
@@ -68,6 +69,7 @@ class SnmpTarget:
         self._reps_ceiling = self.max_repetitions  # lowered for good by tooBig
         self._good_bulks = 0
         self._several = True  # several OIDs per GETBULK (False for good after tooBig for one row of them)
+        self._column_factor = COLUMN_FACTOR  # varbinds of several OIDs per GETBULK: max-repetitions x this
         self.max_walk_time = max_walk_time
         self.answered = False  # has this device ever answered (any response, even an error)?
 
@@ -150,13 +152,13 @@ class SnmpTarget:
         single = len(oids) == 1 or not self._several
         while True:
             reps = self.max_repetitions
-            budget = reps if single else reps * COLUMN_FACTOR
+            budget = reps if single else reps * self._column_factor
             n = 1 if single else min(len(oids), budget)
             asked = oids[:n]
             try:
                 reply = await self.session.get_bulk(asked, max(1, budget // n))
             except SnmpTimeout:
-                if reps > 1 and self.answered:  # once: _silent_drop sets max-repetitions to 1
+                if budget > 1 and self.answered:  # once: _silent_drop asks for one varbind
                     self._silent_drop(reps)
                     continue
                 raise
@@ -189,6 +191,7 @@ class SnmpTarget:
         """A device that answered before may drop responses too large for it: retry once with one
         repetition, then grow back slowly, never again to the size that got no answer."""
         self.max_repetitions = 1
+        self._column_factor = 1  # several OIDs share the max-repetitions from then on
         self._reps_ceiling = max(1, min(self._reps_ceiling, reps // 2))
         self._good_bulks = 0
         log.debug("%s: bulk timeout, max-repetitions now %d", self._where(), self.max_repetitions)
@@ -245,10 +248,11 @@ class SnmpTarget:
         return [found[root] for root in roots]
 
     async def _walk_all(self, walks: list[_Walk], max_rows: int) -> None:
-        """Walk the subtrees (in OID order). A device that answers a GETBULK of several OIDs in another
-        order than RFC 3416's (column by column instead of row by row) shows it by an OID that does not
-        increase in some column, since the columns are asked in OID order: such a walk is done again
-        one subtree at a time, and if that works, the device is asked one OID per GETBULK from then on."""
+        """Walk the subtrees. A GETBULK of several OIDs answered otherwise than RFC 3416 says (column by
+        column, or only the first OID followed: see :func:`_row_order_problem`), or with an OID that does
+        not increase in some subtree, makes the walk start again one subtree at a time; if that works,
+        the device is asked one OID per GETBULK from then on, and if it fails too, its error is the one
+        raised (a subtree broken on its own)."""
         several = len(walks) > 1 and self._several and not self._v1
         try:
             await self._walk_into(walks, max_rows)
@@ -260,9 +264,9 @@ class SnmpTarget:
                 w.restart()
             try:
                 await self._walk_into(walks, max_rows)
-            except SnmpNotIncreasing:
-                self._several = True  # broken one subtree at a time as well: not the order's fault
-                raise exc from None
+            except BaseException:
+                self._several = True  # not shown to be the order's fault: several OIDs again next time
+                raise
             log.info("%s answers a GETBULK of several OIDs out of order (%s); asking one OID per GETBULK",
                      self._where(), exc)
 
@@ -277,6 +281,11 @@ class SnmpTarget:
                 n, batch = await self._next_rows([w.cursor for w in active])
                 if not batch:  # SNMPv1 noSuchName: the end of the MIB view
                     active[0].done = True
+                if n > 1:
+                    problem = _row_order_problem([w.cursor for w in active[:n]], batch)
+                    if problem is not None:
+                        raise _NotRowByRow(f"{where} answered a GETBULK of {n} OIDs out of RFC 3416's "
+                                           f"order: {problem}")
                 for w in active[:n]:
                     w.asked = w.cursor
                 for k, (oid, value) in enumerate(batch):
@@ -303,6 +312,43 @@ class SnmpTarget:
                     w.rows.append((oid, value))
                     w.cursor = oid
                 active = [w for w in active if not w.done]
+
+
+class _NotRowByRow(SnmpNotIncreasing):
+    """A GETBULK of several OIDs answered otherwise than row by row (never raised to the caller)."""
+
+
+def _row_order_problem(asked: Sequence[OID], varbinds: list[tuple[OID, SnmpValue]]) -> str | None:
+    """Why a response to a GETBULK of ``asked`` cannot be RFC 3416's, or None.
+
+    Row by row, each varbind is the successor (the next OID the device has) of the one above it in its
+    column, the first row of the OIDs asked. Successors keep the order of what they follow, and every
+    OID between one and its successor has that same successor. So, the columns taken in the order of
+    the OIDs they follow, a row must not decrease, and two neighbours must be equal where the second
+    follows an OID before the first's successor. A device that answers column by column, or follows
+    only the first OID asked, breaks this even where each column's own OIDs increase: checking each
+    column alone would take the next column's rows for the end of an empty one, and lose them.
+    """
+    n = len(asked)
+    above = list(asked)
+    for start in range(0, len(varbinds), n):
+        row = varbinds[start:start + n]
+        # None: nothing follows (endOfMibView, or a noSuch* value repeating the OID asked)
+        found = [None if value.kind == "end_of_mib_view" or (value.kind in _ABSENT and oid == before) else oid
+                 for (oid, value), before in zip(row, above, strict=False)]
+        order = sorted(range(len(row)), key=above.__getitem__)
+        for i, j in itertools.pairwise(order):
+            first, second = found[i], found[j]
+            if first is None and second is not None:
+                return f"something follows {oid_text(above[j])} but nothing follows {oid_text(above[i])}"
+            if first is not None and (second is None or second != first) and above[j] < first:
+                return (f"{oid_text(above[i])} and {oid_text(above[j])} are followed by "
+                        f"{oid_text(first)} and {'nothing' if second is None else oid_text(second)}")
+            if first is not None and second is not None and second < first:
+                return (f"{oid_text(above[j])} is followed by {oid_text(second)}, before what follows "
+                        f"{oid_text(above[i])} ({oid_text(first)})")
+        above[:len(row)] = [oid for oid, _ in row]
+    return None
 
 
 class _Walk:
