@@ -9,6 +9,7 @@ label text, filters, device scaling) are in :mod:`agent.transforms`; uptime arit
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -167,10 +168,9 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
     Unusable values are appended to ``bad`` when given."""
     specs = table.metrics
     samples: list[list[Sample]] = [[] for _ in specs]
-    const = [tuple(spec.const_labels.items()) for spec in specs]
+    bad_by_metric: list[list[BadValue]] = [[] for _ in specs]  # reported metric by metric, each in row order
     empty: Column = {}
     cell: list[BadValue] = []  # what one metric reported in one row
-    found: list[tuple[int, BadValue]] = []  # (metric's position, unusable value): reported metric by metric
     for index in _indices(table, columns):  # row by row: one getter and one label set per row
         pairs = [(table.index_label, index)]
         pairs.extend((name, _row_label(columns, label, index)) for name, label in table.labels.items())
@@ -180,15 +180,15 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
         def get(column: OID, index: str = index) -> SnmpValue | None:
             return columns.get(column, empty).get(index)
 
-        for position, (spec, extra, out) in enumerate(zip(specs, const, samples, strict=True)):
+        for spec, out, reported in zip(specs, samples, bad_by_metric, strict=True):
             number = metric_value(spec, get, epoch, report)
             if cell:
-                found.extend((position, value) for value in cell)
+                reported.extend(cell)
                 cell.clear()
             if number is not None:
-                out.append(Sample(tuple(sorted((*labels, *extra))) if extra else labels, number))
+                out.append(Sample(_with_const(labels, spec) if spec.const_labels else labels, number))
     if bad is not None:
-        bad.extend(value for _, value in sorted(found, key=lambda item: item[0]))
+        bad.extend(itertools.chain.from_iterable(bad_by_metric))
     return merge_families(Family(spec.name, _metric_type(spec), spec.help, tuple(out))
                           for spec, out in zip(specs, samples, strict=True) if out)
 

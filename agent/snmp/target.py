@@ -278,11 +278,12 @@ class SnmpTarget:
         for group in groups:
             active = [w for w in group if not w.done]
             while active:
-                n, batch = await self._next_rows([w.cursor for w in active])
+                cursors = [w.cursor for w in active]
+                n, batch = await self._next_rows(cursors)
                 if not batch:  # SNMPv1 noSuchName: the end of the MIB view
                     active[0].done = True
                 if n > 1:
-                    problem = _row_order_problem([w.cursor for w in active[:n]], batch)
+                    problem = _row_order_problem(cursors[:n], batch)
                     if problem is not None:
                         raise _NotRowByRow(f"{where} answered a GETBULK of {n} OIDs out of RFC 3416's "
                                            f"order: {problem}")
