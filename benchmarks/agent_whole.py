@@ -35,7 +35,6 @@ import pstats
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -140,14 +139,7 @@ def _serve(recording: str) -> None:
 
 class RecordingResponder(ResponderProcess):
     def __init__(self, recording: str) -> None:
-        argv = [sys.executable, "-m", "benchmarks.agent_whole", "--serve", recording]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            self.proc.kill()
-            raise BenchError(f"the responder did not start: {line}")
-        self.port = int(line[1])
+        self._start([sys.executable, "-m", "benchmarks.agent_whole", "--serve", recording])
 
 
 class Scraper:

@@ -37,6 +37,7 @@ from agent.profiles import load_profiles
 from agent.snmp.credentials import Credentials
 from agent.snmp.engine import SnmpEngine
 from agent.snmp.errors import SnmpError, SnmpTimeout
+from benchmarks._proc import BenchError
 from benchmarks.common import Result, children_cpu_seconds, measure, process_cpu_seconds
 from wire.codec import encode_batch
 from wire.messages import PollBatch
@@ -54,13 +55,16 @@ def free_port() -> int:
 
 class ResponderProcess:
     def __init__(self, rows: int, module: str = "benchmarks._bulk_responder") -> None:
-        argv = [sys.executable, "-m", module, "--rows", str(rows)]
+        self._start([sys.executable, "-m", module, "--rows", str(rows)])
+
+    def _start(self, argv: list[str]) -> None:
+        """Start the responder; it prints ``PORT n`` once it serves."""
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         if len(line) != 2 or line[0] != "PORT":
             self.proc.kill()
-            raise RuntimeError(f"responder did not start: {line}")
+            raise BenchError(f"the responder did not start: {line}")
         self.port = int(line[1])
 
     def stats(self) -> dict[str, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from tests.support.waiting import async_wait_until
 pytestmark = pytest.mark.integration
 
 KEEPALIVE = 4  # seconds; Mosquitto drops a client silent for 1.5 keep-alive periods (6 s)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    broker = start_mosquitto(tmp_path / "mosquitto")
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _connection(url: str) -> MqttConnection:
@@ -54,8 +44,8 @@ def _count_housekeeping(client: MqttConnection) -> dict[str, int]:
     return counts
 
 
-async def test_an_idle_connection_pings_at_the_deadlines_and_stays_up(broker: Mosquitto) -> None:
-    client = _connection(broker.url)
+async def test_an_idle_connection_pings_at_the_deadlines_and_stays_up(mosquitto: Mosquitto) -> None:
+    client = _connection(mosquitto.url)
     counts = _count_housekeeping(client)
     async with client:
         # three pings answered take three keep-alive periods (12 s): twice Mosquitto's 6 s limit
