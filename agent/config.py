@@ -9,6 +9,11 @@ needs at start (every ``*_file`` readable and not empty, the buffer directory wr
 agent logs it at start). :func:`parse` is the model alone (no file system checks; ``hatang check
 --skip-files``, ``hatang profiles -c``).
 
+The models are plain dataclasses; their rules are ``Annotated`` metadata (:mod:`hatang.config_types`)
+and ``__post_init__`` checks that pydantic applies when a file is validated (:mod:`hatang.configfile`,
+imported by the loading functions only). Importing this module does not import pydantic: the running
+agent receives its configuration checked by a child process (agent/checked_config.py).
+
 Why this module is long: it is the agent config format, one tree of strict models (site, MQTT, buffer,
 SNMP credentials, traps, probes, devices) with the checks that span them; the loading steps beside it are
 short and read the same models.
@@ -18,17 +23,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated, Any, Literal
 
 from agent.critical import pattern_problem
 from agent.profiles import AUTO
 from agent.queue.files import DB_NAME, LOCK_NAME
 from agent.snmp.credentials import AuthProtocol, PrivProtocol, SnmpVersion
-from hatang import config_paths, configfile
-from hatang.configfile import ConfigError, ConfigWarning, FiniteFloat, MqttUrl, Port
+from hatang import config_paths
+from hatang.config_errors import ConfigError, ConfigWarning
+from hatang.config_types import STRICT, After, Before, Constraints, FiniteFloat, MqttUrl, Port, listen_port
 from wire.topics import AGENT_ID_PATTERN, DEVICE_NAME_PATTERN
 
 
@@ -40,19 +45,22 @@ def _valid_pattern(pattern: str) -> str:
 
 
 # A critical_interfaces entry: a regular expression, checked at load (agent.critical, docs/configuration.md).
-CriticalPattern = Annotated[str, AfterValidator(_valid_pattern)]
+CriticalPattern = Annotated[str, After(_valid_pattern)]
+_NOT_EMPTY = Constraints(min_length=1)
 
 
-class _Strict(BaseModel):
-    # allow_inf_nan=False: no .nan/.inf in any float, even one declared plain ``float`` by mistake.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+def _int_as_text(value: Any) -> Any:
+    """``version: 3`` / ``protocol: 5`` written as YAML numbers: the text they mean."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-class SiteConfig(_Strict):
+@dataclass(kw_only=True)
+class SiteConfig:
     """Where the agent is. Becomes labels on every series. District is optional (abolished 2025-07-01;
     still useful as a network zone)."""
 
-    province: str = Field(min_length=1)
+    __pydantic_config__ = STRICT
+    province: Annotated[str, _NOT_EMPTY]
     district: str | None = None
     commune: str | None = None
 
@@ -61,59 +69,61 @@ class SiteConfig(_Strict):
         return tuple(sorted((k, v) for k, v in pairs if v))
 
 
-class AgentMqttConfig(_Strict):
+@dataclass(kw_only=True)
+class AgentMqttConfig:
+    __pydantic_config__ = STRICT
     url: MqttUrl
     username: str | None = None  # default: the agent id
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     password_file: Path | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None  # client certificate for mutual TLS
     key_file: Path | None = None
-    keepalive: int = Field(default=30, ge=5, le=3600)
+    keepalive: Annotated[int, Constraints(ge=5, le=3600)] = 30
     # Seconds an acknowledged message is kept so it can be sent again after a broker crash (a broker
     # persists its queue only every autosave_interval). 0: not kept.
-    redeliver_window: FiniteFloat = Field(default=120.0, ge=0)
+    redeliver_window: Annotated[FiniteFloat, Constraints(ge=0)] = 120.0
     # MQTT protocol version; auto: MQTT 5, falling back to 3.1.1 for brokers without v5.
-    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    protocol: Annotated[Literal["auto", "5", "3.1.1"], Before(_int_as_text)] = "auto"
 
-    @field_validator("protocol", mode="before")
-    @classmethod
-    def _protocol_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @model_validator(mode="after")
-    def _tls_files_fit(self) -> Self:
+    def __post_init__(self) -> None:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("give cert_file and key_file together")
         if self.url.startswith("mqtt://") and (self.ca_file or self.cert_file):
             raise ValueError("ca_file/cert_file need an mqtts:// url")
-        return self
 
 
-class BufferConfig(_Strict):
+@dataclass(kw_only=True)
+class BufferConfig:
+    __pydantic_config__ = STRICT
     path: Path
-    max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
-    max_age: FiniteFloat = Field(default=7 * 86400, gt=0)  # seconds
-    replay_rate: FiniteFloat = Field(default=20.0, gt=0)  # backlog messages per second after an outage
+    max_bytes: Annotated[int, Constraints(ge=64 * 1024)] = 256 * 1024 * 1024
+    max_age: Annotated[FiniteFloat, Constraints(gt=0)] = 7 * 86400  # seconds
+    # backlog messages per second after an outage
+    replay_rate: Annotated[FiniteFloat, Constraints(gt=0)] = 20.0
 
 
-class RemoteConfigSettings(_Strict):
+@dataclass(kw_only=True)
+class RemoteConfigSettings:
     """Configuration from the centre (docs/remote-config.md): signed documents on the agent's ``config``
     topic replace the centrally managed keys (wire.remote_config.MANAGED_KEYS) of this file, live."""
 
+    __pydantic_config__ = STRICT
     public_key_file: Path  # the centre's public key(s), PEM (centre.pub of `hatang fleet keygen`)
     # where the last good configuration is kept (default: remote-config.json in buffer.path)
     state_file: Path | None = None
 
 
-class _UsmSecrets(_Strict):
+@dataclass(kw_only=True)
+class _UsmSecrets:
     """SNMPv3 user-based security: protocols and their passwords (inline or from files)."""
 
+    __pydantic_config__ = STRICT
     auth_protocol: AuthProtocol | None = None
-    auth_password: str | None = None
+    auth_password: str | None = field(default=None, repr=False)
     auth_password_file: Path | None = None
     priv_protocol: PrivProtocol | None = None
-    priv_password: str | None = None
+    priv_password: str | None = field(default=None, repr=False)
     priv_password_file: Path | None = None
 
     def _check_usm(self) -> None:
@@ -129,22 +139,17 @@ class _UsmSecrets(_Strict):
                 raise ValueError(f"{kind}_password given without {kind}_protocol; add {kind}_protocol")
 
 
+@dataclass(kw_only=True)
 class SnmpConfig(_UsmSecrets):
-    version: SnmpVersion = "2c"
-    community: str | None = None
+    version: Annotated[SnmpVersion, Before(_int_as_text)] = "2c"
+    community: str | None = field(default=None, repr=False)
     community_file: Path | None = None
     username: str | None = None
     context: str = ""
-    timeout: FiniteFloat = Field(default=2.0, gt=0, le=60)  # seconds per request
-    retries: int = Field(default=1, ge=0, le=5)
+    timeout: Annotated[FiniteFloat, Constraints(gt=0, le=60)] = 2.0  # seconds per request
+    retries: Annotated[int, Constraints(ge=0, le=5)] = 1
 
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @model_validator(mode="after")
-    def _credentials_fit_version(self) -> Self:
+    def __post_init__(self) -> None:
         if self.version in ("1", "2c"):
             if self.community is not None and self.community_file is not None:
                 raise ValueError("give either community or community_file, not both")
@@ -154,34 +159,37 @@ class SnmpConfig(_UsmSecrets):
             if not self.username:
                 raise ValueError("SNMPv3 needs username")
             self._check_usm()
-        return self
 
 
+_ENGINE_ID = Constraints(pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
+
+
+@dataclass(kw_only=True)
 class TrapUserConfig(_UsmSecrets):
     """An SNMPv3 user whose traps and informs are accepted."""
 
-    username: str = Field(min_length=1)
+    username: Annotated[str, _NOT_EMPTY]
     # the sending device's engine id: needed for traps (informs discover it)
-    engine_id: str | None = Field(default=None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
+    engine_id: Annotated[str, _ENGINE_ID] | None = None
 
-    @model_validator(mode="after")
-    def _credentials_fit(self) -> Self:
+    def __post_init__(self) -> None:
         self._check_usm()
-        return self
 
 
-class TrapsConfig(_Strict):
-    listen: str = Field(default="0.0.0.0:162", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$")
-    communities: list[str] = Field(default_factory=lambda: ["public"])
+def _trap_port(value: str) -> str:
+    return listen_port(value, "SNMP traps are sent to UDP port 162")
+
+
+@dataclass(kw_only=True)
+class TrapsConfig:
+    __pydantic_config__ = STRICT
+    listen: Annotated[str, Constraints(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$"),
+                      After(_trap_port)] = "0.0.0.0:162"
+    communities: list[str] = field(default_factory=lambda: ["public"])
     communities_file: Path | None = None  # one community per line, added to `communities`
-    users: list[TrapUserConfig] = Field(default_factory=list)
-    engine_id: str | None = Field(default=None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")  # this receiver's
+    users: list[TrapUserConfig] = field(default_factory=list)
+    engine_id: Annotated[str, _ENGINE_ID] | None = None  # this receiver's
     repoll: bool = True  # poll the sending device at once, so a linkDown shows within seconds
-
-    @field_validator("listen")
-    @classmethod
-    def _port_in_range(cls, value: str) -> str:
-        return configfile.listen_port(value, "SNMP traps are sent to UDP port 162")
 
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
@@ -203,79 +211,84 @@ def loopback_host(host: str) -> bool:
         return False
 
 
-class LocalStatusConfig(_Strict):
+def _port_alone(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return f"127.0.0.1:{value}" if isinstance(value, str) and value.isdigit() else value
+
+
+def _status_address(value: str) -> str:
+    if not _LISTEN.fullmatch(value):
+        raise ValueError(f"{value!r} is not HOST:PORT: write e.g. 127.0.0.1:9109 (this machine only), "
+                         "0.0.0.0:9109 (every interface), [::1]:9109, or a port alone (on 127.0.0.1)")
+    return listen_port(value)
+
+
+@dataclass(kw_only=True)
+class LocalStatusConfig:
     """The local status page (agent/status_page.py): off unless the ``status`` section is given."""
 
-    listen: str = "127.0.0.1:9109"  # HOST:PORT, [IPv6]:PORT, or a port alone (then on 127.0.0.1)
-
-    @field_validator("listen", mode="before")
-    @classmethod
-    def _port_alone(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        return f"127.0.0.1:{value}" if isinstance(value, str) and value.isdigit() else value
-
-    @field_validator("listen")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        if not _LISTEN.fullmatch(value):
-            raise ValueError(f"{value!r} is not HOST:PORT: write e.g. 127.0.0.1:9109 (this machine only), "
-                             "0.0.0.0:9109 (every interface), [::1]:9109, or a port alone (on 127.0.0.1)")
-        return configfile.listen_port(value)
+    __pydantic_config__ = STRICT
+    # HOST:PORT, [IPv6]:PORT, or a port alone (then on 127.0.0.1)
+    listen: Annotated[str, After(_status_address), Before(_port_alone)] = "127.0.0.1:9109"
 
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
 
 
-class ProbeConfig(_Strict):
+_NAME = Constraints(pattern=f"^{DEVICE_NAME_PATTERN}$")
+
+
+@dataclass(kw_only=True)
+class ProbeConfig:
     """Reachability, round-trip time and loss of a link target (e.g. the provincial gateway)."""
 
-    name: str = Field(pattern=f"^{DEVICE_NAME_PATTERN}$")
-    address: str = Field(min_length=1)
+    __pydantic_config__ = STRICT
+    name: Annotated[str, _NAME]
+    address: Annotated[str, _NOT_EMPTY]
     method: Literal["auto", "icmp", "tcp"] = "auto"  # auto: ICMP if allowed, else TCP connect
     tcp_port: Port = 443
-    count: int = Field(default=5, ge=1, le=100)  # echoes per run
-    spacing: FiniteFloat = Field(default=0.2, gt=0, le=10)  # seconds between echoes
-    timeout: FiniteFloat = Field(default=1.0, gt=0, le=30)  # seconds to wait for each reply
-    interval: FiniteFloat = Field(default=60.0, ge=5, le=86400)  # seconds between runs
+    count: Annotated[int, Constraints(ge=1, le=100)] = 5  # echoes per run
+    spacing: Annotated[FiniteFloat, Constraints(gt=0, le=10)] = 0.2  # seconds between echoes
+    timeout: Annotated[FiniteFloat, Constraints(gt=0, le=30)] = 1.0  # seconds to wait for each reply
+    interval: Annotated[FiniteFloat, Constraints(ge=5, le=86400)] = 60.0  # seconds between runs
 
-    @model_validator(mode="after")
-    def _fits_interval(self) -> Self:
+    def __post_init__(self) -> None:
         if self.count * self.spacing + self.timeout >= self.interval:
             raise ValueError("count x spacing + timeout must be shorter than interval")
-        return self
 
 
-class DeviceConfig(_Strict):
-    name: str = Field(pattern=f"^{DEVICE_NAME_PATTERN}$")
-    address: str = Field(min_length=1)
+def _auto_alone(value: Any) -> Any:
+    if value == AUTO:
+        return [AUTO]
+    if isinstance(value, str):
+        raise ValueError(f"write a list of profile names ([system, interfaces]) or {AUTO}")
+    return value
+
+
+def _auto_not_mixed(value: list[str]) -> list[str]:
+    if AUTO in value and len(value) > 1:
+        raise ValueError(f"{AUTO} chooses every profile by the device and cannot be combined with names: "
+                         f"write {AUTO}, or list every profile the device should get")
+    return value
+
+
+@dataclass(kw_only=True)
+class DeviceConfig:
+    __pydantic_config__ = STRICT
+    name: Annotated[str, _NAME]
+    address: Annotated[str, _NOT_EMPTY]
     port: Port = 161
-    snmp: SnmpConfig = Field(default_factory=SnmpConfig)
+    snmp: SnmpConfig = field(default_factory=SnmpConfig)
     # Profile names, or "auto" (the default): chosen by the device at its first poll and when its
     # sysObjectID changes (agent/profile_selection.py). Kept as a list: "auto" is read as [auto].
-    profiles: list[str] = Field(default_factory=lambda: [AUTO], min_length=1)
-    interval: FiniteFloat = Field(default=60.0, ge=1, le=86400)  # seconds
+    profiles: Annotated[list[str], _NOT_EMPTY, After(_auto_not_mixed), Before(_auto_alone)] = field(
+        default_factory=lambda: [AUTO])
+    interval: Annotated[FiniteFloat, Constraints(ge=1, le=86400)] = 60.0  # seconds
     # Regexes searched case-insensitively in ifName and ifAlias: hatang_interface_critical. None: the
     # agent's critical_interfaces, else agent.critical.DEFAULT_PATTERNS; []: no critical interface.
     critical_interfaces: list[CriticalPattern] | None = None
-
-    @field_validator("profiles", mode="before")
-    @classmethod
-    def _auto_alone(cls, value: Any) -> Any:
-        if value == AUTO:
-            return [AUTO]
-        if isinstance(value, str):
-            raise ValueError(f"write a list of profile names ([system, interfaces]) or {AUTO}")
-        return value
-
-    @field_validator("profiles")
-    @classmethod
-    def _auto_not_mixed(cls, value: list[str]) -> list[str]:
-        if AUTO in value and len(value) > 1:
-            raise ValueError(f"{AUTO} chooses every profile by the device and cannot be combined with names: "
-                             f"write {AUTO}, or list every profile the device should get")
-        return value
 
     @property
     def auto_profiles(self) -> bool:
@@ -283,41 +296,40 @@ class DeviceConfig(_Strict):
         return self.profiles == [AUTO]
 
 
-class AgentConfig(_Strict):
-    agent_id: str = Field(pattern=f"^{AGENT_ID_PATTERN}$")
+def _unique_names(devices: list[DeviceConfig]) -> list[DeviceConfig]:
+    seen: set[str] = set()
+    for device in devices:
+        if device.name in seen:
+            raise ValueError(f"device name {device.name!r} is used twice; names must be unique")
+        seen.add(device.name)
+    return devices
+
+
+@dataclass(kw_only=True)
+class AgentConfig:
+    __pydantic_config__ = STRICT
+    agent_id: Annotated[str, Constraints(pattern=f"^{AGENT_ID_PATTERN}$")]
     site: SiteConfig
     mqtt: AgentMqttConfig
     buffer: BufferConfig
-    devices: list[DeviceConfig] = Field(default_factory=list)
+    devices: Annotated[list[DeviceConfig], After(_unique_names)] = field(default_factory=list)
     traps: TrapsConfig | None = None  # receive SNMP traps and informs
     status: LocalStatusConfig | None = None  # the local status page; None: off (aiohttp not imported)
-    probes: list[ProbeConfig] = Field(default_factory=list)
+    probes: list[ProbeConfig] = field(default_factory=list)
     profiles_dir: Path | None = None
-    max_concurrent_polls: int = Field(default=32, ge=1, le=1024)
-    self_metrics_interval: FiniteFloat = Field(default=60.0, ge=1, le=3600)  # seconds
+    max_concurrent_polls: Annotated[int, Constraints(ge=1, le=1024)] = 32
+    self_metrics_interval: Annotated[FiniteFloat, Constraints(ge=1, le=3600)] = 60.0  # seconds
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Default of devices[].critical_interfaces (None: agent.critical.DEFAULT_PATTERNS).
     critical_interfaces: list[CriticalPattern] | None = None
     remote_config: RemoteConfigSettings | None = None  # None: this file alone configures the agent
 
-    @field_validator("devices")
-    @classmethod
-    def _unique_names(cls, devices: list[DeviceConfig]) -> list[DeviceConfig]:
-        seen: set[str] = set()
-        for device in devices:
-            if device.name in seen:
-                raise ValueError(f"device name {device.name!r} is used twice; names must be unique")
-            seen.add(device.name)
-        return devices
-
-    @model_validator(mode="after")
-    def _probe_names_unique(self) -> Self:
+    def __post_init__(self) -> None:
         names = {d.name for d in self.devices}
         for probe in self.probes:
             if probe.name in names:
                 raise ValueError(f"probe name {probe.name!r} is already used by a device or probe")
             names.add(probe.name)
-        return self
 
 
 def _resolve(base: Path, path: Path | None, config_path: Path, key: str) -> Path | None:
@@ -331,6 +343,8 @@ def parse(path: Path, data: Any = None, *, source: Path | None = None) -> AgentC
     ``data``: the document to validate instead of the file's (the file merged with the centre's
     configuration, agent/remote_config.py); relative paths still resolve against ``path``'s directory, and
     errors name ``source`` (default ``path``)."""
+    from hatang import configfile  # pydantic: only where a file is validated
+
     source = source or path
     config = configfile.validate(AgentConfig, configfile.load_yaml(path) if data is None else data, source)
     base = path.resolve().parent
@@ -373,6 +387,8 @@ def load_with_warnings(path: Path, data: Any = None, *, source: Path | None = No
                        ) -> tuple[AgentConfig, list[ConfigWarning]]:
     """:func:`load`, and the warnings about what works but is probably wrong or unsafe (``data`` and
     ``source`` as for :func:`parse`)."""
+    from hatang import configfile
+
     config = parse(path, data, source=source)
     path = source or path
     problems: list[tuple[str, str]] = []
@@ -395,7 +411,7 @@ QUEUE_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", LOCK_NAME)
 
 
 def _buffer_problem(directory: Path) -> str | None:
-    problem = configfile.writable_directory_problem(directory, "buffer.path", "the agent's disk queue")
+    problem = config_paths.writable_directory_problem(directory, "buffer.path", "the agent's disk queue")
     if problem is not None:
         return problem
     for name in QUEUE_FILES:

@@ -20,7 +20,8 @@ from agent.snmp.errors import SnmpAddressError, SnmpAuthError, SnmpError, SnmpTi
 from agent.snmp.target import SnmpTarget
 from agent.snmp.trap_events import V3User
 from agent.snmp.values import OID, SnmpValue
-from hatang.configfile import ConfigError, read_secret
+from hatang.config_errors import ConfigError
+from hatang.config_paths import read_secret
 
 __all__ = ["ResolvingTarget", "credentials", "make_poller", "poll_deadline", "secret", "trap_receiver_args"]
 

@@ -1,6 +1,6 @@
 """Text for the ``hatang profiles`` command: list the known profiles, or show one in detail.
 
-Both functions return the text to print and raise :class:`hatang.configfile.ConfigError` for a broken
+Both functions return the text to print and raise :class:`hatang.config_errors.ConfigError` for a broken
 profile file (as loading the agent config would) and :class:`agent.profiles.UnknownProfileError` for an
 unknown name.
 """

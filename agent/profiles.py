@@ -8,6 +8,11 @@ so every :class:`Profile` returned by :func:`load_profiles` is merged and polls 
 (:meth:`Profile.scalar_oids`, its tables). ``match`` says which devices ``profiles: auto`` gives it
 (agent/profile_selection.py).
 
+The models are frozen dataclasses; their rules are ``Annotated`` metadata (:mod:`hatang.config_types`)
+and ``__post_init__`` checks, applied by pydantic when a profile file is validated (:mod:`hatang.configfile`,
+imported by :func:`load_profile_files` only). The running agent receives its profiles checked by a child
+process (agent/checked_config.py) and never imports pydantic.
+
 Why this module is long: it is the profile format, one tree of strict models whose rules span fields and
 files (a metric's type across a profile, ``extends`` across profiles); split, the format would be read in
 several places and the loader would import them all back.
@@ -17,14 +22,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Self
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated, Any, Literal
 
 from agent.counter_sanity import COUNTER_JUMPS_METRIC
-from hatang import configfile
+from hatang.config_errors import ConfigError
+from hatang.config_types import After, Before
 from wire.names import LABEL_NAME, METRIC_NAME, RESERVED_LABELS, RESERVED_METRIC_PREFIXES, RESERVED_METRICS
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
@@ -40,8 +45,9 @@ def parse_oid(text: str) -> OID:
     return tuple(int(p) for p in text.strip(".").split("."))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# Every profile model is a frozen dataclass in which unknown keys are errors (hatang.config_types explains
+# how pydantic reads the rules; this module does not import it).
+_STRICT = {"extra": "forbid"}
 
 
 def _check_oid(value: str) -> str:
@@ -51,8 +57,7 @@ def _check_oid(value: str) -> str:
     return value
 
 
-def _check_optional_oid(value: str | None) -> str | None:
-    return None if value is None else _check_oid(value)
+NumericOid = Annotated[str, After(_check_oid)]
 
 
 def _check_metric_name(value: str) -> str:
@@ -84,6 +89,12 @@ def _labels_before(value: Any) -> Any:
     return out
 
 
+def _check_label_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        _check_label_name(name)
+    return value
+
+
 def _values_before(value: Any) -> Any:
     """One value or a list; ints and strings compare as text (``5`` matches an INTEGER 5)."""
     if value is None:
@@ -92,35 +103,35 @@ def _values_before(value: Any) -> Any:
     return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in items]
 
 
-class Source(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class Source:
     """Where a value comes from: an OID and a multiplier."""
 
-    oid: str
+    __pydantic_config__ = _STRICT
+    oid: NumericOid
     scale: float = 1.0  # a scale of 1/n (0.1, 0.01) divides by n: decimal values stay exact
     # fallbacks only: also used where the primary reads 0 (ifHighSpeed 0 on sub-interfaces and slow
     # links, beside a real ifSpeed); a 0 from both stays 0
     when_primary_zero: bool = False
-
-    _v_oid = field_validator("oid")(_check_oid)
 
     @cached_property
     def parsed(self) -> OID:
         return parse_oid(self.oid)
 
 
-class ValidRange(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class ValidRange:
     """The raw readings a MIB allows (before scale); a reading outside is unusable: counted and logged."""
 
+    __pydantic_config__ = _STRICT
     min: float | None = None
     max: float | None = None
 
-    @model_validator(mode="after")
-    def _some_bound(self) -> Self:
+    def __post_init__(self) -> None:
         if self.min is None and self.max is None:
             raise ValueError("give min, max or both")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min:g} is above max {self.max:g}")
-        return self
 
     def admits(self, number: float) -> bool:
         return (self.min is None or number >= self.min) and (self.max is None or number <= self.max)
@@ -131,38 +142,34 @@ class ValidRange(_Strict):
         return f"{low}..{high}"
 
 
-class LabelSpec(_Strict):
+def _index_arcs(value: list[int]) -> list[int]:
+    if any(arc < 1 for arc in value):
+        raise ValueError("arcs are 1-based positions in the row index: 1, 2, ...")
+    return value
+
+
+def _texts(value: Any) -> Any:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelSpec:
     """A label read from an OID (scalars) or a column (tables), written ``name: OID`` when plain."""
 
-    oid: str
+    __pydantic_config__ = _STRICT
+    oid: NumericOid
     last_arc: bool = False  # an OBJECT IDENTIFIER value keeps only its last arc (1.3.6.1.2.1.25.2.1.4 -> 4)
-    map: dict[str, str] = Field(default_factory=dict)  # rendered value -> label text; others unchanged
+    # rendered value -> label text; others unchanged
+    map: Annotated[dict[str, str], Before(_texts)] = field(default_factory=dict)
     # the row's value is at these arcs (1-based) of the row index, not the whole index (agent/index_parts.py)
-    index_arcs: list[int] = Field(default_factory=list)
+    index_arcs: Annotated[list[int], After(_index_arcs)] = field(default_factory=list)
     # the row's value is in `oid` at the row whose index is this column's value, same row (tables only):
     # cpmCPUTotalPhysicalIndex -> entPhysicalName. A value of 0, none, or no text there: the row index
-    via: str | None = None
+    via: NumericOid | None = None
 
-    _v_oid = field_validator("oid")(_check_oid)
-    _v_via = field_validator("via")(_check_optional_oid)
-
-    @model_validator(mode="after")
-    def _one_lookup(self) -> Self:
+    def __post_init__(self) -> None:
         if self.via is not None and self.index_arcs:
             raise ValueError("give via or index_arcs, not both")
-        return self
-
-    @field_validator("index_arcs")
-    @classmethod
-    def _v_index_arcs(cls, value: list[int]) -> list[int]:
-        if any(arc < 1 for arc in value):
-            raise ValueError("arcs are 1-based positions in the row index: 1, 2, ...")
-        return value
-
-    @field_validator("map", mode="before")
-    @classmethod
-    def _v_map(cls, value: Any) -> Any:
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     @cached_property
     def parsed(self) -> OID:
@@ -173,9 +180,7 @@ class LabelSpec(_Strict):
         return None if self.via is None else parse_oid(self.via)
 
 
-def _check_pattern(value: str | None) -> str | None:
-    if value is None:
-        return None
+def _check_pattern(value: str) -> str:
     try:
         re.compile(value)
     except re.error as exc:
@@ -183,24 +188,24 @@ def _check_pattern(value: str | None) -> str | None:
     return value
 
 
-class Condition(_Strict):
+RegularExpression = Annotated[str, After(_check_pattern)]
+_Values = Annotated[list[str] | None, Before(_values_before)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Condition:
     """Keep a row (or scalar) only where the value at ``oid`` is one of ``any_of`` / none of ``none_of`` /
     has text in which the regular expression ``matches`` is found."""
 
-    oid: str
-    any_of: list[str] | None = None  # the value must be present and one of these
-    none_of: list[str] | None = None  # an absent value passes
-    matches: str | None = None  # the value must be present and its text contain a match (re.search)
+    __pydantic_config__ = _STRICT
+    oid: NumericOid
+    any_of: _Values = None  # the value must be present and one of these
+    none_of: _Values = None  # an absent value passes
+    matches: RegularExpression | None = None  # the value must be present and its text contain a match
 
-    _v_oid = field_validator("oid")(_check_oid)
-    _v_values = field_validator("any_of", "none_of", mode="before")(_values_before)
-    _v_matches = field_validator("matches")(_check_pattern)
-
-    @model_validator(mode="after")
-    def _one_test(self) -> Self:
+    def __post_init__(self) -> None:
         if sum(test is not None for test in (self.any_of, self.none_of, self.matches)) != 1:
             raise ValueError("give exactly one of any_of, none_of or matches")
-        return self
 
     @cached_property
     def parsed(self) -> OID:
@@ -211,69 +216,58 @@ class Condition(_Strict):
         return None if self.matches is None else re.compile(self.matches)
 
 
-class ScaleFrom(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class ScaleFrom:
     """Per-row decimal scaling read from the device (ENTITY-SENSOR-MIB and CISCO-ENTITY-SENSOR-MIB)."""
 
-    si_prefix: str | None = None  # value 1 (yocto) .. 9 (units) .. 17 (yotta): x 10^(3*(v-9))
-    precision: str | None = None  # value p: x 10^-p
+    __pydantic_config__ = _STRICT
+    si_prefix: NumericOid | None = None  # value 1 (yocto) .. 9 (units) .. 17 (yotta): x 10^(3*(v-9))
+    precision: NumericOid | None = None  # value p: x 10^-p
 
-    _v_oids = field_validator("si_prefix", "precision")(_check_optional_oid)
-
-    @model_validator(mode="after")
-    def _some_column(self) -> Self:
+    def __post_init__(self) -> None:
         if self.si_prefix is None and self.precision is None:
             raise ValueError("give si_prefix, precision or both")
-        return self
 
     def oids(self) -> list[OID]:
         return [parse_oid(o) for o in (self.si_prefix, self.precision) if o is not None]
 
 
-class MetricSpec(_Strict):
-    name: str
+def _listed(value: Any) -> Any:
+    return value if value is None or isinstance(value, list) else [value]
+
+
+MetricName = Annotated[str, After(_check_metric_name)]
+LabelName = Annotated[str, After(_check_label_name)]
+# label name -> OID (tables: column); a plain OID string is short for {oid: ...}
+LabelSpecs = Annotated[dict[str, LabelSpec], Before(_labels_before)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricSpec:
+    __pydantic_config__ = _STRICT
+    name: MetricName
     type: Literal["gauge", "counter", "info"]
     help: str
-    oid: str | None = None  # not used by type 'info'
+    oid: NumericOid | None = None  # not used by type 'info'
     scale: float = 1.0
     fallback: Source | None = None  # read where `oid` is absent (e.g. 32-bit counters under HC ones)
-    labels: dict[str, LabelSpec] = Field(default_factory=dict)  # info metrics: label name -> OID
-    const_labels: dict[str, str] = Field(default_factory=dict)  # fixed labels, e.g. {mode: user}
-    multiply_by: str | None = None  # x the number at this OID (tables: this column, same row)
-    add: str | None = None  # + the number at this OID (same row), before scale: used + free = total
+    labels: LabelSpecs = field(default_factory=dict)  # info metrics: label name -> OID
+    # fixed labels, e.g. {mode: user}
+    const_labels: Annotated[dict[str, str], After(_check_label_names)] = field(default_factory=dict)
+    multiply_by: NumericOid | None = None  # x the number at this OID (tables: this column, same row)
+    add: NumericOid | None = None  # + the number at this OID (same row), before scale: used + free = total
     scale_from: ScaleFrom | None = None
-    filter: list[Condition] = Field(default_factory=list)  # all must hold, else no sample
-    equals: list[int] | None = None  # 1 if the raw value is one of these, else 0
+    filter: list[Condition] = field(default_factory=list)  # all must hold, else no sample
+    equals: Annotated[list[int] | None, Before(_listed)] = None  # 1 if the raw value is one of these, else 0
     as_timestamp: bool = False  # the value is a sysUpTime reading (seconds): publish it as unix time
-    unknown: list[float] = Field(default_factory=list)  # raw readings that mean "unknown": no sample
+    # raw readings that mean "unknown": no sample
+    unknown: Annotated[list[float], Before(_listed)] = field(default_factory=list)
     valid: ValidRange | None = None  # raw readings the MIB allows; others are unusable (counted, logged)
     as_unsigned: bool = False  # a negative Integer32 is an overflowed unsigned value: add 2^32
 
-    @field_validator("unknown", mode="before")
-    @classmethod
-    def _v_unknown(cls, value: Any) -> Any:
-        return value if value is None or isinstance(value, list) else [value]
-
-    _v_name = field_validator("name")(_check_metric_name)
-    _v_labels = field_validator("labels", mode="before")(_labels_before)
-    _v_oids = field_validator("oid", "multiply_by", "add")(_check_optional_oid)
-
-    @field_validator("const_labels")
-    @classmethod
-    def _v_const_labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            _check_label_name(name)
-        return value
-
-    @field_validator("equals", mode="before")
-    @classmethod
-    def _v_equals(cls, value: Any) -> Any:
-        return value if value is None or isinstance(value, list) else [value]
-
-    @model_validator(mode="after")
-    def _add_gives_a_number(self) -> Self:
+    def __post_init__(self) -> None:
         if self.add is not None and self.equals is not None:
             raise ValueError("add sums two readings and equals makes a yes/no value of one: give one of them")
-        return self
 
     @cached_property
     def source(self) -> Source | None:
@@ -301,39 +295,36 @@ class MetricSpec(_Strict):
         return oids
 
 
-class TableSpec(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class TableSpec:
     """A conceptual table: metric columns and label columns share one row index."""
 
+    __pydantic_config__ = _STRICT
     name: str
-    index_label: str
-    labels: dict[str, LabelSpec] = Field(default_factory=dict)  # label name -> column
+    index_label: LabelName
+    labels: LabelSpecs = field(default_factory=dict)  # label name -> column
     metrics: list[MetricSpec]
 
-    _v_index_label = field_validator("index_label")(_check_label_name)
-    _v_labels = field_validator("labels", mode="before")(_labels_before)
-
-    @model_validator(mode="after")
-    def _index_label_is_not_a_column_label(self) -> Self:
+    def __post_init__(self) -> None:
         if self.index_label in self.labels:
             raise ValueError(f"label {self.index_label!r} is both index_label and a column label")
-        return self
 
 
-class NamedMetric(_Strict):
-    name: str
+@dataclass(frozen=True, kw_only=True)
+class NamedMetric:
+    __pydantic_config__ = _STRICT
+    name: MetricName
     help: str
 
-    _v_name = field_validator("name")(_check_metric_name)
 
-
-class UptimeSpec(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class UptimeSpec:
     """Reboot detection from a TimeTicks uptime (1/100 s, wraps at 2^32): boot time and reboot count."""
 
-    oid: str
+    __pydantic_config__ = _STRICT
+    oid: NumericOid
     boot_time: NamedMetric
     reboots: NamedMetric | None = None
-
-    _v_oid = field_validator("oid")(_check_oid)
 
     @cached_property
     def parsed(self) -> OID:
@@ -344,7 +335,23 @@ def _one_or_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-class Match(_Strict):
+def _prefixes(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if not value:
+        raise ValueError("give at least one sysObjectID prefix, or leave the key out")
+    return [_check_oid(v) for v in value]
+
+
+def _oids(value: list[str]) -> list[str]:
+    return [_check_oid(v) for v in value]
+
+
+Subtrees = Annotated[list[str], After(_oids), Before(_one_or_list)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Match:
     """Which devices ``profiles: auto`` gives the profile (docs/profiles.md, "Automatic selection").
 
     Identity: a sysObjectID under one of ``sys_object_id`` (whole arcs), or a sysDescr in which the regular
@@ -353,29 +360,13 @@ class Match(_Strict):
     given: a vendor's alternative tables, one per model or software generation).
     """
 
-    sys_object_id: list[str] | None = None  # sysObjectID prefixes, numeric
-    sys_descr: str | None = None  # regular expression searched in sysDescr
-    answers: list[str] = Field(default_factory=list)  # subtrees the device must answer (all of them)
+    __pydantic_config__ = _STRICT
+    # sysObjectID prefixes, numeric
+    sys_object_id: Annotated[list[str] | None, After(_prefixes), Before(_one_or_list)] = None
+    sys_descr: RegularExpression | None = None  # regular expression searched in sysDescr
+    answers: Subtrees = field(default_factory=list)  # subtrees the device must answer (all of them)
     # subtrees of which the device must answer at least one (alternative tables; empty: no such test)
-    answers_any: list[str] = Field(default_factory=list)
-
-    _v_lists = field_validator("sys_object_id", "answers", "answers_any", mode="before")(_one_or_list)
-
-    @field_validator("sys_object_id")
-    @classmethod
-    def _v_prefixes(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("give at least one sysObjectID prefix, or leave the key out")
-        return [_check_oid(v) for v in value]
-
-    @field_validator("answers", "answers_any")
-    @classmethod
-    def _v_answers(cls, value: list[str]) -> list[str]:
-        return [_check_oid(v) for v in value]
-
-    _v_pattern = field_validator("sys_descr")(_check_pattern)
+    answers_any: Subtrees = field(default_factory=list)
 
     @cached_property
     def prefixes(self) -> list[OID]:
@@ -400,26 +391,25 @@ class Match(_Strict):
                 and (not self.any_answer_oids or any(oid in answered for oid in self.any_answer_oids)))
 
 
-class Profile(_Strict):
+def _unique_bases(value: list[str]) -> list[str]:
+    repeated = sorted({name for name in value if value.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} listed twice")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    __pydantic_config__ = _STRICT
     name: str
     description: str = ""
     # profiles whose scalars, tables and uptime this one includes (same-named metrics and tables defined
     # here replace theirs); resolved at load, see load_profile_files
-    extends: list[str] = Field(default_factory=list)
+    extends: Annotated[list[str], After(_unique_bases), Before(_one_or_list)] = field(default_factory=list)
     match: Match | None = None  # None: never chosen by `profiles: auto`, only by name
-    scalars: list[MetricSpec] = Field(default_factory=list)
-    tables: list[TableSpec] = Field(default_factory=list)
+    scalars: list[MetricSpec] = field(default_factory=list)
+    tables: list[TableSpec] = field(default_factory=list)
     uptime: UptimeSpec | None = None
-
-    _v_extends = field_validator("extends", mode="before")(_one_or_list)
-
-    @field_validator("extends")
-    @classmethod
-    def _v_unique_bases(cls, value: list[str]) -> list[str]:
-        repeated = sorted({name for name in value if value.count(name) > 1})
-        if repeated:
-            raise ValueError(f"{', '.join(repeated)} listed twice")
-        return value
 
     def scalar_oids(self) -> list[OID]:
         """Every OID this profile GETs."""
@@ -482,15 +472,17 @@ def _check_semantics(profile: Profile) -> list[tuple[str, str]]:
 
 
 def _load_file(path: Path) -> Profile:
+    from hatang import configfile  # pydantic: only where a file is validated
+
     profile = configfile.load(Profile, path)
     if profile.name != path.stem:
-        raise configfile.ConfigError(path, [("name", f"must equal the file name '{path.stem}'")])
+        raise ConfigError(path, [("name", f"must equal the file name '{path.stem}'")])
     if profile.name == AUTO:
-        raise configfile.ConfigError(path, [("name", f"'{AUTO}' is reserved (devices[].profiles: {AUTO} "
+        raise ConfigError(path, [("name", f"'{AUTO}' is reserved (devices[].profiles: {AUTO} "
                                                      "chooses profiles by the device); rename the file")])
     problems = _check_semantics(profile)
     if problems:
-        raise configfile.ConfigError(path, problems)
+        raise ConfigError(path, problems)
     return profile
 
 
@@ -518,7 +510,7 @@ def _merge(profile: Profile, bases: list[Profile]) -> tuple[Profile, list[tuple[
             if table.name in own_tables or not metrics:
                 continue
             kept = (table if len(metrics) == len(table.metrics)
-                    else table.model_copy(update={"metrics": metrics}))
+                    else replace(table, metrics=metrics))
             seen = tables.setdefault(table.name, (kept, base.name))
             if seen[0] != kept:
                 problems.append(("extends", f"profiles {seen[1]} and {base.name} both have a table named "
@@ -528,11 +520,9 @@ def _merge(profile: Profile, bases: list[Profile]) -> tuple[Profile, list[tuple[
                 problems.append(("extends", f"profiles {uptime[1]} and {base.name} both have an uptime "
                                             "block: give one here"))
             uptime = uptime or (base.uptime, base.name)
-    merged = profile.model_copy(update={
-        "scalars": scalars + profile.scalars,
-        "tables": [t for t, _ in tables.values()] + profile.tables,
-        "uptime": profile.uptime if uptime is None else uptime[0],
-    })
+    merged = replace(profile, scalars=scalars + profile.scalars,
+                     tables=[t for t, _ in tables.values()] + profile.tables,
+                     uptime=profile.uptime if uptime is None else uptime[0])
     problems += [(f"{key} (with the profiles it extends)", problem)
                  for key, problem in _check_semantics(merged)]
     return merged, problems
@@ -551,17 +541,17 @@ def _resolve_extends(found: dict[str, tuple[Profile, Path]]) -> dict[str, tuple[
         bases = []
         for i, base in enumerate(profile.extends):
             if base not in found:
-                raise configfile.ConfigError(path, [(f"extends[{i}]", f"unknown profile {base!r}; known: "
+                raise ConfigError(path, [(f"extends[{i}]", f"unknown profile {base!r}; known: "
                                                                       f"{', '.join(sorted(found))}")])
             if base in (*chain, name):
                 loop = chain[chain.index(base):] if base in chain else ()
                 cycle = " -> ".join((*loop, name, base))
-                raise configfile.ConfigError(path, [(f"extends[{i}]", f"profiles extend each other in a "
+                raise ConfigError(path, [(f"extends[{i}]", f"profiles extend each other in a "
                                                                       f"cycle: {cycle}")])
             bases.append(resolve(base, (*chain, name)))
         result, problems = _merge(profile, bases) if bases else (profile, [])
         if problems:
-            raise configfile.ConfigError(path, problems)
+            raise ConfigError(path, problems)
         merged[name] = result
         return result
 
@@ -575,7 +565,7 @@ def load_profile_files(user_dir: Path | None = None) -> dict[str, tuple[Profile,
     dirs = [BUILTIN_DIR] + ([user_dir] if user_dir is not None else [])
     for directory in dirs:
         if not directory.is_dir():
-            raise configfile.ConfigError(directory, [("", "profile directory not found")])
+            raise ConfigError(directory, [("", "profile directory not found")])
         for path in sorted(directory.glob("*.yaml")):
             found[path.stem] = (_load_file(path), path)
     return _resolve_extends(found)

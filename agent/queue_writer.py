@@ -10,9 +10,14 @@ keeps the order of the sequence numbers.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from agent.queue import DiskQueue
+from wire.codec import DEFAULT_LIMITS
+from wire.messages import PollBatch
+
+log = logging.getLogger("hatang.agent")
 
 TRAP_BATCH_SECONDS = 0.005
 TRAP_BATCH_MAX = 500
@@ -60,3 +65,23 @@ class QueueWriter:
 
 
 __all__ = ["TRAP_BATCH_MAX", "TRAP_BATCH_SECONDS", "QueueWriter"]
+
+
+class OversizedPolls:
+    """Warns, once per device, of a poll over the collector's default limits: rejected there unless they
+    were raised (it is still sent: the centre may have raised them)."""
+
+    def __init__(self) -> None:
+        self.devices: set[str] = set()
+
+    def check(self, device: str, payload: bytes, batch: PollBatch) -> None:
+        samples = sum(len(f.samples) for f in batch.families)
+        if ((len(payload) <= DEFAULT_LIMITS.max_payload_bytes and samples <= DEFAULT_LIMITS.max_samples)
+                or device in self.devices):
+            return
+        self.devices.add(device)
+        log.warning("a poll of device %s has %d samples in %d bytes, more than a collector accepts by "
+                    "default (%d samples, %d bytes): raise limits.max_samples_per_message and "
+                    "max_payload_bytes on the collectors, or poll fewer profiles on this device",
+                    device, samples, len(payload), DEFAULT_LIMITS.max_samples,
+                    DEFAULT_LIMITS.max_payload_bytes)

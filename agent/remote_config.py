@@ -18,6 +18,7 @@ agent is agent/service.py's job.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import logging
@@ -27,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig, load_with_warnings
-from hatang.configfile import ConfigError, ConfigWarning, key_path, load_yaml
+from agent.checked_config import ConfigChecker, check_here
+from agent.config import AgentConfig
+from hatang.config_errors import ConfigError, ConfigWarning, key_path
 from wire.messages import ConfigRejection
 from wire.remote_config import MANAGED_KEYS, ConfigFormatError, decode_body, decode_envelope
 
@@ -57,13 +59,16 @@ class Accepted:
     payload: bytes  # as it arrived: what is kept on disk once applied
 
 
+_AGENT_KEYS = frozenset(f.name for f in dataclasses.fields(AgentConfig))
+
+
 def document_problems(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(reason, key path, problem) for what a pushed document may never hold: a key only the office sets
     (``local_key``), or a community or password written inline (``inline_secret``). Shared by the agent
     and ``hatang fleet push``."""
     out = []
     for key in config:
-        if key not in AgentConfig.model_fields:
+        if key not in _AGENT_KEYS:
             close = difflib.get_close_matches(str(key), MANAGED_KEYS, n=1)
             out.append(("schema", str(key), f"unknown key; {f'did you mean {close[0]!r}? ' if close else ''}"
                         f"the centre may set {', '.join(MANAGED_KEYS)}"))
@@ -107,10 +112,12 @@ def _summary(exc: ConfigError) -> str:
 
 class RemoteConfig:
     """The agent's side of central configuration: the keys it trusts, the revision applied, the last
-    refusal. ``local``/``local_path``: the office's agent.yaml as loaded at start."""
+    refusal. ``local``/``local_path``: the office's agent.yaml as loaded at start; ``checker``: how each
+    configuration is checked (the running agent: in a child process, agent/checked_config.py)."""
 
-    def __init__(self, local: AgentConfig, local_path: Path) -> None:
+    def __init__(self, local: AgentConfig, local_path: Path, checker: ConfigChecker = check_here) -> None:
         from hatang import signing  # cryptography: only for an agent with remote_config
+        from hatang.yaml_loading import load_yaml
 
         settings = local.remote_config
         assert settings is not None
@@ -121,6 +128,7 @@ class RemoteConfig:
         self._verifiers = {v.key_id: v for v in verifiers}
         self.agent_id = local.agent_id
         self.local_path = local_path
+        self._checker = checker
         self._local_doc = load_yaml(local_path)
         self.state_file = settings.state_file or local.buffer.path / STATE_NAME
         self.revision = 0  # applied; 0: agent.yaml alone
@@ -165,12 +173,12 @@ class RemoteConfig:
         merged = {**(self._local_doc if isinstance(self._local_doc, dict) else {}), **document.config}
         source = Path(f"{self.local_path} with revision {revision} from the centre")
         try:
-            config, warnings = load_with_warnings(self.local_path, merged, source=source)
+            checked = self._checker(self.local_path, merged, source=source)
         except ConfigError as exc:
             # a problem without a key path is one of the whole document (a probe named like a device): schema
             files = all(key.endswith("_file") for key, _ in exc.problems)
             raise Rejected("files" if files else "schema", _summary(exc), revision) from None
-        return Accepted(revision, config, tuple(warnings), payload)
+        return Accepted(revision, checked.config, tuple(checked.warnings), payload)
 
     def applied(self, accepted: Accepted, *, save: bool = True) -> None:
         """``accepted`` is in service: remember it, and keep it on disk as the last good configuration

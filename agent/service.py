@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.birth import StatusMessages, config_version
+from agent.checked_config import ConfigChecker, check_here
 from agent.config import AgentConfig, ProbeConfig, TrapsConfig
 from agent.device_setup import ResolvingTarget, credentials, make_poller, secret, trap_receiver_args
 from agent.events import device_addresses, probe_outcome
 from agent.poller import PollOutcome
 from agent.profiles import Profile, load_profiles
 from agent.queue import DiskQueue, QueueLocked
-from agent.queue_writer import QueueWriter
+from agent.queue_writer import OversizedPolls, QueueWriter
 from agent.remote_config import Accepted, Rejected, RemoteConfig
 from agent.scheduler import ScheduledDevice, Scheduler
 from agent.self_metrics import agent_self_metrics
@@ -27,8 +28,8 @@ from agent.snmp.errors import SnmpAddressError
 from agent.snmp.trap_events import TrapEvent
 from agent.uplink import EVENTS_CHANNEL, SELF_CHANNEL, Uplink, UplinkSettings
 from hatang import __version__
-from hatang.configfile import ConfigError
-from wire.codec import DEFAULT_LIMITS, encode_batch, encode_trap
+from hatang.config_errors import ConfigError
+from wire.codec import encode_batch, encode_trap
 from wire.messages import Family, PollBatch, TrapMessage
 
 if TYPE_CHECKING:
@@ -46,13 +47,17 @@ def _path(value: Path | None) -> str | None:
 
 
 class AgentService:
-    def __init__(self, config: AgentConfig, config_path: Path) -> None:
+    """``profiles``: those ``config`` can use, as checked with it (None: loaded at start, in this process);
+    ``checker``: how the centre's configurations are checked (agent/checked_config.py)."""
+
+    def __init__(self, config: AgentConfig, config_path: Path, *, profiles: dict[str, Profile] | None = None,
+                 checker: ConfigChecker = check_here) -> None:
         self.config_path = config_path
         # the centre's configuration (remote_config): the last good one kept on disk, until the broker
         # delivers a newer one (agent/remote_config.py)
         self.remote: RemoteConfig | None = None
         if config.remote_config is not None:
-            self.remote = RemoteConfig(config, config_path)
+            self.remote = RemoteConfig(config, config_path, checker)
             kept = self.remote.last_good()
             if kept is not None:
                 config = kept.config
@@ -64,7 +69,7 @@ class AgentService:
         self._config_arrived_event = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
         self._probe_tasks: dict[str, asyncio.Task[None]] = {}
-        self._profiles: dict[str, Profile] = {}
+        self._profiles: dict[str, Profile] = profiles or {}
         self.boot_id = uuid.uuid4().hex
         self._birth = StatusMessages(config.agent_id, self.boot_id, config.site.labels(), __version__)
         self.started = time.time()
@@ -73,7 +78,7 @@ class AgentService:
         self.config_hash = config_version(config_path)
         self.polls = 0
         self.failed_polls = 0
-        self._oversized: set[str] = set()  # devices whose polls exceed the collector's default limits
+        self._oversized = OversizedPolls()  # devices whose polls exceed the collector's default limits
         self._device_names = (tuple(d.name for d in config.devices) + tuple(p.name for p in config.probes))
         # the profiles each device polls, for the birth: listed ones now, chosen ones (auto) once identified
         self._device_profiles = {d.name: tuple(d.profiles) for d in config.devices if not d.auto_profiles}
@@ -131,24 +136,10 @@ class AgentService:
             errors=outcome.errors, families=outcome.published, kind=kind,
         )
         payload = encode_batch(batch)
-        self._warn_if_too_large(device, payload, batch)
+        self._oversized.check(device, payload, batch)
         if channel != SELF_CHANNEL:
             self.last_polls[device] = replace(outcome, families=(), problems=())
         self.writer.append(channel, payload, interval)  # in sequence order, traps in batches
-
-    def _warn_if_too_large(self, device: str, payload: bytes, batch: PollBatch) -> None:
-        """A poll over the collector's default limits is rejected there unless they were raised: say so,
-        once per device (it is still sent: the centre may have raised them)."""
-        samples = sum(len(f.samples) for f in batch.families)
-        if ((len(payload) <= DEFAULT_LIMITS.max_payload_bytes and samples <= DEFAULT_LIMITS.max_samples)
-                or device in self._oversized):
-            return
-        self._oversized.add(device)
-        log.warning("a poll of device %s has %d samples in %d bytes, more than a collector accepts by "
-                    "default (%d samples, %d bytes): raise limits.max_samples_per_message and "
-                    "max_payload_bytes on the collectors, or poll fewer profiles on this device",
-                    device, samples, len(payload), DEFAULT_LIMITS.max_samples,
-                    DEFAULT_LIMITS.max_payload_bytes)
 
     def on_trap(self, event: TrapEvent) -> None:
         """A trap arrived: queue it as an event and poll the device that sent it at once."""
@@ -227,7 +218,7 @@ class AgentService:
         return devices
 
     async def _build_scheduler(self, engine: SnmpEngine) -> Scheduler:
-        self._profiles = load_profiles(self.config.profiles_dir)
+        self._profiles = self._profiles or load_profiles(self.config.profiles_dir)
         return Scheduler(await self._schedule(engine, self.config),
                          max_concurrent=self.config.max_concurrent_polls, on_result=self.record)
 
@@ -254,7 +245,8 @@ class AgentService:
         remote = self.remote
         assert remote is not None
         try:
-            accepted = remote.check(payload)
+            # in a thread: the check may run a child process (agent/checked_config.py) while polls go on
+            accepted = await asyncio.to_thread(remote.check, payload)
             if accepted is None:
                 return
             summary = await self._apply(accepted, engine)

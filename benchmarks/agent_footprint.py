@@ -86,7 +86,7 @@ from benchmarks.common import (
     process_wakeups,
     table,
 )
-from tests.support.services import require_binary, start_mosquitto, start_snmpd
+from tests.support.services import heavy_libraries, require_binary, start_mosquitto, start_snmpd
 
 BENCHMARK = "2. Agent footprint"
 AGENT_ID = "xa-dai-dinh"
@@ -125,15 +125,14 @@ SUBTREES = {
 # What `hatang agent` imports before it does anything: the floor of its memory.
 FLOOR_STEPS = (  # imported in this order by one idle interpreter; RSS is read after each
     ("asyncio, ssl, sqlite3", ("asyncio", "ssl", "sqlite3")),
-    ("pydantic, PyYAML", ("pydantic", "yaml")),
-    ("config models", ("agent.config",)),
+    # plain dataclasses: pydantic and PyYAML are loaded only by the child that checks the configuration
+    # (agent/checked_config.py), never by the agent's own process (heavy_libraries reports it)
+    ("config and profile models", ("agent.config", "agent.profiles")),
     # pysnmp is not here: a v2c agent without a trap listener never imports it (agent/snmp/engine.py)
     ("SNMP engine", ("agent.snmp.engine",)),
     ("aiomqtt", ("aiomqtt", "agent.uplink")),
-    ("rest of agent", ("agent.service", "hatang.cli")),
+    ("rest of agent", ("agent.service", "hatang.cli", "agent.checked_config")),
 )
-
-
 @dataclass
 class PollCounter:
     """A bare MQTT subscriber (paho, in a thread) that timestamps every poll the agent publishes."""
@@ -365,6 +364,7 @@ def run(quick: bool = False, intervals: int = 3, smoke: bool = False) -> list[Re
                     tmp / "bare.log").start()
         stack.callback(bare.stop)
         window = _measure_agent(agent, idle, bare, counter, devices, interval, intervals, [agent, idle, sim])
+        heavy = heavy_libraries(agent.pid)
         for proc in (agent, idle, bare):
             proc.stop()
             if "Traceback" in proc.log(1_000_000):
@@ -394,10 +394,12 @@ def run(quick: bool = False, intervals: int = 3, smoke: bool = False) -> list[Re
                   f"imported what the agent imports ({parts} MB) has {floor / MB:.1f} MB, so agent - imports "
                   f"= {(steady - floor) / MB:.1f} MB is the agent's own state (SNMP engine and targets, "
                   f"queue, label caches, MQTT client, buffers); the agent without devices: "
-                  f"{quiet.steady_rss / MB:.1f} MB")
+                  f"{quiet.steady_rss / MB:.1f} MB; pydantic and PyYAML mapped by the agent: "
+                  f"{', '.join(heavy) or 'none'}")
     extra_rss = {"rss_window_min_mb": min(busy.rss) / MB, "rss_window_max_mb": max(busy.rss) / MB,
                  "rss_window_start_mb": busy.rss[0] / MB, "rss_window_end_mb": busy.rss[-1] / MB,
                  "imports_floor_mb": floor / MB, "idle_agent_rss_mb": quiet.steady_rss / MB,
+                 "heavy_libraries_mapped": heavy,
                  **{f"floor_{name.replace(' ', '_').replace(',', '')}_mb": size / MB
                     for name, size in floor_steps}}
     cpu_note = (f"quick mode polls 6x as often as the goal's 60 s, so this share is not the goal's; the same "

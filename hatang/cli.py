@@ -14,8 +14,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from hatang import __version__, config_paths, configfile
-from hatang.configfile import ConfigError, ConfigWarning, load_yaml
+from hatang import __version__, config_paths
+from hatang.config_errors import ConfigError, ConfigWarning
 
 if typing.TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -46,6 +46,8 @@ def load_collector(path: Path) -> tuple[CollectorConfig, list[ConfigWarning]]:
     from collector import config as collector_config
 
     config = collector_config.load(path)
+    from hatang import configfile
+
     return config, configfile.check_files(config, path)
 
 
@@ -59,14 +61,19 @@ async def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, N
 
 
 def _cmd_agent(args: argparse.Namespace) -> int:
-    from agent import config as agent_config
+    from agent.checked_config import CheckFailed, check_in_child
     from agent.service import AgentService
 
     path = Path(args.config)
-    config, warnings = agent_config.load_with_warnings(path)
-    setup_logging(config.log_level)
-    log_warnings(warnings)
-    service = AgentService(config, path)
+    # checked in a child process: the agent's own never imports pydantic (agent/checked_config.py)
+    try:
+        checked = check_in_child(path)
+    except CheckFailed as exc:
+        print(f"hatang: {exc}", file=sys.stderr)
+        return 1
+    setup_logging(checked.config.log_level)
+    log_warnings(checked.warnings)
+    service = AgentService(checked.config, path, profiles=checked.profiles, checker=check_in_child)
     asyncio.run(run_until_signal(service.run))
     return 0
 
@@ -117,6 +124,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.skip_files and not os.environ.get(config_paths.CREDENTIALS_VARIABLE):
         # The files are not read: where systemd will put the credentials does not matter.
         os.environ[config_paths.CREDENTIALS_VARIABLE] = "/run/credentials/hatang"
+    from hatang.yaml_loading import load_yaml
+
     kind = args.kind or config_kind(load_yaml(path))
     if kind == "agent":
         from agent import config as agent_config

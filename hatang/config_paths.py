@@ -155,3 +155,11 @@ def writable_directory_problem(directory: Path, key: str = "", what: str = "") -
         return (f"cannot {action} ({exc.strerror or exc}); make it writable by the user hatang runs as "
                 f"(chown), or {other}")
     return None
+
+
+def read_secret(path: Path, config_path: Path, key: str) -> str:
+    """Read a password/community from a file (first line, stripped), with a config-style error."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()[0].strip() if path.stat().st_size else ""
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        raise ConfigError(config_path, [(key, f"cannot read secret file {path}: {exc}")]) from None

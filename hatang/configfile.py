@@ -25,7 +25,9 @@ services log them at start.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -33,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hatang.config_errors import ConfigError, ConfigWarning, key_path
 from hatang.config_paths import (
@@ -43,6 +45,7 @@ from hatang.config_paths import (
     FileRole,
     check_file,
     file_role,
+    read_secret,
     writable_directory_problem,
 )
 from hatang.config_types import PORT_RANGE, FiniteFloat, MqttUrl, Port, check_port, listen_port
@@ -73,12 +76,40 @@ __all__ = [
     "writable_directory_problem",
 ]
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M")
 
 # --- validation --------------------------------------------------------------------------------------
+# A config model is a pydantic model (the collector's) or a plain dataclass whose fields carry their rules
+# in Annotated metadata (the agent's and the profiles', hatang.config_types): both are read alike here.
 
 
-def _model_at(root: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel] | None:
+def is_model(value: Any) -> bool:
+    """A model class: a pydantic model or a dataclass."""
+    return isinstance(value, type) and (issubclass(value, BaseModel) or dataclasses.is_dataclass(value))
+
+
+@functools.cache
+def model_fields(model: type) -> dict[str, tuple[Any, Any]]:
+    """Field name -> (annotation without its rules, default or None) of a model class, in order."""
+    if issubclass(model, BaseModel):
+        return {name: (field.annotation, field.default) for name, field in model.model_fields.items()}
+    hints = typing.get_type_hints(model)
+    return {field.name: (hints[field.name], None if field.default is dataclasses.MISSING else field.default)
+            for field in dataclasses.fields(model)}  # type: ignore[arg-type]  # is_model: a dataclass
+
+
+def _field_names(value: Any) -> Iterator[str]:
+    """The fields of a model instance (a pydantic model or a dataclass), none for anything else."""
+    if isinstance(value, BaseModel) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        yield from model_fields(type(value))
+
+
+@functools.cache
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
+
+
+def _model_at(root: type, loc: Sequence[int | str]) -> type | None:
     """The model class that holds the key at ``loc`` (walks field annotations)."""
     current: Any = root
     for part in loc:
@@ -86,13 +117,13 @@ def _model_at(root: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel
         if isinstance(part, int):
             args = typing.get_args(current)
             current = args[0] if args else None
-        elif isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part)
-            current = field.annotation if field is not None else None
+        elif is_model(current):
+            field = model_fields(current).get(part)
+            current = field[0] if field is not None else None
         else:
             return None
     current = _unwrap(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+    return current if is_model(current) else None
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -128,28 +159,35 @@ def _yaml_number(value: Any) -> str:
     return repr(value)
 
 
-def _finite_hint(root: type[BaseModel], loc: Sequence[int | str], value: Any) -> str:
+def _finite_hint(root: type, loc: Sequence[int | str], value: Any) -> str:
     parent = _model_at(root, loc[:-1]) if loc else None
-    field = parent.model_fields.get(str(loc[-1])) if parent is not None and loc else None
-    default = field.default if field is not None else None
+    field = model_fields(parent).get(str(loc[-1])) if parent is not None and loc else None
+    default = field[1] if field is not None else None
     example = (f"such as the default {default:g}" if isinstance(default, int | float)
                and not isinstance(default, bool) else "such as 60")
     return (f"must be a finite number, not {_yaml_number(value)} (.nan, .inf and -.inf are not "
             f"allowed): give a plain number {example}, or remove the key for the default")
 
 
-def _hint(root: type[BaseModel], error: Any) -> str:
+# an unknown key, and a section that is not a mapping: in a pydantic model, in a dataclass
+_UNKNOWN_KEY = {"extra_forbidden", "unexpected_keyword_argument"}
+_NOT_A_SECTION = {"model_type", "dataclass_type"}
+
+
+def _hint(root: type, error: Any) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
-    if kind == "extra_forbidden":
+    if kind in _UNKNOWN_KEY:
         parent = _model_at(root, loc[:-1])
-        allowed = sorted(parent.model_fields) if parent is not None else []
+        allowed = sorted(model_fields(parent)) if parent is not None else []
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         fix = f"did you mean '{close[0]}'?" if close else "remove it or check the spelling"
         known = f" (known keys: {', '.join(allowed)})" if allowed else ""
         return f"unknown key; {fix}{known}"
     if kind == "missing":
         return "required key is missing; add it"
+    if kind in _NOT_A_SECTION:
+        return "Input should be a valid dictionary: a section of key: value lines"
     if kind in _NUMBER_CHECKS and _non_finite(error.get("input")):
         return _finite_hint(root, loc, error.get("input"))
     return str(error["msg"])
@@ -164,24 +202,25 @@ def _floats(value: Any, loc: tuple[int | str, ...]) -> Iterator[tuple[tuple[int 
     """Every float inside a validated model (fields, lists, tuples, dict values) with its location."""
     if isinstance(value, float):
         yield loc, value
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _floats(getattr(value, name), (*loc, name))
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             yield from _floats(item, (*loc, i))
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _floats(item, (*loc, str(key)))
+    else:
+        for name in _field_names(value):
+            yield from _floats(getattr(value, name), (*loc, name))
 
 
-def validate(model: type[M], data: Any, path: Path) -> M:
+def validate(model: type[M], data: Any, path: Path = Path("<data>")) -> M:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path, [("", "the file must contain a YAML mapping (key: value lines)")])
     try:
-        result = model.model_validate(data)
+        result: M = (model.model_validate(data) if issubclass(model, BaseModel)
+                     else _adapter(typing.cast(Any, model)).validate_python(data))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -204,33 +243,25 @@ def load(model: type[M], path: Path) -> M:
     return validate(model, load_yaml(path), path)
 
 
-def read_secret(path: Path, config_path: Path, key: str) -> str:
-    """Read a password/community from a file (first line, stripped), with a config-style error."""
-    try:
-        return path.read_text(encoding="utf-8").splitlines()[0].strip() if path.stat().st_size else ""
-    except (OSError, UnicodeDecodeError, IndexError) as exc:
-        raise ConfigError(config_path, [(key, f"cannot read secret file {path}: {exc}")]) from None
-
-
 # --- files a config names ----------------------------------------------------------------------------
 
 
 def _file_fields(value: Any, loc: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], FileRole,
                                                                          Path]]:
-    if isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            item = getattr(value, name)
-            role = file_role(name)
-            if role is not None and isinstance(item, Path):
-                yield (*loc, name), role, item
-            else:
-                yield from _file_fields(item, (*loc, name))
-    elif isinstance(value, list | tuple):
+    if isinstance(value, list | tuple):
         for i, item in enumerate(value):
             yield from _file_fields(item, (*loc, i))
+        return
+    for name in _field_names(value):
+        item = getattr(value, name)
+        role = file_role(name)
+        if role is not None and isinstance(item, Path):
+            yield (*loc, name), role, item
+        else:
+            yield from _file_fields(item, (*loc, name))
 
 
-def check_files(config: BaseModel, config_path: Path) -> list[ConfigWarning]:
+def check_files(config: object, config_path: Path) -> list[ConfigWarning]:
     """Check every ``*_file`` key of a loaded config (paths already resolved): raise :class:`ConfigError`
     naming each unusable file, return a warning for each secret file others can read."""
     problems: list[tuple[str, str]] = []

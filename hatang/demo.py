@@ -24,6 +24,7 @@ from agent.config import AgentConfig
 from agent.service import AgentService
 from collector.config import CollectorConfig
 from collector.service import CollectorService
+from hatang import configfile
 from hatang.demo_broker import EmbeddedBroker, free_tcp_port
 from hatang.demo_loopback import open_gateway, send_link_traps
 from hatang.demo_sites import FLAP, FLAP_PORT, OFFICES, Office, build_office, write_inventory
@@ -66,7 +67,7 @@ def agent_config(office: Office, ports: dict[str, int], broker_url: str, workdir
     }
     if office.traps and trap_port is not None:
         data["traps"] = {"listen": f"127.0.0.1:{trap_port}", "communities": ["public"]}
-    return AgentConfig.model_validate(data)
+    return configfile.validate(AgentConfig, data)
 
 
 def _banner(url: str, duration: float | None) -> str:

@@ -25,6 +25,7 @@ from agent.snmp.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from agent.snmp.pysnmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, PysnmpSession
 from agent.snmp.target import SnmpTarget
 from agent.snmp.values import SnmpValue
+from hatang import configfile
 from tests.support.services import Snmpd, require_binary, snmpget, snmpwalk, start_snmpd, unavailable
 from wire.messages import ERROR_REASONS
 
@@ -132,7 +133,7 @@ async def test_auth_priv(engine: SnmpEngine, v3_snmpd: Snmpd, supported: tuple[s
                          auth: str, priv: str) -> None:
     assert auth in AUTH_PROTOCOLS and priv in PRIV_PROTOCOLS
     if priv in CONFIG_PRIV:  # the config file accepts the name, whatever this snmpd supports
-        SnmpConfig.model_validate({"version": "3", "username": "u", "auth_protocol": auth,
+        configfile.validate(SnmpConfig, {"version": "3", "username": "u", "auth_protocol": auth,
                                    "auth_password": "x" * 8, "priv_protocol": priv, "priv_password": "y" * 8})
     auth_ok, priv_ok = supported
     if NET_SNMP_AUTH[auth] not in auth_ok or not _priv_supported(priv, priv_ok):

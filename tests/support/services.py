@@ -746,3 +746,18 @@ def start_shipped_mosquitto(workdir: Path, passwords: dict[str, str], port: int 
     extra = (f"{shipped_broker_settings()}\npersistence_location {workdir}/\n"
              f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl}\n")
     return start_mosquitto(workdir, extra_config=extra, port=port)
+
+
+# Shared libraries a running ``hatang agent`` must not have mapped: pydantic's core and PyYAML's C loader
+# (its configuration is checked by a child process, agent/checked_config.py).
+HEAVY_LIBRARIES = ("pydantic_core", "_yaml")
+
+
+def heavy_libraries(pid: int) -> list[str]:
+    """The :data:`HEAVY_LIBRARIES` that process ``pid`` has mapped (``/proc/PID/maps``), by file name.
+    Raises AssertionError if the maps do not show the interpreter itself (nothing was read)."""
+    with open(f"/proc/{pid}/maps", encoding="utf-8") as maps:
+        files = {Path(line.split()[-1]).name for line in maps if len(line.split()) >= 6}
+    if not any("python" in name for name in files):
+        raise AssertionError(f"/proc/{pid}/maps shows no python library or executable: {sorted(files)}")
+    return sorted(name for name in files if any(heavy in name for heavy in HEAVY_LIBRARIES))

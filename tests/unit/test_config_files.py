@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
 
 from agent import config as agent_config
 from agent.config import AgentConfig
@@ -120,14 +119,14 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def file_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
-    for name, field in model.model_fields.items():
-        annotation = _unwrap(field.annotation)
+def file_keys(model: type, prefix: str = "") -> Iterator[str]:
+    for name, (annotation, _) in configfile.model_fields(model).items():
+        annotation = _unwrap(annotation)
         if typing.get_origin(annotation) is list:
             annotation, name = _unwrap(typing.get_args(annotation)[0]), f"{name}[0]"
         if name.endswith("_file"):
             yield prefix + name
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        elif configfile.is_model(annotation):
             yield from file_keys(annotation, f"{prefix}{name}.")
 
 
@@ -138,7 +137,7 @@ def test_every_file_key_of_the_agent_config_is_tested() -> None:
 
 
 @pytest.mark.parametrize("model", [AgentConfig, CollectorConfig])
-def test_every_file_key_has_a_role(model: type[BaseModel]) -> None:
+def test_every_file_key_has_a_role(model: type) -> None:
     roles = {key: configfile.file_role(key.rpartition(".")[2]) for key in file_keys(model)}
     assert roles and None not in roles.values()
     assert all(role != "output" for key, role in roles.items() if not key.endswith("state_file")), roles

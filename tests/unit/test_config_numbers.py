@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
 
 from agent import config as agent_config
 from agent.config import AgentConfig
 from collector import config as collector_config
 from collector.config import CollectorConfig
+from hatang import configfile
 from hatang.configfile import ConfigError
 
 AGENT_BASE: dict[str, Any] = {
@@ -49,18 +49,18 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def float_fields(model: type[BaseModel], loc: Loc = ()) -> Iterator[Loc]:
+def float_fields(model: type, loc: Loc = ()) -> Iterator[Loc]:
     """The key path of every float field in ``model`` (lists of models: their first item)."""
-    for name, field in model.model_fields.items():
-        annotation = _unwrap(field.annotation)
+    for name, (annotation, _) in configfile.model_fields(model).items():
+        annotation = _unwrap(annotation)
         if typing.get_origin(annotation) is list:
             item = _unwrap(typing.get_args(annotation)[0])
-            if isinstance(item, type) and issubclass(item, BaseModel):
+            if configfile.is_model(item):
                 yield from float_fields(item, (*loc, name, 0))
             continue
         if annotation is float:
             yield (*loc, name)
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        elif configfile.is_model(annotation):
             yield from float_fields(annotation, (*loc, name))
 
 

@@ -30,6 +30,7 @@ from agent.profiles import Profile, load_profiles, parse_oid
 from agent.snmp.errors import SnmpNotIncreasing, SnmpTimeout, SnmpWrongOid
 from agent.snmp.target import SnmpTarget
 from agent.snmp.values import OID, SnmpValue
+from hatang import configfile
 from hatang.configfile import ConfigError, validate
 from tests.support.sequential_walks import SequentialWalks
 from tests.support.waiting import async_wait_until
@@ -535,7 +536,7 @@ async def test_get_next_judges_the_answer() -> None:
 def service(tmp_path: Path) -> Any:
     from agent.service import AgentService
 
-    config = agent_config.AgentConfig.model_validate({
+    config = configfile.validate(agent_config.AgentConfig, {
         "agent_id": "xa-test", "site": {"province": "Hà Nội"}, "mqtt": {"url": "mqtt://127.0.0.1:1883"},
         "buffer": {"path": str(tmp_path / "buffer")},
         "devices": [{"name": "sw", "address": "192.0.2.1", "profiles": ["system", "interfaces"]},

@@ -5,6 +5,7 @@ and the poll report."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from agent.snmp.credentials import Credentials
 from agent.snmp.errors import SnmpError
 from agent.snmp.pysnmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, auth_data, convert
 from agent.snmp.values import SnmpValue
+from hatang import configfile
 from hatang.sim import ber
 from hatang.sim.ber import Value
 from wire.messages import Family, ProfileError, Sample
@@ -238,7 +240,7 @@ def test_security_level() -> None:
 
 
 def device(**snmp: Any) -> DeviceConfig:
-    return DeviceConfig.model_validate({"name": "sw-1", "address": "10.0.0.2", "interval": 60,
+    return configfile.validate(DeviceConfig, {"name": "sw-1", "address": "10.0.0.2", "interval": 60,
                                         "profiles": ["system", "interfaces"],
                                         "snmp": snmp or {"version": "2c"}})
 
@@ -294,7 +296,7 @@ def test_report_of_v3_profile_errors_and_deadline() -> None:
 
 
 def test_unknown_device_lists_the_known_ones(tmp_path: Path) -> None:
-    config = AgentConfig.model_validate({
+    config = configfile.validate(AgentConfig, {
         "agent_id": "a1", "site": {"province": "Hà Nội"}, "mqtt": {"url": "mqtt://127.0.0.1:1883"},
         "buffer": {"path": str(tmp_path / "q.db")},
         "devices": [{"name": "sw-1", "address": "10.0.0.2"}, {"name": "ups-2", "address": "10.0.0.3"}],
@@ -302,6 +304,6 @@ def test_unknown_device_lists_the_known_ones(tmp_path: Path) -> None:
     path = tmp_path / "agent.yaml"
     with pytest.raises(UnknownDeviceError, match=r"agent.yaml: no device 'sw-9'; known devices: sw-1, ups-2"):
         asyncio.run(poll_once(config, path, "sw-9"))
-    empty = config.model_copy(update={"devices": []})
+    empty = dataclasses.replace(config, devices=[])
     with pytest.raises(UnknownDeviceError, match=r"the config has no devices"):
         asyncio.run(poll_once(empty, path, "sw-9"))

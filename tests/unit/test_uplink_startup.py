@@ -15,7 +15,7 @@ from agent.config import AgentConfig
 from agent.queue import DiskQueue
 from agent.service import AgentService
 from agent.snmp.errors import SnmpAddressError
-from hatang import cli
+from hatang import cli, configfile
 from tests.support.hatang import write_yaml
 from tests.support.sequential_walks import SequentialWalks
 from wire.codec import decode_batch, decode_status
@@ -25,7 +25,7 @@ MQTT_WILL_LIMIT = 65_535  # the will payload's length is two bytes in CONNECT
 
 
 def _config(tmp_path: Path, devices: list[dict[str, Any]]) -> AgentConfig:
-    return AgentConfig.model_validate({
+    return configfile.validate(AgentConfig, {
         "agent_id": "xa-dai-dinh", "site": SITE, "mqtt": {"url": "mqtt://127.0.0.1:1883"},
         "buffer": {"path": str(tmp_path / "buffer")}, "devices": devices,
     })
@@ -176,7 +176,7 @@ def test_a_second_agent_on_a_held_buffer_prints_why_and_exits_2(
 
 
 def test_the_mqtt_settings_reach_the_uplink(tmp_path: Path) -> None:
-    config = AgentConfig.model_validate({
+    config = configfile.validate(AgentConfig, {
         "agent_id": "xa-dai-dinh", "site": SITE, "buffer": {"path": str(tmp_path / "buffer")},
         "mqtt": {"url": "mqtt://127.0.0.1:1883", "redeliver_window": 0, "protocol": "3.1.1"},
     })
