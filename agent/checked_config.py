@@ -9,22 +9,21 @@ the checked dataclasses (agent/config.py, agent/profiles.py), pickled; a :class:
 as the same error, naming file, key and fix. Commands that run briefly (``check``, ``poll``, the demo)
 and the tests check in their own process (:func:`check_here`).
 
-A :data:`ConfigChecker` is either function: ``check(path, data=None, source=None)`` reads ``path`` (or
-validates ``data``, the file merged with the centre's configuration, with errors naming ``source``) and
-returns a :class:`Checked`.
+A :class:`ConfigChecker` is either function: ``check(path, data=None, source=None)`` reads ``path`` (or
+validates ``data``: a document, or :class:`Pushed`, the centre's configuration over the file's text) with
+errors naming ``source`` (default ``path``), and returns a :class:`Checked`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import pickle
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agent.config import AgentConfig
 from agent.profiles import Profile
@@ -44,8 +43,19 @@ class Checked:
     profiles: dict[str, Profile]
 
 
-ConfigChecker = Callable[..., Checked]
-"""``check(path, data=None, *, source=None) -> Checked``: :func:`check_here` or :func:`check_in_child`."""
+@dataclass(frozen=True)
+class Pushed:
+    """A configuration from the centre (its document's keys) over the office's agent.yaml as the agent read
+    it at start (``local_text``): merged where it is checked, so YAML is parsed there, not in the agent."""
+
+    local_text: str
+    config: dict[str, Any]
+
+
+class ConfigChecker(Protocol):
+    """:func:`check_here` or :func:`check_in_child`."""
+
+    def __call__(self, path: Path, data: Any = None, *, source: Path | None = None) -> Checked: ...
 
 
 class CheckFailed(RuntimeError):
@@ -57,6 +67,11 @@ def check_here(path: Path, data: Any = None, *, source: Path | None = None) -> C
     from agent.config import load_with_warnings
     from agent.profiles import load_profiles
 
+    if isinstance(data, Pushed):
+        from hatang.yaml_loading import parse_yaml
+
+        local = parse_yaml(data.local_text, path)
+        data = {**(local if isinstance(local, dict) else {}), **data.config}
     config, warnings = load_with_warnings(path, data, source=source)
     return Checked(config, warnings, load_profiles(config.profiles_dir))
 
@@ -64,20 +79,29 @@ def check_here(path: Path, data: Any = None, *, source: Path | None = None) -> C
 def check_in_child(path: Path, data: Any = None, *, source: Path | None = None) -> Checked:
     """:func:`check_here` in a child process, so that this one never imports pydantic. Raises
     :class:`ConfigError` as :func:`check_here` would, :class:`CheckFailed` when the child fails."""
-    # -P: the child finds the agent where this process did, never in the working directory
+    # The interpreter of this process, with its installed agent; -P: the working directory is not put on
+    # sys.path, so a directory named ``agent`` there cannot stand in for it.
     command = [sys.executable, "-P", "-m", "agent.checked_config"]
     returncode, stdout, stderr, timed_out = _run(command, pickle.dumps((path, data, source)))
-    if timed_out:
-        raise CheckFailed(f"checking {source or path} took over {CHILD_TIMEOUT:g} s ({' '.join(command)})")
+    what = f"checking {source or path}"
     if returncode != 0:
+        if timed_out:
+            raise CheckFailed(f"{what} took over {CHILD_TIMEOUT:g} s ({' '.join(command)})")
         detail = stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise CheckFailed(f"checking {source or path} failed ({' '.join(command)} exited with "
-                          f"{returncode}): {' | '.join(detail) or 'no message'}")
-    answer = pickle.loads(stdout)  # our own child's answer, on a pipe
-    if answer[0] == "error":
-        raise ConfigError(answer[1], answer[2])
-    checked: Checked = answer[1]
-    return checked
+        raise CheckFailed(f"{what} failed ({' '.join(command)} exited with {returncode}): "
+                          f"{' | '.join(detail) or 'no message'}")
+    try:
+        answer = pickle.loads(stdout)  # our own child's answer, on a pipe
+        if answer[0] == "error":
+            error = ConfigError(answer[1], answer[2])
+        elif answer[0] == "ok" and isinstance(answer[1], Checked):
+            return answer[1]
+        else:
+            raise ValueError(f"unexpected answer {answer[0]!r}")
+    except Exception as exc:  # whatever came out, it is not an answer
+        raise CheckFailed(f"{what}: {' '.join(command)} gave no usable answer ({type(exc).__name__}: "
+                          f"{exc}; {len(stdout)} bytes)") from None
+    raise error
 
 
 def _run(command: list[str], request: bytes) -> tuple[int, bytes, bytes, bool]:
@@ -106,15 +130,18 @@ def _run(command: list[str], request: bytes) -> tuple[int, bytes, bytes, bool]:
 
 def main() -> int:
     """The child: a pickled ``(path, data, source)`` on stdin, a pickled answer on stdout."""
-    path, data, source = pickle.loads(sys.stdin.buffer.read())
-    out = sys.stdout.buffer
-    with contextlib.redirect_stdout(sys.stderr):  # nothing printed may corrupt the answer
-        try:
-            answer: tuple[Any, ...] = ("ok", check_here(path, data, source=source))
-        except ConfigError as exc:
-            answer = ("error", exc.path, exc.problems)
-    out.write(pickle.dumps(answer))
-    out.flush()
+    # The answer gets its own copy of stdout; anything else written there (print, a C library) goes to
+    # stderr, so nothing can corrupt it.
+    sys.stdout.flush()
+    answer_fd = os.dup(1)
+    os.dup2(2, 1)
+    path, data, source = pickle.loads(sys.stdin.buffer.read())  # from the parent
+    try:
+        answer: tuple[Any, ...] = ("ok", check_here(path, data, source=source))
+    except ConfigError as exc:
+        answer = ("error", exc.path, exc.problems)
+    with os.fdopen(answer_fd, "wb") as out:
+        out.write(pickle.dumps(answer))
     return 0
 
 

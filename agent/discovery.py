@@ -296,7 +296,7 @@ def _comment(text: str) -> str:
 
 def render_devices(found: Sequence[Found], header: Sequence[str] = ()) -> str:
     """The ``devices:`` block of agent.yaml for the devices found (block style, every string quoted)."""
-    from agent.profiles import AUTO  # pydantic: only when a block is written
+    from agent.profiles import AUTO
 
     lines = [f"# {_comment(line)}" for line in header]
     lines.append("devices:" if found else "devices: []")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.checked_config import ConfigChecker, check_here
+from agent.checked_config import CheckFailed, ConfigChecker, Pushed, check_here
 from agent.config import AgentConfig
 from hatang.config_errors import ConfigError, ConfigWarning, key_path
 from wire.messages import ConfigRejection
@@ -117,7 +117,6 @@ class RemoteConfig:
 
     def __init__(self, local: AgentConfig, local_path: Path, checker: ConfigChecker = check_here) -> None:
         from hatang import signing  # cryptography: only for an agent with remote_config
-        from hatang.yaml_loading import load_yaml
 
         settings = local.remote_config
         assert settings is not None
@@ -129,7 +128,10 @@ class RemoteConfig:
         self.agent_id = local.agent_id
         self.local_path = local_path
         self._checker = checker
-        self._local_doc = load_yaml(local_path)
+        try:  # as at start: the checker merges each document over this text (YAML is parsed there)
+            self._local_text = local_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(local_path, [("", f"cannot read the file: {exc}")]) from None
         self.state_file = settings.state_file or local.buffer.path / STATE_NAME
         self.revision = 0  # applied; 0: agent.yaml alone
         self._applied_body_hash = ""
@@ -170,10 +172,12 @@ class RemoteConfig:
         problems = document_problems(document.config)
         if problems:
             raise Rejected(problems[0][0], "; ".join(f"{key}: {text}" for _, key, text in problems), revision)
-        merged = {**(self._local_doc if isinstance(self._local_doc, dict) else {}), **document.config}
         source = Path(f"{self.local_path} with revision {revision} from the centre")
         try:
-            checked = self._checker(self.local_path, merged, source=source)
+            pushed = Pushed(self._local_text, document.config)
+            checked = self._checker(self.local_path, pushed, source=source)
+        except CheckFailed as exc:  # the agent's fault, not the document's: checked again if sent again
+            raise Rejected("apply", f"the agent could not check it: {exc}", revision) from None
         except ConfigError as exc:
             # a problem without a key path is one of the whole document (a probe named like a device): schema
             files = all(key.endswith("_file") for key, _ in exc.problems)

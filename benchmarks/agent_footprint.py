@@ -133,6 +133,8 @@ FLOOR_STEPS = (  # imported in this order by one idle interpreter; RSS is read a
     ("aiomqtt", ("aiomqtt", "agent.uplink")),
     ("rest of agent", ("agent.service", "hatang.cli", "agent.checked_config")),
 )
+
+
 @dataclass
 class PollCounter:
     """A bare MQTT subscriber (paho, in a thread) that timestamps every poll the agent publishes."""

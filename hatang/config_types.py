@@ -21,7 +21,9 @@ STRICT: dict[str, Any] = {"extra": "forbid", "allow_inf_nan": False}
 
 class Constraints:
     """Constraints on a field, by the names of pydantic's ``Field`` (``ge``, ``gt``, ``le``, ``lt``,
-    ``min_length``, ``pattern``, ``allow_inf_nan``): the same checks and messages as ``Field(...)``."""
+    ``min_length``, ``pattern``, ``allow_inf_nan``): the same checks and messages as ``Field(...)``.
+    They apply to the type itself: put them first in ``Annotated``, before any :class:`After` or
+    :class:`Before`."""
 
     __slots__ = ("rules",)
 
@@ -49,7 +51,8 @@ class Before:
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic import BeforeValidator
 
-        return handler(Annotated[source, BeforeValidator(self.function)])
+        # wraps what comes before it in Annotated, in pydantic's order (the last Before runs first)
+        return BeforeValidator(self.function).__get_pydantic_core_schema__(source, handler)
 
 
 class After:
@@ -64,7 +67,8 @@ class After:
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic import AfterValidator
 
-        return handler(Annotated[source, AfterValidator(self.function)])
+        # wraps what comes before it in Annotated: runs after the type and its Constraints, in order
+        return AfterValidator(self.function).__get_pydantic_core_schema__(source, handler)
 
 
 FiniteFloat = Annotated[float, Constraints(allow_inf_nan=False)]

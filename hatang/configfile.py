@@ -1,4 +1,5 @@
-"""Loading YAML config files into strict pydantic models with errors a person can act on.
+"""Loading YAML config files into strict models (pydantic models, or dataclasses whose rules pydantic reads:
+:mod:`hatang.config_types`) with errors a person can act on.
 
 Every error names the file, the key path (``devices[2].snmp.community``) and what to do. Shared by
 the agent and the collector configs (and profiles, inventories); imports neither.

@@ -4,6 +4,7 @@ process (config, warnings, profiles), and its errors are the same errors. Each c
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -141,3 +142,67 @@ def test_a_child_that_hangs_is_killed_at_the_deadline(tmp_path: Path,
     monkeypatch.setattr(checked_config, "CHILD_TIMEOUT", 0.5)
     with pytest.raises(CheckFailed, match=r"took over 0.5 s"):
         check_in_child(office(tmp_path))
+
+
+REMOTE_PROGRAM = """
+import json, sys, time
+from pathlib import Path
+from cryptography.hazmat.primitives import serialization
+from agent.checked_config import CheckFailed, check_in_child
+from agent.remote_config import Rejected, RemoteConfig
+from agent.service import AgentService
+from hatang import signing
+from wire.remote_config import ConfigDocument, Envelope, encode_body, encode_envelope
+
+office = Path(sys.argv[1])
+private, public = signing.generate()
+(office / "centre.pub").write_bytes(public)
+(office / "agent.yaml").write_text(
+    "agent_id: xa-dai-dinh\\nsite: {province: Vĩnh Phúc}\\nmqtt: {url: 'mqtt://127.0.0.1:1'}\\n"
+    "buffer: {path: buffer}\\nremote_config: {public_key_file: centre.pub}\\n"
+    "devices: [{name: cu, address: 127.0.0.1, profiles: [system]}]\\n", encoding="utf-8")
+signer = signing.Signer(serialization.load_pem_private_key(private, password=None))
+
+def payload(revision, config):
+    body = encode_body(ConfigDocument("xa-dai-dinh", revision, time.time(), config))
+    return encode_envelope(Envelope(signer.key_id, body, signer.sign(body)))
+
+checked = check_in_child(office / "agent.yaml")
+service = AgentService(checked.config, office / "agent.yaml", profiles=checked.profiles,
+                       checker=check_in_child)
+out = {}
+accepted = service.remote.check(payload(1, {"devices": [{"name": "moi", "address": "10.0.0.9",
+                                                          "profiles": ["interfaces"]}]}))
+out["accepted"] = [(d.name, d.profiles) for d in accepted.config.devices]
+out["kept_local"] = accepted.config.site.province
+try:
+    service.remote.check(payload(2, {"devices": [{"name": "moi", "address": "10.0.0.9", "interval": 0}]}))
+except Rejected as exc:
+    out["schema"] = [exc.reason, exc.error]
+
+def failing(path, data=None, *, source=None):
+    raise CheckFailed("the child was killed (-9)")
+
+try:
+    RemoteConfig(checked.config, office / "agent.yaml", failing).check(payload(3, {"devices": []}))
+except Rejected as exc:
+    out["failed"] = [exc.reason, exc.error]
+service.queue.close()
+out["modules"] = sorted({"yaml", "pydantic", "pydantic_core"} & set(sys.modules))
+print(json.dumps(out))
+"""
+
+
+def test_an_agent_with_remote_config_checks_pushes_in_the_child(tmp_path: Path) -> None:
+    """What ``hatang agent`` does with remote_config, in a fresh interpreter: the office's file and each
+    pushed document are checked (and merged) by the child, so this process loads neither PyYAML nor
+    pydantic; a child that fails refuses the document with reason ``apply``, to be checked again."""
+    done = subprocess.run([sys.executable, "-c", REMOTE_PROGRAM, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, check=False, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["accepted"] == [["moi", ["interfaces"]]] and out["kept_local"] == "Vĩnh Phúc"
+    assert out["schema"][0] == "schema" and "devices[0].interval" in out["schema"][1]
+    assert out["failed"] == ["apply", "the agent could not check it: the child was killed (-9)"]
+    assert out["modules"] == []
