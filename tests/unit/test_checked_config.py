@@ -105,40 +105,53 @@ def test_a_merged_document_is_checked_and_its_errors_name_the_source(tmp_path: P
     assert error.value.problems[0][0] == "devices[0].profiles[0]"
 
 
-def test_a_child_that_fails_is_said_so_with_its_last_words(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """``sys.executable`` replaced, for the child, by a shell script."""
     python = tmp_path / "python"
-    python.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named agent' >&2\nexit 3\n")
+    python.write_text(f"#!/bin/sh\n{script}\n")
     python.chmod(0o755)
     monkeypatch.setattr(checked_config.sys, "executable", str(python))
+
+
+def test_a_child_that_fails_is_said_so_with_its_last_words(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_interpreter(tmp_path, monkeypatch, "echo 'ModuleNotFoundError: No module named agent' >&2\nexit 3")
     with pytest.raises(CheckFailed, match=r"exited with 3\): ModuleNotFoundError: No module named agent"):
         check_in_child(office(tmp_path))
 
 
+@pytest.mark.parametrize("stdout", ["", "not a pickle"])
+def test_a_child_without_an_answer_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              stdout: str) -> None:
+    fake_interpreter(tmp_path, monkeypatch, f"cat >/dev/null\nprintf '{stdout}'\nexit 0")
+    with pytest.raises(CheckFailed, match=r"gave no usable answer"):
+        check_in_child(office(tmp_path))
+
+
 def test_the_child_answers_on_stdout_only(tmp_path: Path) -> None:
-    """What the child prints while checking (a warning of a library, say) goes to stderr, so the pickled
-    answer on stdout stays whole."""
+    """What the child writes to stdout while checking (a warning printed by a library, or written to file
+    descriptor 1 by C code) goes to stderr, so the pickled answer on stdout stays whole."""
     sitecustomize = tmp_path / "site" / "sitecustomize.py"
     sitecustomize.parent.mkdir()
-    sitecustomize.write_text("import agent.config\n"
+    sitecustomize.write_text("import os, agent.config\n"
                              "_orig = agent.config.parse\n"
-                             "def parse(*a, **k):\n    print('noise on stdout')\n    return _orig(*a, **k)\n"
+                             "def parse(*a, **k):\n"
+                             "    print('noise on stdout', flush=True)\n"
+                             "    os.write(1, b'noise on fd 1')\n"
+                             "    return _orig(*a, **k)\n"
                              "agent.config.parse = parse\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(sitecustomize.parent), *sys.path])}
     request = pickle.dumps((office(tmp_path), None, None))
     done = subprocess.run([sys.executable, "-P", "-m", "agent.checked_config"], input=request,
                           capture_output=True, env=env, timeout=120, check=True)
-    assert b"noise on stdout" in done.stderr
+    assert b"noise on stdout" in done.stderr and b"noise on fd 1" in done.stderr
     answer = pickle.loads(done.stdout)
     assert answer[0] == "ok" and answer[1].config.agent_id == "xa-dai-dinh"
 
 
 def test_a_child_that_hangs_is_killed_at_the_deadline(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    python = tmp_path / "python"
-    python.write_text("#!/bin/sh\nexec sleep 60\n")
-    python.chmod(0o755)
-    monkeypatch.setattr(checked_config.sys, "executable", str(python))
+    fake_interpreter(tmp_path, monkeypatch, "exec sleep 60")
     monkeypatch.setattr(checked_config, "CHILD_TIMEOUT", 0.5)
     with pytest.raises(CheckFailed, match=r"took over 0.5 s"):
         check_in_child(office(tmp_path))
