@@ -173,9 +173,10 @@ def run(quick: bool = False, offices: int | None = None, smoke: bool = False) ->
     interfaces = history.interfaces()
     memory = history_bytes(history)
     per_interface = memory / interfaces
-    per_series, _ = store_memory()
+    per_series, _ = store_memory(1 if smoke else 2)
     per_switch = PORTS * per_interface / (samples_per_batch() * per_series)
-    with_history, without = ingest_cost()
+    # smoke: does it still run end to end? (tests/integration/test_benchmarks_smoke.py)
+    with_history, without = ingest_cost(devices=5, polls=3, rounds=1) if smoke else ingest_cost()
     note = f"{offices} offices x {SWITCHES} switches x {PORTS} ports; /metrics: {series:,} series"
     return [
         Result(BENCH, f"office page, {rows} interface rows ({len(page) / 1e3:.0f} kB)", office_s * 1000, "ms",
