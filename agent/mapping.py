@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from agent.index_parts import sub_index
 from agent.profiles import LabelSpec, MetricSpec, Profile, TableSpec, UptimeSpec, parse_oid
 from agent.snmp.values import ABSENT_KINDS, OID, SnmpValue, oid_text
-from agent.transforms import MAX_LABEL_CHARS, label_text, label_value, metric_value, numeric
+from agent.transforms import MAX_LABEL_CHARS, direct_number, label_text, label_value, metric_value, numeric
 from agent.uptime import Epoch, UptimeState
 from wire.messages import Family, Labels, MetricType, Sample
 
@@ -170,6 +171,10 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
     samples: list[list[Sample]] = [[] for _ in specs]
     bad_by_metric: list[list[BadValue]] = [[] for _ in specs]  # reported metric by metric, each in row order
     empty: Column = {}
+    # a metric whose value is a column's number (most of them) is read from that column directly
+    shortcuts = [None if spec.direct is None else (columns.get(spec.direct.source.parsed, empty), spec.direct)
+                 for spec in specs]
+    work = list(zip(specs, samples, bad_by_metric, shortcuts, strict=True))
     cell: list[BadValue] = []  # what one metric reported in one row
     for index in _indices(table, columns):  # row by row: one getter and one label set per row
         pairs = [(table.index_label, index)]
@@ -180,7 +185,13 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
         def get(column: OID, index: str = index) -> SnmpValue | None:
             return columns.get(column, empty).get(index)
 
-        for spec, out, reported in zip(specs, samples, bad_by_metric, strict=True):
+        for spec, out, reported, shortcut in work:
+            if shortcut is not None:
+                value = shortcut[0].get(index)
+                number = None if value is None else direct_number(shortcut[1], value)
+                if number is not None:
+                    out.append(Sample(_with_const(labels, spec) if spec.const_labels else labels, number))
+                    continue
             number = metric_value(spec, get, epoch, report)
             if cell:
                 reported.extend(cell)
@@ -219,5 +230,12 @@ def _report_cell(bad: list[BadValue], index: str, metric: str, oid: OID, problem
 def rows_by_index(column: OID, varbinds: list[tuple[OID, SnmpValue]]) -> dict[str, SnmpValue]:
     """Walk result of one column -> {row index: value}."""
     depth = len(column)
+    oids = list(map(_first_item, varbinds))
+    if set(map(len, oids)) <= {depth + 1}:  # one-arc indices (ifIndex...): the usual case, at C speed
+        return dict(zip(map(str, map(operator.itemgetter(depth), oids)), map(_second_item, varbinds),
+                        strict=True))
     return {str(oid[depth]) if len(oid) == depth + 1 else ".".join(map(str, oid[depth:])): value
             for oid, value in varbinds}
+
+
+_first_item, _second_item = operator.itemgetter(0), operator.itemgetter(1)

@@ -284,6 +284,19 @@ class MetricSpec:
             return None
         return self.source
 
+    @cached_property
+    def direct(self) -> Direct | None:
+        """The source, when a number there is the value (scaled) once the MIB's ``valid`` range admits it:
+        no filter, equals, add, multiply_by, scale_from, as_timestamp, unknown or as_unsigned. A fallback
+        is read only where the source has no number (or reads 0, for ``when_primary_zero``). The table
+        mapping's short path (agent/mapping.py map_table); anything else there takes the full path."""
+        if (self.source is None or self.filter or self.equals is not None or self.add is not None
+                or self.multiply_by is not None or self.scale_from is not None or self.as_timestamp
+                or self.unknown or self.as_unsigned):
+            return None
+        zero = self.fallback is not None and self.fallback.when_primary_zero
+        return Direct(self.source, self.valid, zero_falls_back=zero)
+
     def helper_oids(self) -> list[OID]:
         """OIDs (columns) read besides the value: multiply_by, add, scale_from, filter."""
         oids = [parse_oid(self.multiply_by)] if self.multiply_by else []
@@ -293,6 +306,15 @@ class MetricSpec:
             oids.extend(self.scale_from.oids())
         oids.extend(c.parsed for c in self.filter)
         return oids
+
+
+@dataclass(frozen=True, slots=True)
+class Direct:
+    """A metric whose value is its source's number, scaled (:attr:`MetricSpec.direct`)."""
+
+    source: Source
+    valid: ValidRange | None
+    zero_falls_back: bool  # a 0 there is not the value yet: the fallback may give another (when_primary_zero)
 
 
 @dataclass(frozen=True, kw_only=True)

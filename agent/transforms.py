@@ -10,7 +10,7 @@ import struct
 import unicodedata
 from collections.abc import Callable
 
-from agent.profiles import Condition, LabelSpec, MetricSpec, ScaleFrom, Source, parse_oid
+from agent.profiles import Condition, Direct, LabelSpec, MetricSpec, ScaleFrom, Source, parse_oid
 from agent.snmp.values import ABSENT_KINDS, NUMERIC_KINDS, OID, SnmpValue
 from agent.uptime import Epoch, stamp_to_unix
 
@@ -66,6 +66,28 @@ def raw_number(value: SnmpValue | None) -> float | None:
             return None
         return number if number is not None and math.isfinite(number) else None
     return None
+
+
+_UNSIGNED_KINDS = frozenset({"counter32", "gauge32", "timeticks", "counter64"})
+
+
+def direct_number(direct: Direct, value: SnmpValue) -> float | None:
+    """The short path of :func:`metric_value` for a metric with a :attr:`MetricSpec.direct` source whose
+    value there is an SNMP number the MIB admits: that number scaled. None where the full path must
+    decide: an INTEGER outside Integer32, a number written as text, anything absent or unusable (the full
+    path reports those), a reading outside ``valid``, a 0 that lets the fallback speak."""
+    number = value.value
+    if type(number) is not int or (value.kind not in _UNSIGNED_KINDS and not (
+            value.kind == "integer" and _INT32_MIN <= number <= _INT32_MAX)):
+        return None
+    valid = direct.valid
+    if (number == 0 and direct.zero_falls_back) or (valid is not None and not valid.admits(number)):
+        return None
+    scale = direct.source.scale
+    if scale == 1.0:
+        return number
+    scaled = apply_scale(number, scale)
+    return scaled if math.isfinite(scaled) else None
 
 
 def unusable(value: SnmpValue | None) -> str | None:

@@ -467,6 +467,9 @@ def main() -> None:
         mode, broker_port, buffer = args.receive
         if mode not in MODES:
             raise SystemExit(f"mode must be one of {MODES}")
+        from hatang.gc_settings import tune_for_service
+
+        tune_for_service()  # as `hatang agent` does (hatang/cli.py)
         asyncio.run(receive(mode, int(broker_port), Path(buffer)))
     else:
         print(table(run(quick=args.quick, rate=args.rate, seconds=args.seconds)))

@@ -16,6 +16,7 @@ from typing import Any
 
 from hatang import __version__, config_paths
 from hatang.config_errors import ConfigError, ConfigWarning
+from hatang.gc_settings import tune_for_service
 
 if typing.TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -74,6 +75,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     setup_logging(checked.config.log_level)
     log_warnings(checked.warnings)
     service = AgentService(checked.config, path, profiles=checked.profiles, checker=check_in_child)
+    tune_for_service()
     asyncio.run(run_until_signal(service.run))
     return 0
 
@@ -86,6 +88,7 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     setup_logging(config.log_level)
     log_warnings(warnings)
     service = CollectorService(config, path)
+    tune_for_service()
 
     async def main(stop: asyncio.Event) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload)

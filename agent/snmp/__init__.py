@@ -3,7 +3,8 @@
 - :mod:`~agent.snmp.values`: ``OID``, :class:`SnmpValue` (plain data, no pysnmp)
 - :mod:`~agent.snmp.errors`: the :class:`SnmpError` tree and the messages an operator reads
 - :mod:`~agent.snmp.credentials`: :class:`Credentials`, SNMPv3 protocol names and security levels
-- :mod:`~agent.snmp.ber`: the agent's one BER codec (pure)
+- :mod:`~agent.snmp.ber`: the agent's one BER codec (pure); :mod:`~agent.snmp.unsigned_repair` and
+  :mod:`~agent.snmp.v3_discovery` on its primitives
 - :mod:`~agent.snmp.session`: the :class:`Session` protocol, one request/response exchange
 - :mod:`~agent.snmp.community`: the v1/v2c session on our own socket (the fast path)
 - :mod:`~agent.snmp.pysnmp_session`: the pysnmp session (SNMPv3); the only pysnmp import for polling

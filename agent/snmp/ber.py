@@ -1,18 +1,21 @@
 """SNMP messages as bytes, the agent's one BER codec. Pure: no I/O, no pysnmp.
 
-v1/v2c requests encoded and responses decoded (the fast path), the repair of negative unsigned integers
-in a v1/v2c datagram before pysnmp sees it, and the SNMPv3 engine-ID discovery probe and its answer.
+v1/v2c requests encoded and responses decoded (the fast path), and the TLV primitives of
+:mod:`agent.snmp.unsigned_repair` (negative unsigned integers rewritten before pysnmp sees them),
+:mod:`agent.snmp.v3_discovery`, :mod:`agent.snmp.usm` and :mod:`agent.snmp.trap_decode`.
 
 This is the agent's hot path. pysnmp's object model costs tens of microseconds per varbind; this
 decoder reads a response straight into ``(OID tuple, SnmpValue)`` pairs with a few slices per varbind
-(OIDs whose sub-identifiers are all < 128, nearly all of them, are one C-level ``tuple(bytes)``).
+(OIDs whose sub-identifiers are all < 128, nearly all of them, are one C-level ``tuple(bytes)``; names
+already seen are looked up, not decoded again: ``NAMES_KEPT``), and a request's varbinds are encoded
+once per OID (``ASKED_KEPT``).
 
-It gives the same values as pysnmp with :func:`repair_unsigned` in front (what the pysnmp
-path does on our socket) and accepts what that accepts, including BER leniencies pyasn1 has and real
-devices need: an INTEGER with no content octets reads as 0 (some power distribution units send them in
-bulk responses), lengths in up to 8 octets. tests/unit/test_snmp_ber.py compares the two on generated
-and fuzzed datagrams, tests/integration/test_fast_path_differential.py on whole walks of recorded
-devices. The deliberate differences, all listed and checked there:
+It gives the same values as pysnmp with :func:`agent.snmp.unsigned_repair.repair_unsigned` in front
+(what the pysnmp path does on our socket) and accepts what that accepts, including BER leniencies pyasn1
+has and real devices need: an INTEGER with no content octets reads as 0 (some power distribution units
+send them in bulk responses), lengths in up to 8 octets. tests/unit/test_snmp_ber.py compares the two
+on generated and fuzzed datagrams, tests/integration/test_fast_path_differential.py on whole walks of
+recorded devices. The deliberate differences, all listed and checked there:
 
 * a Counter32/Gauge32/TimeTicks/Counter64 encoded as a negative integer (a common device bug) is read
   as the unsigned number it stands for (two's complement) in every encoding, not only the short forms
@@ -31,6 +34,7 @@ Anything malformed raises :class:`BerError`; the caller counts and drops the dat
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +44,7 @@ from agent.snmp.values import OID, SnmpValue
 GET, GET_NEXT, RESPONSE, SET, GET_BULK = 0xA0, 0xA1, 0xA2, 0xA3, 0xA5
 VERSIONS = {"1": 0, "2c": 1}
 
-_UNSIGNED_BITS = {0x41: 32, 0x42: 32, 0x43: 32, 0x46: 64}  # Counter32 Gauge32 TimeTicks Counter64
+UNSIGNED_BITS = {0x41: 32, 0x42: 32, 0x43: 32, 0x46: 64}  # Counter32 Gauge32 TimeTicks Counter64: bits
 _UNSIGNED_KINDS = {0x41: "counter32", 0x42: "gauge32", 0x43: "timeticks", 0x46: "counter64"}
 _EXCEPTIONS = {
     0x80: SnmpValue("no_such_object", None),
@@ -99,6 +103,19 @@ def int_tlv(n: int) -> bytes:
 def encode_oid(oid: OID) -> bytes:
     if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] > 39):
         raise ValueError(f"cannot encode OID {oid}")
+    if oid[1] >= 0 and oid[0] >= 0 and len(oid) < 100:
+        # every sub-identifier < 128 (nearly always): one byte each; or all but the last, a row index
+        # of 128..16383 in two bytes
+        last = oid[-1]
+        with contextlib.suppress(ValueError):  # some sub-identifier is negative or > 255
+            if 0x80 <= last < 0x4000 and len(oid) > 2:
+                content = bytes((oid[0] * 40 + oid[1], *oid[2:-1], 0x80 | last >> 7, last & 0x7F))
+                if content[:-2].isascii():
+                    return bytes((0x06, len(content))) + content
+            else:
+                content = bytes((oid[0] * 40 + oid[1], *oid[2:]))
+                if content.isascii():
+                    return bytes((0x06, len(content))) + content
     out = bytearray()
     for arc in (oid[0] * 40 + oid[1], *oid[2:]):
         if arc < 0x80:
@@ -116,11 +133,27 @@ def encode_oid(oid: OID) -> bytes:
 _NULL_TLV = b"\x05\x00"
 
 
+# Varbinds of requests already encoded ({OID, NULL}): a walk asks after the same OIDs at every poll.
+# Emptied when full (about 250 bytes an entry).
+ASKED_KEPT = 16_384
+_ASKED: dict[OID, bytes] = {}
+
+
+def _asked(oid: OID) -> bytes:
+    varbind = _ASKED.get(oid)
+    if varbind is None:
+        varbind = tlv(0x30, encode_oid(oid) + _NULL_TLV)
+        if len(_ASKED) >= ASKED_KEPT:
+            _ASKED.clear()
+        _ASKED[oid] = varbind
+    return varbind
+
+
 def encode_request(version: int, community: bytes, pdu: int, request_id: int, oids: Sequence[OID],
                    non_repeaters: int = 0, max_repetitions: int = 0) -> bytes:
     """A GET / GETNEXT / GETBULK request for ``oids`` (GETBULK: ``non_repeaters``/``max_repetitions``
     take the places of error-status and error-index)."""
-    varbinds = b"".join(tlv(0x30, encode_oid(o) + _NULL_TLV) for o in oids)
+    varbinds = b"".join(map(_asked, oids))
     body = (int_tlv(request_id) + int_tlv(non_repeaters if pdu == GET_BULK else 0)
             + int_tlv(max_repetitions if pdu == GET_BULK else 0) + tlv(0x30, varbinds))
     return tlv(0x30, int_tlv(version) + tlv(0x04, community) + tlv(pdu, body))
@@ -183,18 +216,32 @@ def _oid_slow(content: bytes) -> OID:
 
 
 def decode_oid_content(content: bytes) -> OID:
-    if content and content.isascii():  # every sub-identifier < 128: one byte each
+    if content.isascii():  # every sub-identifier < 128: one byte each
+        if not content:
+            return _oid_slow(content)
         first = content[0]
         if first < 40:
             return (0, first, *content[1:])
         if first < 80:
             return (1, first - 40, *content[1:])
         return (2, first - 80, *content[1:])
+    last = content[-1]
+    if len(content) > 3 and last < 0x80 and content[-2] > 0x80 and content[-3] < 0x80:
+        # only the last sub-identifier takes two bytes (a row index of 128..16383, the usual case)
+        head = content[:-2]
+        if head.isascii():
+            first = head[0]
+            arc = (content[-2] & 0x7F) << 7 | last
+            if first < 40:
+                return (0, first, *head[1:], arc)
+            if first < 80:
+                return (1, first - 40, *head[1:], arc)
+            return (2, first - 80, *head[1:], arc)
     high = _HIGH_BYTE.search(content)
-    if high is None or high.start() == 0 or content[-1] & 0x80:
+    if high is None or high.start() == 0 or last & 0x80:
         return _oid_slow(content)
-    # one-byte arcs, then the first multi-byte one (a row index >= 128, the usual case): the prefix as
-    # it is, the rest arc by arc (the byte before it, below 0x80, ended an arc)
+    # one-byte arcs, then the first multi-byte one: the prefix as it is, the rest arc by arc (the byte
+    # before it, below 0x80, ended an arc)
     split = high.start()
     return (*decode_oid_content(content[:split]), *_arcs(content[split:]))
 
@@ -202,7 +249,7 @@ def decode_oid_content(content: bytes) -> OID:
 def _value(tag: int, content: bytes) -> SnmpValue:
     if tag == 0x04:
         return SnmpValue("octets", content)
-    bits = _UNSIGNED_BITS.get(tag)
+    bits = UNSIGNED_BITS.get(tag)
     if bits is not None:  # no content octets (a device bug) reads as 0, like pyasn1
         number = int.from_bytes(content, "big", signed=True)
         if number < 0:  # a device bug: the unsigned number it stands for (see the module doc)
@@ -237,6 +284,13 @@ expect_tlv = _header  # (content start, content end) of the TLV at pos, whose ta
 decode_value = _value  # an SnmpValue from a value's tag and content octets
 
 
+# Varbind names (OID content octets) already decoded, for all devices: a device answers with the same
+# names at every poll, and devices of one model with the same ones. Emptied when full (about 250 bytes an
+# entry: at most some 8 MB, for an agent that polls tens of thousands of distinct OIDs).
+NAMES_KEPT = 32_768
+_NAMES: dict[bytes, OID] = {}
+
+
 def decode_response(data: bytes) -> Response:
     """A v1/v2c Response-PDU. Raises :class:`BerError` for anything else or anything malformed."""
     end = len(data)
@@ -260,6 +314,8 @@ def decode_response(data: bytes) -> Response:
     varbinds: list[tuple[OID, SnmpValue]] = []
     append = varbinds.append
     repaired = 0
+    unsigned_kinds, from_bytes, known_name = _UNSIGNED_KINDS, int.from_bytes, _NAMES.get
+    new_value = tuple.__new__  # SnmpValue(kind, value) without the NamedTuple's Python-level __new__
     while pos < end:
         # varbind SEQUENCE { OID, value }, short lengths inlined (the usual case)
         if data[pos] != 0x30:
@@ -279,10 +335,16 @@ def decode_response(data: bytes) -> Response:
             o_end = pos + 2 + length
             if o_end > vb_end:
                 raise BerError("truncated")
-            oid = decode_oid_content(data[pos + 2:o_end])
+            name = data[pos + 2:o_end]
         else:
             o_start, o_end = _header(data, pos, vb_end, 0x06)
-            oid = decode_oid_content(data[o_start:o_end])
+            name = data[o_start:o_end]
+        oid = known_name(name)
+        if oid is None:
+            oid = decode_oid_content(name)
+            if len(_NAMES) >= NAMES_KEPT:
+                _NAMES.clear()
+            _NAMES[name] = oid
         if o_end + 2 > vb_end:
             raise BerError("varbind without a value")
         tag = data[o_end]
@@ -294,15 +356,26 @@ def decode_response(data: bytes) -> Response:
             v_start, v_end = _header(data, o_end, vb_end, tag)
         if v_end != vb_end:
             raise BerError("varbind length does not match its contents")
-        if tag in _UNSIGNED_BITS and v_end > v_start and data[v_start] & 0x80:
-            repaired += 1
-        append((oid, _value(tag, data[v_start:v_end])))
+        kind = unsigned_kinds.get(tag)
+        if kind is not None and v_end > v_start and data[v_start] < 0x80:  # a counter, gauge or timeticks
+            number = from_bytes(data[v_start:v_end])
+            if number >> UNSIGNED_BITS[tag]:
+                raise BerError(f"value out of range for tag 0x{tag:02x}")
+            append((oid, new_value(SnmpValue, (kind, number))))
+        elif tag == 0x02:  # INTEGER; outside Integer32 (a device bug) read as sent: the mapping rejects it
+            append((oid, new_value(SnmpValue, ("integer", from_bytes(data[v_start:v_end], signed=True)))))
+        elif tag == 0x04:
+            append((oid, new_value(SnmpValue, ("octets", data[v_start:v_end]))))
+        else:
+            if kind is not None and v_end > v_start:  # negative: read as the unsigned number it stands for
+                repaired += 1
+            append((oid, _value(tag, data[v_start:v_end])))
         pos = vb_end
     return Response(version, community, request_id, error_status, error_index, varbinds, repaired)
 
 
 # --------------------------------------------------------------------------------------------------
-# TLV walking, the repair of negative unsigned integers (v1/v2c), SNMPv3 engine-ID discovery
+# TLV walking (also for agent/snmp/unsigned_repair.py, agent/snmp/v3_discovery.py, agent/snmp/usm.py)
 
 
 def tlv_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
@@ -322,77 +395,3 @@ def tlv_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     if pos + length > end:
         raise BerError("truncated")
     return tag, pos, pos + length
-
-
-_CONSTRUCTED = frozenset({0x30, *range(0xA0, 0xA9)})  # SEQUENCE and the v1/v2c PDUs
-# A negative (high bit set) content byte right after an unsigned application tag and a short length. A
-# correct encoding of a value >= 2**31 starts with 0x00, so this only matches buggy values, or by chance
-# bytes inside strings or OIDs (then the exact rewrite below finds nothing to change).
-_SUSPECT = re.compile(rb"[\x41\x42\x43\x46][\x01-\x08][\x80-\xff]")
-_V1_V2C_HEAD = re.compile(rb"\x30(?:[\x00-\x7f]|\x81.|\x82..|\x83...)\x02\x01[\x00\x01]", re.DOTALL)
-
-
-def _rewrite(data: bytes, start: int, end: int) -> tuple[bytes, bool]:
-    out: list[bytes] = []
-    changed = False
-    pos = start
-    while pos < end:
-        tag, content_start, content_end = tlv_header(data, pos, end)
-        if tag in _CONSTRUCTED:
-            inner, inner_changed = _rewrite(data, content_start, content_end)
-            if inner_changed:
-                out.append(tlv(tag, inner))
-                changed = True
-            else:
-                out.append(data[pos:content_end])
-        elif tag in _UNSIGNED_BITS and content_end > content_start and data[content_start] & 0x80:
-            bits = _UNSIGNED_BITS[tag]
-            number = int.from_bytes(data[content_start:content_end], "big", signed=True) % (1 << bits)
-            out.append(tlv(tag, number.to_bytes(number.bit_length() // 8 + 1, "big")))
-            changed = True
-        else:
-            out.append(data[pos:content_end])
-        pos = content_end
-    return b"".join(out), changed
-
-
-def repair_unsigned(datagram: bytes) -> bytes:
-    """An SNMP v1/v2c datagram with negative Counter32/Gauge32/TimeTicks/Counter64 values rewritten as
-    the unsigned numbers they stand for (two's complement); any other datagram unchanged.
-
-    For pysnmp, which drops a whole reply on such a value (pyasn1's range check); cheap, because a
-    byte-pattern pre-check skips nearly every datagram. SNMPv3 bytes are authenticated: not repairable."""
-    if not _SUSPECT.search(datagram) or not _V1_V2C_HEAD.match(datagram):
-        return datagram
-    try:
-        fixed, changed = _rewrite(datagram, 0, len(datagram))
-    except BerError:
-        return datagram  # malformed: pysnmp will drop it and count it
-    return fixed if changed else datagram
-
-
-def discovery_request(msg_id: int) -> bytes:
-    """An SNMPv3 engine-ID discovery probe (RFC 3414 4): reportable, noAuthNoPriv, empty USM fields."""
-    header = tlv(0x30, int_tlv(msg_id) + int_tlv(65507) + tlv(0x04, b"\x04") + int_tlv(3))
-    empty = tlv(0x04, b"")
-    usm = tlv(0x04, tlv(0x30, empty + int_tlv(0) + int_tlv(0) + empty + empty + empty))
-    pdu = tlv(0xA0, int_tlv(msg_id) + int_tlv(0) + int_tlv(0) + tlv(0x30, b""))
-    return tlv(0x30, int_tlv(3) + header + usm + tlv(0x30, empty + empty + pdu))
-
-
-def engine_id_of(reply: bytes) -> bytes | None:
-    """msgAuthoritativeEngineID of an SNMPv3 message (the Report answering a discovery), else None."""
-    try:
-        tag, start, end = tlv_header(reply, 0, len(reply))
-        version_tag, v_start, v_end = tlv_header(reply, start, end)
-        if tag != 0x30 or version_tag != 0x02 or reply[v_start:v_end] != b"\x03":
-            return None
-        _, _, header_end = tlv_header(reply, v_end, end)
-        params_tag, p_start, p_end = tlv_header(reply, header_end, end)
-        usm_tag, u_start, u_end = tlv_header(reply, p_start, p_end)
-        id_tag, i_start, i_end = tlv_header(reply, u_start, u_end)
-    except BerError:
-        return None
-    if (params_tag, usm_tag, id_tag) != (0x04, 0x30, 0x04) or i_end == i_start:
-        return None
-    return reply[i_start:i_end]

@@ -34,7 +34,7 @@ the Blumenthal variants and offer the Reeder ones as AES192C/AES256C for Cisco-s
 Socket: we create it ourselves (pysnmp would open one lazily) so that we can ask for a large
 ``SO_RCVBUF`` and see every datagram before pysnmp does: datagrams are counted per sender (a timeout
 can then say the device did answer, unusably) and negative unsigned integers from buggy v1/v2c devices
-are rewritten (:func:`agent.snmp.ber.repair_unsigned`) before pyasn1's range check would drop the
+are rewritten (:func:`agent.snmp.unsigned_repair.repair_unsigned`) before pyasn1's range check would drop the
 whole reply. For SNMPv3 the bytes are authenticated (and usually encrypted), so such replies are lost
 and the request ends as a timeout whose message mentions undecodable replies.
 
@@ -72,11 +72,12 @@ from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as hlapi
 from pysnmp.proto import errind, rfc1902, rfc1905
 
-from agent.snmp.ber import discovery_request, engine_id_of, repair_unsigned
 from agent.snmp.credentials import AUTH_PROTOCOLS as AUTH_NAMES
 from agent.snmp.credentials import PRIV_PROTOCOLS as PRIV_NAMES
 from agent.snmp.credentials import Credentials
 from agent.snmp.errors import SnmpAddressError, SnmpError, timeout_error, v3_error
+from agent.snmp.unsigned_repair import repair_unsigned
+from agent.snmp.v3_discovery import discovery_request, engine_id_of
 from agent.snmp.values import NUMERIC_KINDS, OID, SnmpValue, oid_text
 
 log = logging.getLogger("hatang.agent.snmp")

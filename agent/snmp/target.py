@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import operator
 from collections.abc import Sequence
 
 from agent.snmp.errors import (
@@ -41,6 +42,7 @@ from agent.snmp.errors import (
     wrong_get_names,
     wrong_next_count,
 )
+from agent.snmp.row_order import ABSENT_KINDS, row_order_problem, rows_plainly_increase
 from agent.snmp.session import Reply, Session
 from agent.snmp.values import OID, SnmpValue, oid_text, oids_text
 
@@ -51,7 +53,8 @@ DEFAULT_MAX_REPETITIONS = 10
 # device answers them in one datagram: 80 varbinds of a table are about 2-3 kB).
 COLUMN_FACTOR = 8
 _GROW_AFTER = 50  # successful bulk responses before max-repetitions is raised again after a silent drop
-_ABSENT = frozenset({"no_such_object", "no_such_instance"})
+_ABSENT = ABSENT_KINDS
+_ENDS = _ABSENT | {"end_of_mib_view"}  # values that may end a subtree's walk
 _NO_SUCH_OBJECT = SnmpValue("no_such_object", None)
 _TOO_BIG, _NO_SUCH_NAME = 1, 2
 
@@ -249,10 +252,10 @@ class SnmpTarget:
 
     async def _walk_all(self, walks: list[_Walk], max_rows: int) -> None:
         """Walk the subtrees. A GETBULK of several OIDs answered otherwise than RFC 3416 says (column by
-        column, or only the first OID followed: see :func:`_row_order_problem`), or with an OID that does
-        not increase in some subtree, makes the walk start again one subtree at a time; if that works,
-        the device is asked one OID per GETBULK from then on, and if it fails too, its error is the one
-        raised (a subtree broken on its own)."""
+        column, or only the first OID followed: see :func:`agent.snmp.row_order.row_order_problem`), or
+        with an OID that does not increase in some subtree, makes the walk start again one subtree at a
+        time; if that works, the device is asked one OID per GETBULK from then on, and if it fails too,
+        its error is the one raised (a subtree broken on its own)."""
         several = len(walks) > 1 and self._several and not self._v1
         try:
             await self._walk_into(walks, max_rows)
@@ -282,13 +285,18 @@ class SnmpTarget:
                 n, batch = await self._next_rows(cursors)
                 if not batch:  # SNMPv1 noSuchName: the end of the MIB view
                     active[0].done = True
-                if n > 1:
-                    problem = _row_order_problem(cursors[:n], batch)
+                oids = list(map(_oid_of, batch))
+                plain = _ENDS.isdisjoint(map(_kind_of, map(_value_of, batch)))  # nothing ends a walk
+                if n > 1 and not (plain and rows_plainly_increase(cursors[:n], oids)):
+                    problem = row_order_problem(cursors[:n], batch)
                     if problem is not None:
                         raise _NotRowByRow(f"{where} answered a GETBULK of {n} OIDs out of RFC 3416's "
                                            f"order: {problem}")
                 for w in active[:n]:
                     w.asked = w.cursor
+                if plain and _take_plain_rows(active[:n], batch, oids, max_rows):
+                    active = [w for w in active if not w.done]
+                    continue
                 for k, (oid, value) in enumerate(batch):
                     w = active[k % n]
                     if w.done:
@@ -319,47 +327,42 @@ class _NotRowByRow(SnmpNotIncreasing):
     """A GETBULK of several OIDs answered otherwise than row by row (never raised to the caller)."""
 
 
-def _row_order_problem(asked: Sequence[OID], varbinds: list[tuple[OID, SnmpValue]]) -> str | None:
-    """Why a response to a GETBULK of ``asked`` cannot be RFC 3416's, or None.
+_oid_of, _value_of, _kind_of = operator.itemgetter(0), operator.itemgetter(1), operator.attrgetter("kind")
 
-    Row by row, each varbind is the successor (the next OID the device has) of the one above it in its
-    column, the first row of the OIDs asked. Successors keep the order of what they follow, and every
-    OID between one and its successor has that same successor. So, the columns taken in the order of
-    the OIDs they follow, a row must not decrease, and two neighbours must be equal where the second
-    follows an OID before the first's successor. A device that answers column by column, or follows
-    only the first OID asked, breaks this even where each column's own OIDs increase: checking each
-    column alone would take the next column's rows for the end of an empty one, and lose them.
-    """
-    n = len(asked)
-    above = list(asked)
-    for start in range(0, len(varbinds), n):
-        row = varbinds[start:start + n]
-        # None: nothing follows (endOfMibView, or a noSuch* value repeating the OID asked)
-        found = [None if value.kind == "end_of_mib_view" or (value.kind in _ABSENT and oid == before) else oid
-                 for (oid, value), before in zip(row, above, strict=False)]
-        order = sorted(range(len(row)), key=above.__getitem__)
-        for i, j in itertools.pairwise(order):
-            first, second = found[i], found[j]
-            if first is None and second is not None:
-                return f"something follows {oid_text(above[j])} but nothing follows {oid_text(above[i])}"
-            if first is not None and (second is None or second != first) and above[j] < first:
-                return (f"{oid_text(above[i])} and {oid_text(above[j])} are followed by "
-                        f"{oid_text(first)} and {'nothing' if second is None else oid_text(second)}")
-            if first is not None and second is not None and second < first:
-                return (f"{oid_text(above[j])} is followed by {oid_text(second)}, before what follows "
-                        f"{oid_text(above[i])} ({oid_text(first)})")
-        above[:len(row)] = [oid for oid, _ in row]
-    return None
+
+def _take_plain_rows(walks: list[_Walk], batch: list[tuple[OID, SnmpValue]], oids: list[OID],
+                     max_rows: int) -> bool:
+    """Take a response's varbinds (``oids``: their OIDs; no value ending a walk) into ``walks`` (the i-th
+    varbind is the (i mod n)-th walk's) when each walk's OIDs increase from its cursor on and stay inside
+    its subtree, and no walk passes ``max_rows``: the usual case, in which :meth:`SnmpTarget._walk_into`'s
+    varbind-by-varbind loop would take them all. Otherwise take nothing and return False: that loop
+    decides."""
+    n = len(walks)
+    taken: list[tuple[_Walk, list[tuple[OID, SnmpValue]], OID]] = []
+    for i, w in enumerate(walks):
+        mine = oids[i::n]
+        if not mine:
+            continue
+        if not (all(map(operator.lt, itertools.chain((w.cursor,), mine), mine)) and mine[-1] < w.end
+                and len(w.rows) + len(mine) <= max_rows):
+            return False
+        taken.append((w, batch[i::n], mine[-1]))
+    for w, rows, last in taken:
+        w.rows.extend(rows)
+        w.cursor = last
+    return True
 
 
 class _Walk:
     """One subtree being walked: its rows so far, where the next request starts, whether it ended."""
 
-    __slots__ = ("asked", "cursor", "depth", "done", "root", "rows")
+    __slots__ = ("asked", "cursor", "depth", "done", "end", "root", "rows")
 
     def __init__(self, root: OID) -> None:
         self.root = root
         self.depth = len(root)
+        # the OID after the whole subtree: those strictly between root and end are the subtree's
+        self.end = (*root[:-1], root[-1] + 1)
         self.restart()
 
     def restart(self) -> None:

@@ -9,8 +9,8 @@ receiver can hand SNMPv3 datagrams to the USM side (:mod:`agent.snmp.trap_v3`), 
 a ScopedPDU with :func:`decode_v2_pdu`. Primitives (TLV headers, values, OIDs) are in
 :mod:`agent.snmp.ber`.
 
-It gives the same varbinds as pysnmp with :func:`agent.snmp.ber.repair_unsigned` in front (what the
-receiver did before this module existed) and refuses what pysnmp refuses: another PDU type, a PDU
+It gives the same varbinds as pysnmp with :func:`agent.snmp.unsigned_repair.repair_unsigned` in front (what
+the receiver did before this module existed) and refuses what pysnmp refuses: another PDU type, a PDU
 that does not fit the message version (an SNMPv2-Trap in a v1 message, a v1 Trap in a v2c one), the
 SMIv2-only values (Counter64, noSuchObject, noSuchInstance, endOfMibView) in a v1 message, a request-id
 outside Integer32 and a negative error-index in a v2c PDU, a negative specific-trap in a v1

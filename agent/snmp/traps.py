@@ -51,10 +51,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from agent.snmp.ber import repair_unsigned
 from agent.snmp.credentials import level_rank
 from agent.snmp.trap_events import TrapEvent, V3User, build_event, engine_id_bytes, v1_varbinds
 from agent.snmp.trap_listener import VERSION_NAMES, SlowPath, TrapListener, TrapListenError, WarnOnce
+from agent.snmp.unsigned_repair import repair_unsigned
 from agent.snmp.values import SnmpValue
 
 __all__ = ["PysnmpNotifications", "TrapListenError", "TrapReceiver"]

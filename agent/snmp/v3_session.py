@@ -7,7 +7,7 @@
 A session talks to its device as RFC 3414 4 describes:
 
 * **discovery**: before the first request (and after a Report usmStatsUnknownEngineIDs, i.e. a
-  replaced device) it sends the engine-ID probe of :func:`agent.snmp.ber.discovery_request`; the
+  replaced device) it sends the engine-ID probe of :func:`agent.snmp.v3_discovery.discovery_request`; the
   Report answering it gives the device's engine ID (the user's keys are localized to it, cached per
   engine ID) and its engineBoots/engineTime;
 * **time window**: each request carries the device's boots and its time as estimated from the last
@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.snmp import usm, usm_crypto
-from agent.snmp.ber import GET, GET_BULK, GET_NEXT, BerError, Response, discovery_request, tlv
+from agent.snmp.ber import GET, GET_BULK, GET_NEXT, BerError, Response, tlv
 from agent.snmp.credentials import Credentials
 from agent.snmp.errors import SnmpError, timeout_error, v3_error
 from agent.snmp.udp_requests import Address, RequestTimeout, UdpRequests
+from agent.snmp.v3_discovery import discovery_request
 from agent.snmp.values import OID, oid_text
 
 log = logging.getLogger("hatang.agent.snmp")

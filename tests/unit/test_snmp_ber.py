@@ -1,7 +1,8 @@
 """agent.snmp.ber (the agent's fast v1/v2c path) against pysnmp, which it replaced in the hot loop.
 
 The reference is pysnmp itself, taking the steps the pysnmp path takes for a datagram arriving on our
-socket: agent.snmp.ber.repair_unsigned (our pysnmp transport), the version check of pysnmp.proto.api.verdec,
+socket: agent.snmp.unsigned_repair.repair_unsigned (our pysnmp transport), the version check of
+pysnmp.proto.api.verdec,
 the v1/v2c message spec of pysnmp.proto.mpmod.rfc2576, the response PDU types of rfc3412/rfc3411, for SNMPv1
 the conversion of pysnmp.proto.proxy.rfc2576.v1_to_v2, error-index as cmdgen reads it, values through
 agent.snmp.pysnmp_session.convert. Generated datagrams are encoded with hatang.sim.ber, independent of
@@ -68,9 +69,9 @@ from agent.snmp.ber import (
     decode_response,
     encode_oid,
     encode_request,
-    repair_unsigned,
 )
 from agent.snmp.pysnmp_session import convert
+from agent.snmp.unsigned_repair import repair_unsigned
 from agent.snmp.values import OID, SnmpValue
 from hatang.sim import ber
 from hatang.sim.ber import Value

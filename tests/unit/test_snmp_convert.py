@@ -19,10 +19,12 @@ from pysnmp.proto import rfc1902, rfc1905
 from agent.config import AgentConfig, DeviceConfig
 from agent.poll_once import UnknownDeviceError, format_report, poll_once
 from agent.poller import PollOutcome
-from agent.snmp.ber import discovery_request, engine_id_of, int_tlv, repair_unsigned, tlv
+from agent.snmp.ber import int_tlv, tlv
 from agent.snmp.credentials import Credentials
 from agent.snmp.errors import SnmpError
 from agent.snmp.pysnmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, auth_data, convert
+from agent.snmp.unsigned_repair import repair_unsigned
+from agent.snmp.v3_discovery import discovery_request, engine_id_of
 from agent.snmp.values import SnmpValue
 from hatang import configfile
 from hatang.sim import ber

@@ -10,7 +10,8 @@ import random
 import pytest
 
 from agent.snmp.errors import SnmpError, SnmpNotIncreasing, SnmpTooManyRows
-from agent.snmp.target import COLUMN_FACTOR, SnmpTarget, _row_order_problem
+from agent.snmp.row_order import row_order_problem
+from agent.snmp.target import COLUMN_FACTOR, SnmpTarget
 from agent.snmp.values import OID, SnmpValue
 from tests.unit.test_snmp_target import END, VB, FakeSession, Req, Resp, Rewrite, column
 
@@ -234,10 +235,10 @@ def test_a_row_by_row_answer_passes_the_order_check() -> None:
     session = FakeSession(device)
     asked = (COLUMNS[0], COLUMNS[1], COLUMNS[3], AFTER)
     reply = session._device(Req("bulk", asked, 4))
-    assert _row_order_problem(asked, reply.varbinds) is None
+    assert row_order_problem(asked, reply.varbinds) is None
     wrong = list(reply.varbinds)
     wrong[1], wrong[5] = wrong[5], wrong[1]
-    assert _row_order_problem(asked, wrong) is not None
+    assert row_order_problem(asked, wrong) is not None
 
 
 @pytest.mark.parametrize("seed", range(6))
