@@ -101,9 +101,9 @@ def int_tlv(n: int) -> bytes:
 
 
 def encode_oid(oid: OID) -> bytes:
-    if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] > 39):
+    if len(oid) < 2 or not 0 <= oid[0] <= 2 or oid[1] < 0 or (oid[0] < 2 and oid[1] > 39):
         raise ValueError(f"cannot encode OID {oid}")
-    if oid[1] >= 0 and oid[0] >= 0 and len(oid) < 100:
+    if len(oid) < 100:
         # every sub-identifier < 128 (nearly always): one byte each; or all but the last, a row index
         # of 128..16383 in two bytes
         last = oid[-1]

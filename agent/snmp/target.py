@@ -278,6 +278,9 @@ class SnmpTarget:
         where = self._where()
         # SNMPv1 has no GETBULK: its subtrees are walked one after the other
         groups = [[w] for w in walks] if v1 else [walks]
+        # no subtree inside another (a table's columns): varbinds each inside its own subtree are then in
+        # RFC 3416's row order as well (see _take_plain_rows)
+        apart = all(b.root[:a.depth] != a.root for a, b in itertools.pairwise(walks))
         for group in groups:
             active = [w for w in group if not w.done]
             while active:
@@ -285,16 +288,19 @@ class SnmpTarget:
                 n, batch = await self._next_rows(cursors)
                 if not batch:  # SNMPv1 noSuchName: the end of the MIB view
                     active[0].done = True
+                for w in active[:n]:
+                    w.asked = w.cursor
                 oids = list(map(_oid_of, batch))
                 plain = _ENDS.isdisjoint(map(_kind_of, map(_value_of, batch)))  # nothing ends a walk
+                if plain and apart and _take_plain_rows(active[:n], batch, oids, max_rows):
+                    active = [w for w in active if not w.done]
+                    continue
                 if n > 1 and not (plain and rows_plainly_increase(cursors[:n], oids)):
                     problem = row_order_problem(cursors[:n], batch)
                     if problem is not None:
                         raise _NotRowByRow(f"{where} answered a GETBULK of {n} OIDs out of RFC 3416's "
                                            f"order: {problem}")
-                for w in active[:n]:
-                    w.asked = w.cursor
-                if plain and _take_plain_rows(active[:n], batch, oids, max_rows):
+                if plain and not apart and _take_plain_rows(active[:n], batch, oids, max_rows):
                     active = [w for w in active if not w.done]
                     continue
                 for k, (oid, value) in enumerate(batch):
@@ -336,7 +342,12 @@ def _take_plain_rows(walks: list[_Walk], batch: list[tuple[OID, SnmpValue]], oid
     varbind is the (i mod n)-th walk's) when each walk's OIDs increase from its cursor on and stay inside
     its subtree, and no walk passes ``max_rows``: the usual case, in which :meth:`SnmpTarget._walk_into`'s
     varbind-by-varbind loop would take them all. Otherwise take nothing and return False: that loop
-    decides."""
+    decides.
+
+    Where no subtree lies inside another, such a response is in RFC 3416's row order too (what
+    :func:`agent.snmp.row_order.row_order_problem` checks): the walks and their cursors are in OID order,
+    so in each row a varbind inside the i-th subtree is below the (i+1)-th subtree, and so below both
+    its right-hand neighbour and the OID that neighbour follows."""
     n = len(walks)
     taken: list[tuple[_Walk, list[tuple[OID, SnmpValue]], OID]] = []
     for i, w in enumerate(walks):
