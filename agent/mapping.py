@@ -104,6 +104,9 @@ class TablePlan:
     filter_columns: tuple[OID, ...]  # other columns read every poll: filters (not slow) and `add` columns
     slow_columns: tuple[OID, ...]  # labels (and their `via` columns), multiply_by and scale_from columns
     zero_fallbacks: frozenset[OID] = frozenset()  # value columns whose fallback is also read where they are 0
+    # every label column (and `via` column) is a slow one: a row's labels change only when those are read
+    # again, so the poller keeps them with the slow columns (map_table's ``row_labels``)
+    steady_labels: bool = False
 
     @property
     def walked_columns(self) -> tuple[OID, ...]:
@@ -131,8 +134,11 @@ def table_plan(table: TableSpec) -> TablePlan:
     every += [c for c in filters if c not in slow and c not in values and c not in addends]
     zero = frozenset(spec.source.parsed for spec in table.metrics if spec.source is not None
                      and spec.fallback is not None and spec.fallback.when_primary_zero)
-    return TablePlan(tuple(metric), tuple(every),
-                     tuple(c for c in slow if c not in values and c not in addends), zero)
+    slow_columns = tuple(c for c in slow if c not in values and c not in addends)
+    label_columns = {c for label in table.labels.values() for c in (label.parsed, label.via_parsed)
+                     if c is not None}
+    return TablePlan(tuple(metric), tuple(every), slow_columns, zero,
+                     steady_labels=label_columns <= set(slow_columns))
 
 
 def _slow_helpers(spec: MetricSpec) -> list[OID]:
@@ -164,9 +170,11 @@ def _indices(table: TableSpec, columns: Mapping[OID, Column]) -> dict[str, None]
 
 
 def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch | None = None,
-              bad: list[BadValue] | None = None) -> list[Family]:
+              bad: list[BadValue] | None = None, row_labels: dict[str, Labels] | None = None) -> list[Family]:
     """One family per metric; one sample per row index that has a value (or fallback value).
-    Unusable values are appended to ``bad`` when given."""
+    Unusable values are appended to ``bad`` when given. ``row_labels``, when given, keeps each row's
+    label set from one call to the next: for a caller that passes the same label columns again
+    (:attr:`TablePlan.steady_labels`) and a new dict when it reads them again."""
     specs = table.metrics
     samples: list[list[Sample]] = [[] for _ in specs]
     bad_by_metric: list[list[BadValue]] = [[] for _ in specs]  # reported metric by metric, each in row order
@@ -177,9 +185,13 @@ def map_table(table: TableSpec, columns: Mapping[OID, Column], *, epoch: Epoch |
     work = list(zip(specs, samples, bad_by_metric, shortcuts, strict=True))
     cell: list[BadValue] = []  # what one metric reported in one row
     for index in _indices(table, columns):  # row by row: one getter and one label set per row
-        pairs = [(table.index_label, index)]
-        pairs.extend((name, _row_label(columns, label, index)) for name, label in table.labels.items())
-        labels = tuple(sorted(pairs))
+        labels = None if row_labels is None else row_labels.get(index)
+        if labels is None:
+            pairs = [(table.index_label, index)]
+            pairs.extend((name, _row_label(columns, label, index)) for name, label in table.labels.items())
+            labels = tuple(sorted(pairs))
+            if row_labels is not None:
+                row_labels[index] = labels
         report = None if bad is None else functools.partial(_report_cell, cell, index)
 
         def get(column: OID, index: str = index) -> SnmpValue | None:

@@ -120,6 +120,7 @@ class _LabelCache:
     indices: frozenset[str]  # metric row indices when the slow columns were read
     read_at: float  # monotonic time of that read
     polls: int = 0  # polls that reused it since
+    row_labels: dict[str, Labels] = field(default_factory=dict)  # each row's label set (map_table), kept
 
 
 @dataclass
@@ -379,7 +380,8 @@ class DevicePoller:
             if indices and plan.slow_columns:  # an absent table needs no labels
                 slow = await self._walk_columns(plan.slow_columns, progress)
             cache = self._caches[key] = _LabelCache(slow, indices, read_at)
-        return mapping.map_table(table, {**cache.slow, **columns}, epoch=self._epoch(), bad=bad)
+        return mapping.map_table(table, {**cache.slow, **columns}, epoch=self._epoch(), bad=bad,
+                                 row_labels=cache.row_labels if plan.steady_labels else None)
 
     def _log_transition(self, progress: _Progress) -> None:
         """Log up<->down changes only; the reason of a down is the first error."""

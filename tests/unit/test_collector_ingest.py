@@ -653,7 +653,7 @@ def test_the_store_serves_exactly_the_reference_lines(
         if seq == 2:  # new values, same label sets
             fresh = iter(second_values)
             families = tuple(dataclasses.replace(f, samples=tuple(
-                dataclasses.replace(s, value=next(fresh)) for s in f.samples)) for f in families)
+                s._replace(value=next(fresh)) for s in f.samples)) for f in families)
         ts = clock[0] = NOW + seq
         batch = PollBatch(agent=agent, boot_id="b1", seq=seq, ts=ts, device=device, interval=60.0,
                           up=True, duration=0.1, site=site, families=families)

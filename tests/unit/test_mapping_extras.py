@@ -400,3 +400,41 @@ def test_a_metric_with_any_value_rule_takes_the_full_path(rule: str) -> None:
     base = {"name": "hatang_x", "type": "gauge", "help": "x", "oid": "1.3.6.1.2.1.31.1.1.1.6"}
     assert configfile.validate(MetricSpec, base).plain is not None
     assert configfile.validate(MetricSpec, {**base, rule: settings[rule]}).plain is None
+
+
+# --- row label sets kept between polls (map_table's row_labels, TablePlan.steady_labels) ------------
+
+
+def test_labels_are_steady_only_when_every_label_column_is_a_slow_one(tmp_path: Path,
+                                                                       builtin: dict[str, Profile]) -> None:
+    assert table_plan(builtin["interfaces"].tables[0]).steady_labels
+    table = load_user(tmp_path, "status", f"""\
+        name: status
+        tables:
+          - name: t
+            index_label: idx
+            labels: {{state: {T}.2, name: {T}.3}}
+            metrics: [{{name: hatang_x_state, type: gauge, oid: {T}.2, help: h}}]
+        """).tables[0]
+    assert not table_plan(table).steady_labels  # state labels the rows and is read every poll
+
+
+def test_kept_row_labels_give_the_same_families_as_labels_made_every_time(tmp_path: Path) -> None:
+    table = load_user(tmp_path, "ups", f"""\
+        name: ups
+        tables:
+          - name: t
+            index_label: idx
+            labels: {{name: {T}.3, kind: {{oid: {T}.4, map: {{"1": battery}}}}}}
+            metrics:
+              - {{name: hatang_x_load, type: gauge, oid: {T}.2, help: h}}
+              - {{name: hatang_x_temp, type: gauge, oid: {T}.5, help: h, const_labels: {{unit: c}}}}
+        """).tables[0]
+    slow = {COL[3]: {"1": octets("Bộ lưu điện 1"), "2": octets("UPS 2")}, COL[4]: {"1": integer(1)}}
+    kept: dict[str, tuple[tuple[str, str], ...]] = {}
+    for load in (10, 11, 12):
+        columns = {**slow, COL[2]: {"1": integer(load), "2": integer(load + 5), "3": integer(1)},
+                   COL[5]: {"2": integer(30)}}
+        assert map_table(table, columns, row_labels=kept) == map_table(table, columns)
+    assert sorted(kept) == ["1", "2", "3"]
+    assert dict(kept["1"]) == {"idx": "1", "name": "Bộ lưu điện 1", "kind": "battery"}
