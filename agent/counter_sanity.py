@@ -132,16 +132,18 @@ class CounterSanity:
             if family.name == SPEED_METRIC:
                 speeds.update((s.labels, float(s.value)) for s in family.samples)
             elif family.name in CHECKED:
-                for sample in family.samples:
-                    seen = current.setdefault(sample.labels, _Seen({}, started, None))
-                    seen.values[family.name] = sample.value
+                for labels, value in family.samples:
+                    seen = current.get(labels)
+                    if seen is None:
+                        seen = current[labels] = _Seen({}, started, None)
+                    seen.values[family.name] = value
         if not current:
             return CheckResult(None)
         to_log: list[tuple[Labels, tuple[Jump, ...]]] = []
         for labels, seen in current.items():
             seen.speed = _usable(speeds.get(labels))
             previous = self._seen.get(labels)
-            if previous is None or dict(labels).get("if_type") == LOOPBACK_TYPE:
+            if previous is None or ("if_type", LOOPBACK_TYPE) in labels:  # label names are unique
                 continue
             jumps = self._jumps(previous, seen, finished)
             if jumps and self._note(labels, finished):
@@ -156,14 +158,14 @@ class CounterSanity:
             return ()
         speed = max(known)
         elapsed = max(0.0, finished - previous.started)
+        allowed = self.tolerance * speed * elapsed + SLACK_BYTES  # bytes
         jumps = []
         for metric, value in seen.values.items():
             old = previous.values.get(metric)
             if old is None:
                 continue
             increase = value - old if value >= old else value
-            unit = CHECKED[metric]
-            limit = (self.tolerance * speed * elapsed + SLACK_BYTES) / unit
+            limit = allowed / CHECKED[metric]
             if increase > limit:
                 jumps.append(Jump(metric, old, value, increase, elapsed, speed, limit))
         return tuple(jumps)

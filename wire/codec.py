@@ -132,15 +132,15 @@ def encode_batch(batch: PollBatch, *, compact: bool = True) -> bytes:
     if compact:
         # each distinct label set once; a family lists indexes into it and the values, in order
         index: dict[Labels, int] = {}
-        for f in batch.families:
-            for s in f.samples:
-                index.setdefault(s.labels, len(index))
-        doc["label_sets"] = [_labels_json(labels) for labels in index]
-        doc["metrics"] = [
+        position = index.setdefault
+        metrics = [
             {"name": f.name, "type": f.type, "help": f.help,
-             "series": [index[s.labels] for s in f.samples], "values": [s.value for s in f.samples]}
+             "series": [position(labels, len(index)) for labels, _ in f.samples],
+             "values": [value for _, value in f.samples]}
             for f in batch.families
         ]
+        doc["label_sets"] = [_labels_json(labels) for labels in index]
+        doc["metrics"] = metrics
     else:
         doc["metrics"] = [
             {"name": f.name, "type": f.type, "help": f.help,
