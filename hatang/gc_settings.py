@@ -6,7 +6,8 @@ container allocations, an older one after 10 of those) then collected every few 
 10 % of the agent's CPU went to the collector (perf, benchmarks/agent_whole.py; docs/performance.md). With
 the objects alive at start-up moved out of the collector's way (``gc.freeze``: configuration, profiles,
 imported modules) and a young generation of 20,000, it runs a few times a minute. Cyclic garbage still
-goes, only later; memory is bounded by the same numbers.
+goes, only later. What start-up made is never looked at again: should part of it become cyclic garbage
+(a configuration replaced at run time), it stays, once; what is made later is collected as before.
 """
 
 from __future__ import annotations

@@ -46,11 +46,8 @@ VERSIONS = {"1": 0, "2c": 1}
 
 UNSIGNED_BITS = {0x41: 32, 0x42: 32, 0x43: 32, 0x46: 64}  # Counter32 Gauge32 TimeTicks Counter64: bits
 _UNSIGNED_KINDS = {0x41: "counter32", 0x42: "gauge32", 0x43: "timeticks", 0x46: "counter64"}
-_EXCEPTIONS = {
-    0x80: SnmpValue("no_such_object", None),
-    0x81: SnmpValue("no_such_instance", None),
-    0x82: SnmpValue("end_of_mib_view", None),
-}
+_EXCEPTIONS = {tag: SnmpValue(kind, None) for tag, kind in (
+    (0x80, "no_such_object"), (0x81, "no_such_instance"), (0x82, "end_of_mib_view"))}
 _NULL = SnmpValue("null", None)
 _HIGH_BYTE = re.compile(rb"[\x80-\xff]")  # the first byte of a multi-byte sub-identifier in an OID
 
@@ -133,8 +130,8 @@ def encode_oid(oid: OID) -> bytes:
 _NULL_TLV = b"\x05\x00"
 
 
-# Varbinds of requests already encoded ({OID, NULL}): a walk asks after the same OIDs at every poll.
-# Emptied when full (about 250 bytes an entry).
+# Request varbinds ({OID, NULL}) already encoded: a walk asks after the same OIDs every poll. OIDs of up
+# to KEPT_OCTETS arcs (a longer one has a longer name); emptied when full (about 450 bytes an entry).
 ASKED_KEPT = 16_384
 _ASKED: dict[OID, bytes] = {}
 
@@ -143,9 +140,10 @@ def _asked(oid: OID) -> bytes:
     varbind = _ASKED.get(oid)
     if varbind is None:
         varbind = tlv(0x30, encode_oid(oid) + _NULL_TLV)
-        if len(_ASKED) >= ASKED_KEPT:
-            _ASKED.clear()
-        _ASKED[oid] = varbind
+        if len(oid) <= KEPT_OCTETS:
+            if len(_ASKED) >= ASKED_KEPT:
+                _ASKED.clear()
+            _ASKED[oid] = varbind
     return varbind
 
 
@@ -285,9 +283,11 @@ decode_value = _value  # an SnmpValue from a value's tag and content octets
 
 
 # Varbind names (OID content octets) already decoded, for all devices: a device answers with the same
-# names at every poll, and devices of one model with the same ones. Emptied when full (about 250 bytes an
-# entry: at most some 8 MB, for an agent that polls tens of thousands of distinct OIDs).
-NAMES_KEPT = 32_768
+# names at every poll, and devices of one model with the same ones. Only names of up to KEPT_OCTETS octets
+# (a table column and a numeric index take 10-20): the datagrams decoded here need not be answers to us,
+# and a long name costs kilobytes. Emptied when full: about 450 bytes an entry, some 7 MB at most.
+KEPT_OCTETS = 32
+NAMES_KEPT = 16_384
 _NAMES: dict[bytes, OID] = {}
 
 
@@ -342,9 +342,10 @@ def decode_response(data: bytes) -> Response:
         oid = known_name(name)
         if oid is None:
             oid = decode_oid_content(name)
-            if len(_NAMES) >= NAMES_KEPT:
-                _NAMES.clear()
-            _NAMES[name] = oid
+            if len(name) <= KEPT_OCTETS:
+                if len(_NAMES) >= NAMES_KEPT:
+                    _NAMES.clear()
+                _NAMES[name] = oid
         if o_end + 2 > vb_end:
             raise BerError("varbind without a value")
         tag = data[o_end]

@@ -614,7 +614,24 @@ def test_name_cache_stays_bounded_and_never_changes_a_result(monkeypatch: pytest
     monkeypatch.setattr(ber, "NAMES_KEPT", 32_768)
     for data, expected in datagrams:
         assert decode_response(data) == expected
-    assert len(names) == len(pool) and all(names[ref_oid_content(oid)] == oid for oid in pool)
+    kept = [oid for oid in pool if len(ref_oid_content(oid)) <= ber.KEPT_OCTETS]
+    assert len(names) == len(kept) and all(names[ref_oid_content(oid)] == oid for oid in kept)
+
+
+def test_long_names_are_decoded_but_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A datagram on the agent's socket need not answer anything: a long name it carries must not cost
+    the cache kilobytes (one of 1,400 octets cost 12.7 kB)."""
+    names: dict[bytes, OID] = {}
+    monkeypatch.setattr(ber, "_NAMES", names)
+    short, long = (1, 3, 6, 1, 2, 1, 2, 2, 1, 10, 7), (1, 3, 6, 1, 4, 1, *range(1, 120))
+    data = datagram(1, b"public", 7, [ref_tlv(0x30, ref_encode_oid(o) + sim.encode_value(sim.Value(0x41, 5)))
+                                      for o in (short, long)])
+    assert [oid for oid, _ in decode_response(data).varbinds] == [short, long]
+    assert list(names.values()) == [short]
+    asked: dict[OID, bytes] = {}
+    monkeypatch.setattr(ber, "_ASKED", asked)
+    encode_request(1, b"public", GET, 1, [short, long])
+    assert list(asked) == [short]
 
 
 def test_varbind_cache_stays_bounded_and_never_changes_a_request(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,6 +53,7 @@ from agent.snmp.trap_events import TrapEvent, V3User
 from agent.snmp.trap_listener import TrapListener
 from agent.snmp.trap_v3 import V3Notifications
 from agent.snmp.traps import PysnmpNotifications
+from agent.snmp.unsigned_repair import repair_unsigned
 from hatang.sim import ber
 
 COMMUNITIES = ("public", "s3cret-hatang")
@@ -282,7 +283,7 @@ def explain(datagram: bytes, fast: TrapEvent | None, reference: TrapEvent | None
     if fast is not None and reference is None:
         if _integer_out_of_range(fast):
             return "integer range"
-        if fast_ber.repair_unsigned(datagram) == datagram and any(
+        if repair_unsigned(datagram) == datagram and any(
                 tag in (0x41, 0x42, 0x43, 0x46) and length and datagram[i + 2] & 0x80
                 for i, (tag, length) in enumerate(itertools.pairwise(datagram))
                 if i + 2 < len(datagram)):
