@@ -2,24 +2,22 @@
 
 Per device the poller keeps two kinds of state between polls:
 
-- label cache: the slow columns of each table (labels such as ifName/ifAlias/hrStorageDescr, and helper
-  columns such as hrStorageAllocationUnits or a sensor's scale) are walked on their own, longer cadence
-  (every ``label_refresh_polls`` polls or ``label_refresh_seconds``, whichever comes first), and at once
-  when the set of row indices changes or a reboot is detected; regular polls walk only metric columns.
+- label cache: the slow columns of each table (labels such as ifName/ifAlias, helpers such as a sensor's
+  scale), with the row label sets made of them, are walked every ``label_refresh_polls`` polls or
+  ``label_refresh_seconds`` (whichever first), and at once when the row indices change or a reboot is
+  seen; regular polls walk only metric columns.
 - uptime: the last sysUpTime reading of a profile with an ``uptime:`` block, for boot time and reboot
   detection (pure arithmetic in :mod:`agent.uptime`).
 - counter sanity: each interface's last byte and packet counters and speed, to count (in
   ``hatang_interface_counter_jumps_total``, published with each poll) and log once the counters that
   grew by more than the interface's speed allows (pure logic in :mod:`agent.counter_sanity`).
 - problem counts: every problem a poll reports, by reason (:data:`wire.messages.ERROR_REASONS`), published
-  with each poll as the counter ``hatang_device_poll_errors_total{reason}`` (so it travels, and is
-  backfilled, with the poll), and the (metric, column) pairs whose unusable values were already logged.
+  with each poll as ``hatang_device_poll_errors_total{reason}``; (metric, column) pairs already logged.
 
 A device with ``profiles: auto`` has a ``selection`` (agent/profile_selection.py): before its first
-poll's reads, and again after a poll saw its sysObjectID change, the poller identifies the device and
-polls the profiles chosen for it; a device that does not answer identification is down, like one that
-does not answer its first profile, and is identified at its next poll. ``PollOutcome.profiles`` names
-the profiles a poll used.
+poll's reads, and after a poll saw its sysObjectID change, the poller identifies the device and polls
+the profiles chosen for it; a device that does not answer identification is down and is identified at
+its next poll. ``PollOutcome.profiles`` names the profiles a poll used.
 
 What a poll reports besides its samples (``PollOutcome.errors``, each with a reason): a profile that
 failed (the SNMP error's reason: timeout, auth, wrong_oid, not_increasing, ...), a profile that returned
@@ -120,7 +118,7 @@ class _LabelCache:
     indices: frozenset[str]  # metric row indices when the slow columns were read
     read_at: float  # monotonic time of that read
     polls: int = 0  # polls that reused it since
-    row_labels: dict[str, Labels] = field(default_factory=dict)  # each row's label set (map_table), kept
+    row_labels: dict[str, Labels] = field(default_factory=dict)  # each row's label set (map_table)
 
 
 @dataclass
