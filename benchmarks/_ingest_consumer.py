@@ -23,7 +23,6 @@ from collector.remote_write import RemoteWriter, Series
 from collector.selfmetrics import CollectorMetrics
 from collector.store import Store
 from collector.subscriber import Subscriber, SubscriberSettings
-from hatang.gc_settings import tune_for_service
 from wire.codec import Limits
 
 MODES = ("bare", "collector", "push", "remote-write")
@@ -96,5 +95,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    tune_for_service()  # as `hatang collector` does (hatang/cli.py)
     asyncio.run(main())

@@ -130,9 +130,6 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        from hatang.gc_settings import tune_for_service
-
-        tune_for_service()  # as `hatang collector` does (hatang/cli.py)
         print(json.dumps(child(args.series or 1_000_000, args.trace)), flush=True)
         return
     from benchmarks.common import table

@@ -88,7 +88,6 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     setup_logging(config.log_level)
     log_warnings(warnings)
     service = CollectorService(config, path)
-    tune_for_service()
 
     async def main(stop: asyncio.Event) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload)
