@@ -228,13 +228,7 @@ def decode_oid_content(content: bytes) -> OID:
         # only the last sub-identifier takes two bytes (a row index of 128..16383, the usual case)
         head = content[:-2]
         if head.isascii():
-            first = head[0]
-            arc = (content[-2] & 0x7F) << 7 | last
-            if first < 40:
-                return (0, first, *head[1:], arc)
-            if first < 80:
-                return (1, first - 40, *head[1:], arc)
-            return (2, first - 80, *head[1:], arc)
+            return (*decode_oid_content(head), (content[-2] & 0x7F) << 7 | last)
     high = _HIGH_BYTE.search(content)
     if high is None or high.start() == 0 or last & 0x80:
         return _oid_slow(content)

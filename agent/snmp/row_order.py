@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from agent.snmp.values import OID, SnmpValue, oid_text
 
-ABSENT_KINDS = frozenset({"no_such_object", "no_such_instance"})
+NO_SUCH_KINDS = frozenset({"no_such_object", "no_such_instance"})  # values.ABSENT_KINDS: all absences
 
 
 def row_order_problem(asked: Sequence[OID], varbinds: list[tuple[OID, SnmpValue]]) -> str | None:
@@ -34,7 +34,7 @@ def row_order_problem(asked: Sequence[OID], varbinds: list[tuple[OID, SnmpValue]
     for start in range(0, len(varbinds), n):
         row = varbinds[start:start + n]
         # None: nothing follows (endOfMibView, or a noSuch* value repeating the OID asked)
-        found = [None if value.kind == "end_of_mib_view" or (value.kind in ABSENT_KINDS and oid == before)
+        found = [None if value.kind == "end_of_mib_view" or (value.kind in NO_SUCH_KINDS and oid == before)
                  else oid for (oid, value), before in zip(row, above, strict=False)]
         order = sorted(range(len(row)), key=above.__getitem__)
         for i, j in itertools.pairwise(order):

@@ -42,7 +42,7 @@ from agent.snmp.errors import (
     wrong_get_names,
     wrong_next_count,
 )
-from agent.snmp.row_order import ABSENT_KINDS, row_order_problem, rows_plainly_increase
+from agent.snmp.row_order import NO_SUCH_KINDS, row_order_problem, rows_plainly_increase
 from agent.snmp.session import Reply, Session
 from agent.snmp.values import OID, SnmpValue, oid_text, oids_text
 
@@ -53,8 +53,7 @@ DEFAULT_MAX_REPETITIONS = 10
 # device answers them in one datagram: 80 varbinds of a table are about 2-3 kB).
 COLUMN_FACTOR = 8
 _GROW_AFTER = 50  # successful bulk responses before max-repetitions is raised again after a silent drop
-_ABSENT = ABSENT_KINDS
-_ENDS = _ABSENT | {"end_of_mib_view"}  # values that may end a subtree's walk
+_ENDS = NO_SUCH_KINDS | {"end_of_mib_view"}  # values that may end a subtree's walk
 _NO_SUCH_OBJECT = SnmpValue("no_such_object", None)
 _TOO_BIG, _NO_SUCH_NAME = 1, 2
 
@@ -126,7 +125,7 @@ class SnmpTarget:
             raise self._status_error(reply)
         self._check_count(oid, reply, bulk=False)
         [(found, value)] = reply.varbinds
-        if value.kind == "end_of_mib_view" or (found == oid and value.kind in _ABSENT):
+        if value.kind == "end_of_mib_view" or (found == oid and value.kind in NO_SUCH_KINDS):
             return None
         if found <= oid:
             raise not_increasing(self._where(), oid, oid, oid, found)
@@ -312,7 +311,7 @@ class SnmpTarget:
                         w.done = True
                         continue
                     if oid <= cursor:
-                        if oid == cursor and ((v1 and w.rows) or value.kind in _ABSENT):
+                        if oid == cursor and ((v1 and w.rows) or value.kind in NO_SUCH_KINDS):
                             log.debug("%s repeated %s while walking %s: taken as the end", where,
                                       oid_text(oid), oid_text(w.root))
                             w.done = True
