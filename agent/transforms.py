@@ -68,17 +68,13 @@ def raw_number(value: SnmpValue | None) -> float | None:
     return None
 
 
-_UNSIGNED_KINDS = frozenset({"counter32", "gauge32", "timeticks", "counter64"})
-
-
 def direct_number(direct: Direct, value: SnmpValue) -> float | None:
     """The short path of :func:`metric_value` for a metric with a :attr:`MetricSpec.direct` source whose
-    value there is an SNMP number the MIB admits: that number scaled. None where the full path must
-    decide: an INTEGER outside Integer32, a number written as text, anything absent or unusable (the full
-    path reports those), a reading outside ``valid``, a 0 that lets the fallback speak."""
-    number = value.value
-    if type(number) is not int or (value.kind not in _UNSIGNED_KINDS and not (
-            value.kind == "integer" and _INT32_MIN <= number <= _INT32_MAX)):
+    value there is a number (:func:`raw_number`) the MIB admits: that number scaled. None where the full
+    path must decide: anything absent or unusable (the full path reports those), a reading outside
+    ``valid``, a 0 that lets the fallback speak."""
+    number = raw_number(value)
+    if number is None:
         return None
     valid = direct.valid
     if (number == 0 and direct.zero_falls_back) or (valid is not None and not valid.admits(number)):
